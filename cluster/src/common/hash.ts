@@ -9,7 +9,6 @@
  *   pps (PG seed mixed with pool) and for straw2 draws.
  * - `stableMod`: Ceph's `ceph_stable_mod` (src/include/rados.h): splitting a PG when pgNum
  *   grows moves only objects of the PG being split.
- * - `crc32c`: Castagnoli CRC (iSCSI polynomial 0x82F63B78, reflected), for disk records.
  *
  * All arithmetic is on u32 via `>>> 0` and `Math.imul`-free add/sub (which wrap exactly under
  * `| 0` / `>>> 0` because operands are < 2^32 and JS doubles hold 2^53 exactly).
@@ -117,23 +116,4 @@ export function stableMod(x: number, b: number, bmask = stableModMask(b)): numbe
   const low = (x >>> 0) & bmask;
   if (low < b) return low;
   return (x >>> 0) & (bmask >>> 1);
-}
-
-const CRC32C_TABLE: Uint32Array = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32C (Castagnoli). `crc32c(bytes("123456789")) === 0xE3069283`. */
-export function crc32c(data: Uint8Array, seed = 0): number {
-  let crc = (seed ^ 0xffffffff) >>> 0;
-  for (let i = 0; i < data.length; i++) {
-    crc = (CRC32C_TABLE[(crc ^ (data[i] ?? 0)) & 0xff] ?? 0) ^ (crc >>> 8);
-  }
-  return (crc ^ 0xffffffff) >>> 0;
 }

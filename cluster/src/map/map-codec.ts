@@ -1,0 +1,251 @@
+/**
+ * Binary encoding of maps and incrementals (little-endian, common/codec.ts). Both start with
+ * a magic and a version byte; a decoder rejects versions it does not know with
+ * `CLU_ERR_DECODE` rather than guessing. Golden bytes are pinned in
+ * `cluster/test/map-codec.test.ts`; changing the layout needs a new version number.
+ *
+ * Map v1:
+ *   u32 magic 'SMAP' | u8 version=1 | u32 epoch | str fsid | u64 createdMs | u64 modifiedMs
+ *   | i32 poolMax | u32 osdCount | osd* (ascending id) | u32 poolCount | pool* (ascending id)
+ * Osd:   u32 id | str uuid | str addr | u8 flags (1=up, 2=in) | u32 weight(16.16)
+ *        | str host | str rack ('' = none) | u32 upFrom | u32 downAt
+ * Pool:  u32 id | str name | u8 size | u8 minSize | u32 pgNum | u8 failureDomain (0=osd, 1=host)
+ *        | u32 objectSizeBytes | u32 stripeUnitBytes | u32 stripeCount | u32 createdEpoch
+ * Incremental v1:
+ *   u32 magic 'SINC' | u8 version=1 | u32 epoch | str fsid | u64 modifiedMs | u32 opCount | op*
+ * Op:    u8 tag (1 osd-add, 2 osd-set, 3 osd-remove, 4 pool-add, 5 pool-set, 6 pool-remove)
+ *        osd-set/pool-set: u32 id | u16 presence mask | present fields in declaration order.
+ * The tree is derived (cluster-map.ts), so it is not encoded.
+ */
+import { CodecError, Reader, Writer } from '../common/codec.js';
+import type { Epoch, OsdId, PoolId } from '../common/ids.js';
+import { buildTree } from './cluster-map.js';
+import type { ClusterMap, FailureDomain, OsdInfo, OsdLocation, PoolInfo } from './cluster-map.js';
+import type { Incremental, MapOp, OsdChanges, PoolChanges } from './incremental.js';
+
+/** 'SMAP' little-endian. */
+export const MAP_MAGIC = 0x50414d53;
+/** 'SINC' little-endian. */
+export const INC_MAGIC = 0x434e4953;
+export const MAP_VERSION = 1;
+export const INC_VERSION = 1;
+/** Bounds on counts read from untrusted bytes. */
+const MAX_ITEMS = 1 << 20;
+
+const OP_TAGS = { 'osd-add': 1, 'osd-set': 2, 'osd-remove': 3, 'pool-add': 4, 'pool-set': 5, 'pool-remove': 6 } as const;
+const OSD_SET_FIELDS = ['uuid', 'addr', 'up', 'in', 'weight', 'location', 'upFrom', 'downAt'] as const;
+const POOL_SET_FIELDS = ['name', 'size', 'minSize', 'pgNum', 'failureDomain', 'objectSizeBytes', 'stripeUnitBytes', 'stripeCount'] as const;
+
+function writeLocation(w: Writer, l: OsdLocation): void {
+  w.str(l.host).str(l.rack ?? '');
+}
+
+function readLocation(r: Reader): OsdLocation {
+  const host = r.str();
+  const rack = r.str();
+  return rack === '' ? { host } : { host, rack };
+}
+
+function writeOsd(w: Writer, o: OsdInfo): void {
+  w.u32(o.id).str(o.uuid).str(o.addr).u8((o.up ? 1 : 0) | (o.in ? 2 : 0)).u32(o.weight);
+  writeLocation(w, o.location);
+  w.u32(o.upFrom).u32(o.downAt);
+}
+
+function readOsd(r: Reader): OsdInfo {
+  const id = r.u32() as OsdId;
+  const uuid = r.str();
+  const addr = r.str();
+  const flags = r.u8();
+  if (flags > 3) throw new CodecError(`bad osd flags ${flags}`);
+  const weight = r.u32();
+  const location = readLocation(r);
+  const upFrom = r.u32() as Epoch;
+  const downAt = r.u32() as Epoch;
+  return { id, uuid, addr, up: (flags & 1) !== 0, in: (flags & 2) !== 0, weight, location, upFrom, downAt };
+}
+
+function writeFailureDomain(w: Writer, f: FailureDomain): void {
+  w.u8(f === 'host' ? 1 : 0);
+}
+
+function readFailureDomain(r: Reader): FailureDomain {
+  const v = r.u8();
+  if (v > 1) throw new CodecError(`bad failure domain ${v}`);
+  return v === 1 ? 'host' : 'osd';
+}
+
+function writePool(w: Writer, p: PoolInfo): void {
+  w.u32(p.id).str(p.name).u8(p.size).u8(p.minSize).u32(p.pgNum);
+  writeFailureDomain(w, p.failureDomain);
+  w.u32(p.objectSizeBytes).u32(p.stripeUnitBytes).u32(p.stripeCount).u32(p.createdEpoch);
+}
+
+function readPool(r: Reader): PoolInfo {
+  const id = r.u32() as PoolId;
+  const name = r.str();
+  const size = r.u8();
+  const minSize = r.u8();
+  const pgNum = r.u32();
+  const failureDomain = readFailureDomain(r);
+  const objectSizeBytes = r.u32();
+  const stripeUnitBytes = r.u32();
+  const stripeCount = r.u32();
+  const createdEpoch = r.u32() as Epoch;
+  return { id, name, size, minSize, pgNum, failureDomain, objectSizeBytes, stripeUnitBytes, stripeCount, createdEpoch };
+}
+
+function readCount(r: Reader): number {
+  const n = r.u32();
+  if (n > MAX_ITEMS) throw new CodecError(`count ${n} exceeds ${MAX_ITEMS}`);
+  return n;
+}
+
+function checkHeader(r: Reader, magic: number, version: number, what: string): void {
+  const m = r.u32();
+  if (m !== magic) throw new CodecError(`${what}: bad magic 0x${m.toString(16)}`);
+  const v = r.u8();
+  if (v !== version) throw new CodecError(`${what}: unsupported version ${v}`);
+}
+
+/** Encodes a full map (canonical: OSDs and pools in ascending id order). */
+export function encodeMap(map: ClusterMap): Uint8Array {
+  const w = new Writer(1024);
+  w.u32(MAP_MAGIC).u8(MAP_VERSION).u32(map.epoch).str(map.fsid).u64(map.createdMs).u64(map.modifiedMs).i32(map.poolMax);
+  const osds = [...map.osds.values()].sort((a, b) => a.id - b.id);
+  w.u32(osds.length);
+  for (const o of osds) writeOsd(w, o);
+  const pools = [...map.pools.values()].sort((a, b) => a.id - b.id);
+  w.u32(pools.length);
+  for (const p of pools) writePool(w, p);
+  return w.finish().slice();
+}
+
+/** Decodes a full map; throws `CodecError` (code CLU_ERR_DECODE) on any malformation. */
+export function decodeMap(bytes: Uint8Array): ClusterMap {
+  const r = new Reader(bytes);
+  checkHeader(r, MAP_MAGIC, MAP_VERSION, 'map');
+  const epoch = r.u32() as Epoch;
+  const fsid = r.str();
+  const createdMs = r.u64();
+  const modifiedMs = r.u64();
+  const poolMax = r.i32();
+  const osds = new Map<OsdId, OsdInfo>();
+  for (let i = readCount(r); i > 0; i--) {
+    const o = readOsd(r);
+    if (osds.has(o.id)) throw new CodecError(`duplicate osd.${o.id}`);
+    osds.set(o.id, o);
+  }
+  const pools = new Map<PoolId, PoolInfo>();
+  for (let i = readCount(r); i > 0; i--) {
+    const p = readPool(r);
+    if (pools.has(p.id)) throw new CodecError(`duplicate pool ${p.id}`);
+    pools.set(p.id, p);
+  }
+  r.end();
+  return { epoch, fsid, createdMs, modifiedMs, osds, pools, poolMax, tree: buildTree(osds) };
+}
+
+function writeOsdChanges(w: Writer, c: OsdChanges): void {
+  let mask = 0;
+  OSD_SET_FIELDS.forEach((f, i) => { if (c[f] !== undefined) mask |= 1 << i; });
+  w.u16(mask);
+  if (c.uuid !== undefined) w.str(c.uuid);
+  if (c.addr !== undefined) w.str(c.addr);
+  if (c.up !== undefined) w.bool(c.up);
+  if (c.in !== undefined) w.bool(c.in);
+  if (c.weight !== undefined) w.u32(c.weight);
+  if (c.location !== undefined) writeLocation(w, c.location);
+  if (c.upFrom !== undefined) w.u32(c.upFrom);
+  if (c.downAt !== undefined) w.u32(c.downAt);
+}
+
+function readOsdChanges(r: Reader): OsdChanges {
+  const mask = r.u16();
+  if (mask >= 1 << OSD_SET_FIELDS.length) throw new CodecError(`bad osd-set mask ${mask}`);
+  const c: OsdChanges = {};
+  if (mask & 1) c.uuid = r.str();
+  if (mask & 2) c.addr = r.str();
+  if (mask & 4) c.up = r.bool();
+  if (mask & 8) c.in = r.bool();
+  if (mask & 16) c.weight = r.u32();
+  if (mask & 32) c.location = readLocation(r);
+  if (mask & 64) c.upFrom = r.u32() as Epoch;
+  if (mask & 128) c.downAt = r.u32() as Epoch;
+  return c;
+}
+
+function writePoolChanges(w: Writer, c: PoolChanges): void {
+  let mask = 0;
+  POOL_SET_FIELDS.forEach((f, i) => { if (c[f] !== undefined) mask |= 1 << i; });
+  w.u16(mask);
+  if (c.name !== undefined) w.str(c.name);
+  if (c.size !== undefined) w.u8(c.size);
+  if (c.minSize !== undefined) w.u8(c.minSize);
+  if (c.pgNum !== undefined) w.u32(c.pgNum);
+  if (c.failureDomain !== undefined) writeFailureDomain(w, c.failureDomain);
+  if (c.objectSizeBytes !== undefined) w.u32(c.objectSizeBytes);
+  if (c.stripeUnitBytes !== undefined) w.u32(c.stripeUnitBytes);
+  if (c.stripeCount !== undefined) w.u32(c.stripeCount);
+}
+
+function readPoolChanges(r: Reader): PoolChanges {
+  const mask = r.u16();
+  if (mask >= 1 << POOL_SET_FIELDS.length) throw new CodecError(`bad pool-set mask ${mask}`);
+  const c: PoolChanges = {};
+  if (mask & 1) c.name = r.str();
+  if (mask & 2) c.size = r.u8();
+  if (mask & 4) c.minSize = r.u8();
+  if (mask & 8) c.pgNum = r.u32();
+  if (mask & 16) c.failureDomain = readFailureDomain(r);
+  if (mask & 32) c.objectSizeBytes = r.u32();
+  if (mask & 64) c.stripeUnitBytes = r.u32();
+  if (mask & 128) c.stripeCount = r.u32();
+  return c;
+}
+
+function writeOp(w: Writer, op: MapOp): void {
+  w.u8(OP_TAGS[op.op]);
+  switch (op.op) {
+    case 'osd-add': return void writeOsd(w, op.osd);
+    case 'osd-set': w.u32(op.id); return writeOsdChanges(w, op.changes);
+    case 'osd-remove': return void w.u32(op.id);
+    case 'pool-add': return writePool(w, op.pool);
+    case 'pool-set': w.u32(op.id); return writePoolChanges(w, op.changes);
+    case 'pool-remove': return void w.u32(op.id);
+  }
+}
+
+function readOp(r: Reader): MapOp {
+  const tag = r.u8();
+  switch (tag) {
+    case 1: return { op: 'osd-add', osd: readOsd(r) };
+    case 2: return { op: 'osd-set', id: r.u32() as OsdId, changes: readOsdChanges(r) };
+    case 3: return { op: 'osd-remove', id: r.u32() as OsdId };
+    case 4: return { op: 'pool-add', pool: readPool(r) };
+    case 5: return { op: 'pool-set', id: r.u32() as PoolId, changes: readPoolChanges(r) };
+    case 6: return { op: 'pool-remove', id: r.u32() as PoolId };
+    default: throw new CodecError(`unknown map op tag ${tag}`);
+  }
+}
+
+/** Encodes an incremental (ops in their given order: order is semantic). */
+export function encodeIncremental(inc: Incremental): Uint8Array {
+  const w = new Writer(128);
+  w.u32(INC_MAGIC).u8(INC_VERSION).u32(inc.epoch).str(inc.fsid).u64(inc.modifiedMs).u32(inc.ops.length);
+  for (const op of inc.ops) writeOp(w, op);
+  return w.finish().slice();
+}
+
+/** Decodes an incremental; throws `CodecError` on any malformation. */
+export function decodeIncremental(bytes: Uint8Array): Incremental {
+  const r = new Reader(bytes);
+  checkHeader(r, INC_MAGIC, INC_VERSION, 'incremental');
+  const epoch = r.u32() as Epoch;
+  const fsid = r.str();
+  const modifiedMs = r.u64();
+  const ops: MapOp[] = [];
+  for (let i = readCount(r); i > 0; i--) ops.push(readOp(r));
+  r.end();
+  return { epoch, fsid, modifiedMs, ops };
+}
