@@ -1,0 +1,346 @@
+/**
+ * Frame codec of the cluster messenger (docs/cluster-protocol.md §1). Pure: no sockets, no
+ * timers. A frame is a fixed 64-byte header, then the payload (metadata encoded by the caller
+ * with `common/codec.ts`), then the bulk data (e.g. the 4 KiB a guest wrote). Why fixed
+ * header + separate bulk (GUIDE §1.8, Vitastor's 128-byte packet, Ceph's front/data split):
+ * framing is trivial, and bulk data goes to `writev` as the caller's own views, never copied.
+ *
+ * ```
+ *  byte  0       1       2       3       4       5       6       7
+ *      +-------+-------+-------+-------+-------+-------+-------+-------+
+ *    0 |  magic "STRA" (u32 0x41525453)| version (u16) | type (u16)    |
+ *      +-------+-------+-------+-------+-------+-------+-------+-------+
+ *    8 |  flags (u32)                  |  epoch (u32)                  |
+ *      +-------+-------+-------+-------+-------+-------+-------+-------+
+ *   16 |  tid (u64, < 2^53)                                            |
+ *      +-------+-------+-------+-------+-------+-------+-------+-------+
+ *   24 |  payloadLen (u32)             |  dataLen (u32)                |
+ *      +-------+-------+-------+-------+-------+-------+-------+-------+
+ *   32 |  payloadCrc (u32, crc32c)     |  dataCrc (u32, crc32c)        |
+ *      +-------+-------+-------+-------+-------+-------+-------+-------+
+ *   40 |  signature: HMAC-SHA256 truncated to 16 bytes (zero if       |
+ *   48 |  unsigned; see auth/frame-signer.ts)                          |
+ *      +-------+-------+-------+-------+-------+-------+-------+-------+
+ *   56 |  reserved (u32, must be 0)    |  headerCrc (u32, crc32c 0..59)|
+ *      +-------+-------+-------+-------+-------+-------+-------+-------+
+ *   64 |  payload (payloadLen bytes) … then data (dataLen bytes) …     |
+ * ```
+ * All integers are little-endian. `tid` sits at offset 16 so it is 8-byte aligned. The header
+ * CRC is last so it covers everything else, signature included; the signature covers bytes
+ * 0..39 plus the payload and data bytes themselves (not just their CRCs: a CRC is not a MAC).
+ *
+ * Errors: every malformed input yields a `ClusterError` with code `CLU_ERR_DECODE` and a
+ * `details.reason` (`bad-magic`, `bad-version`, `header-crc`, `payload-crc`, `data-crc`,
+ * `payload-too-large`, `data-too-large`, `reserved-nonzero`, `truncated`). The connection that
+ * carried it must be closed (GUIDE §6, "Connection" row): the stream can no longer be framed.
+ */
+import { ClusterError } from '../common/errors.js';
+import { crc32c, crc32cChunks } from '../common/crc32c.js';
+
+/** Size of the fixed header. */
+export const FRAME_HEADER_BYTES = 64;
+/** "STRA" read as a little-endian u32. */
+export const FRAME_MAGIC = 0x41525453;
+/** Wire version of the header layout. */
+export const FRAME_VERSION = 1;
+/** Offset and length of the signature field. */
+export const FRAME_SIGNATURE_OFFSET = 40;
+export const FRAME_SIGNATURE_BYTES = 16;
+/** Bytes 0..39: the header fields a signature covers. */
+export const FRAME_SIGNED_HEADER_BYTES = 40;
+
+/** The frame answers the request with the same tid. */
+export const FRAME_F_REPLY = 0x1;
+/** The signature field is set (authenticated session). */
+export const FRAME_F_SIGNED = 0x2;
+/** A reply whose payload is an encoded error (`u16 wire code, str message`). */
+export const FRAME_F_ERROR = 0x4;
+/** The sender expects a reply (a request, as opposed to a fire-and-forget send). */
+export const FRAME_F_REQUEST = 0x8;
+const KNOWN_FLAGS = FRAME_F_REPLY | FRAME_F_SIGNED | FRAME_F_ERROR | FRAME_F_REQUEST;
+
+/** Hard limits a receiver enforces before buffering anything (GUIDE §1.6). */
+export interface FrameLimits {
+  maxPayloadBytes: number;
+  maxDataBytes: number;
+}
+
+/** Default limits: 1 MiB of metadata, 64 MiB of bulk data per frame. */
+export const DEFAULT_FRAME_LIMITS: Readonly<FrameLimits> = {
+  maxPayloadBytes: 1024 * 1024,
+  maxDataBytes: 64 * 1024 * 1024,
+};
+
+/** Decoded header fields. */
+export interface FrameHeader {
+  type: number;
+  flags: number;
+  epoch: number;
+  tid: number;
+  payloadLen: number;
+  dataLen: number;
+  payloadCrc: number;
+  dataCrc: number;
+}
+
+/** A complete received frame. `data` is a list of views into received chunks (no copy). */
+export interface Frame extends FrameHeader {
+  /** The 64 header bytes (a view when they arrived contiguous, else a copy). */
+  header: Uint8Array;
+  payload: Uint8Array;
+  data: Uint8Array[];
+}
+
+/** What a sender supplies; lengths and CRCs are computed. */
+export interface OutboundFrame {
+  type: number;
+  flags: number;
+  epoch: number;
+  tid: number;
+  payload: Uint8Array;
+  data: readonly Uint8Array[];
+}
+
+/**
+ * Computes a 16-byte signature over header bytes 0..39, payload and data. Called by
+ * `encodeFrame` after the CRCs are in place; `FRAME_F_SIGNED` is already set in the header.
+ */
+export type FrameSignFn = (signedHeader: Uint8Array, payload: Uint8Array, data: readonly Uint8Array[]) => Uint8Array;
+
+function decodeError(reason: string, message: string, details: Record<string, unknown> = {}): ClusterError {
+  return new ClusterError('CLU_ERR_DECODE', message, { details: { reason, ...details } });
+}
+
+/** Total length of a list of chunks. */
+export function chunksLength(chunks: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  return n;
+}
+
+/**
+ * Encodes a frame as a scatter list `[header, payload, ...data]` for one `writev`. Only the
+ * 64-byte header is allocated; payload and data are the caller's views, which must not change
+ * until the socket has written them. Throws RangeError on a caller bug (oversize, bad tid).
+ */
+export function encodeFrame(f: OutboundFrame, sign?: FrameSignFn): Uint8Array[] {
+  const dataLen = chunksLength(f.data);
+  if (f.payload.length > DEFAULT_FRAME_LIMITS.maxPayloadBytes) throw new RangeError(`payload ${f.payload.length} B over limit`);
+  if (dataLen > DEFAULT_FRAME_LIMITS.maxDataBytes) throw new RangeError(`data ${dataLen} B over limit`);
+  if (!Number.isSafeInteger(f.tid) || f.tid < 0) throw new RangeError(`bad tid ${f.tid}`);
+  // Why Buffer.allocUnsafe: headers are taken from Node's slab pool, the cheapest allocation
+  // available; every byte is written below (the signature slot is zero-filled explicitly).
+  const h = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  const flags = sign === undefined ? f.flags & ~FRAME_F_SIGNED : f.flags | FRAME_F_SIGNED;
+  h.writeUInt32LE(FRAME_MAGIC, 0);
+  h.writeUInt16LE(FRAME_VERSION, 4);
+  h.writeUInt16LE(f.type, 6);
+  h.writeUInt32LE(flags >>> 0, 8);
+  h.writeUInt32LE(f.epoch >>> 0, 12);
+  h.writeUInt32LE(f.tid % 0x1_0000_0000, 16);
+  h.writeUInt32LE(Math.floor(f.tid / 0x1_0000_0000), 20);
+  h.writeUInt32LE(f.payload.length, 24);
+  h.writeUInt32LE(dataLen, 28);
+  h.writeUInt32LE(crc32c(f.payload), 32);
+  h.writeUInt32LE(dataLen === 0 ? 0 : crc32cChunks(f.data), 36);
+  h.fill(0, FRAME_SIGNATURE_OFFSET, 60);
+  if (sign !== undefined) {
+    const sig = sign(h.subarray(0, FRAME_SIGNED_HEADER_BYTES), f.payload, f.data);
+    h.set(sig.subarray(0, FRAME_SIGNATURE_BYTES), FRAME_SIGNATURE_OFFSET);
+  }
+  h.writeUInt32LE(crc32c(h.subarray(0, 60)), 60);
+  const out: Uint8Array[] = [h];
+  if (f.payload.length > 0) out.push(f.payload);
+  for (const d of f.data) if (d.length > 0) out.push(d);
+  return out;
+}
+
+/** The signature bytes of a received header (a view). */
+export function frameSignature(header: Uint8Array): Uint8Array {
+  return header.subarray(FRAME_SIGNATURE_OFFSET, FRAME_SIGNATURE_OFFSET + FRAME_SIGNATURE_BYTES);
+}
+
+/**
+ * Decodes and validates a 64-byte header: magic, version, header CRC, reserved bits and the
+ * length limits (checked here, before anything is buffered for the body).
+ */
+export function decodeFrameHeader(b: Uint8Array, limits: Readonly<FrameLimits> = DEFAULT_FRAME_LIMITS): FrameHeader | ClusterError {
+  if (b.length < FRAME_HEADER_BYTES) return decodeError('truncated', `frame header needs ${FRAME_HEADER_BYTES} bytes, got ${b.length}`);
+  const v = new DataView(b.buffer, b.byteOffset, FRAME_HEADER_BYTES);
+  const magic = v.getUint32(0, true);
+  if (magic !== FRAME_MAGIC) return decodeError('bad-magic', `bad frame magic 0x${magic.toString(16)}`, { magic });
+  const headerCrc = v.getUint32(60, true);
+  const computed = crc32c(b.subarray(0, 60));
+  if (headerCrc !== computed) return decodeError('header-crc', 'frame header crc mismatch', { headerCrc, computed });
+  const version = v.getUint16(4, true);
+  if (version !== FRAME_VERSION) return decodeError('bad-version', `unsupported frame version ${version}`, { version });
+  const flags = v.getUint32(8, true);
+  if ((flags & ~KNOWN_FLAGS) !== 0 || v.getUint32(56, true) !== 0) {
+    return decodeError('reserved-nonzero', 'unknown flags or reserved bits set', { flags });
+  }
+  const tidHi = v.getUint32(20, true);
+  if (tidHi >= 0x20_0000) return decodeError('bad-tid', 'tid exceeds 2^53', { tidHi });
+  const payloadLen = v.getUint32(24, true);
+  const dataLen = v.getUint32(28, true);
+  if (payloadLen > limits.maxPayloadBytes) {
+    return decodeError('payload-too-large', `payload ${payloadLen} B over limit ${limits.maxPayloadBytes}`, { payloadLen });
+  }
+  if (dataLen > limits.maxDataBytes) {
+    return decodeError('data-too-large', `data ${dataLen} B over limit ${limits.maxDataBytes}`, { dataLen });
+  }
+  return {
+    type: v.getUint16(6, true),
+    flags,
+    epoch: v.getUint32(12, true),
+    tid: tidHi * 0x1_0000_0000 + v.getUint32(16, true),
+    payloadLen,
+    dataLen,
+    payloadCrc: v.getUint32(32, true),
+    dataCrc: v.getUint32(36, true),
+  };
+}
+
+/** Callbacks of a `FrameDecoder`. After `onError` the decoder ignores further input. */
+export interface FrameDecoderHandlers {
+  onFrame(frame: Frame): void;
+  onError(err: ClusterError): void;
+}
+
+/**
+ * Incremental decoder over arriving chunks (the pg-protocol loop): buffers chunk references,
+ * not bytes, and cuts frames out of them. The header is validated as soon as its 64 bytes are
+ * in, so an oversize length is refused before the body is buffered. A frame's payload is
+ * contiguous (a view, or one copy when it straddles chunks); its data is a list of views.
+ */
+export class FrameDecoder {
+  private readonly chunks: Uint8Array[] = [];
+  private head = 0; // Index of the first unconsumed chunk in `chunks`.
+  private headOffset = 0; // Bytes already consumed from `chunks[head]`.
+  private buffered = 0; // Unconsumed bytes across all chunks.
+  private header: FrameHeader | null = null;
+  private headerBytes: Uint8Array | null = null;
+  private failed = false;
+
+  constructor(
+    private readonly handlers: FrameDecoderHandlers,
+    private readonly limits: Readonly<FrameLimits> = DEFAULT_FRAME_LIMITS,
+  ) {}
+
+  /** Bytes received but not yet part of a delivered frame. */
+  get bufferedBytes(): number { return this.buffered; }
+
+  /** Feeds one received chunk; delivers every frame it completes, in order. */
+  push(chunk: Uint8Array): void {
+    if (this.failed || chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    // Bounded: each pass consumes ≥ 64 bytes or returns.
+    while (!this.failed) {
+      if (this.header === null) {
+        if (this.buffered < FRAME_HEADER_BYTES) break;
+        const hb = this.take(FRAME_HEADER_BYTES);
+        const h = decodeFrameHeader(hb, this.limits);
+        if (h instanceof ClusterError) { this.fail(h); break; }
+        this.header = h;
+        this.headerBytes = hb;
+      }
+      if (this.buffered < this.header.payloadLen + this.header.dataLen) break;
+      this.deliver(this.header, this.headerBytes!);
+    }
+    this.compact();
+  }
+
+  /**
+   * Called when the stream ended: returns a `truncated` error if a partial frame is pending,
+   * else null.
+   */
+  finish(): ClusterError | null {
+    if (this.failed) return null;
+    if (this.header === null && this.buffered === 0) return null;
+    this.failed = true;
+    return decodeError('truncated', `stream ended inside a frame (${this.buffered} bytes pending)`, {
+      bufferedBytes: this.buffered,
+      type: this.header?.type,
+    });
+  }
+
+  private deliver(h: FrameHeader, hb: Uint8Array): void {
+    this.header = null;
+    this.headerBytes = null;
+    const payload = this.take(h.payloadLen);
+    const data = this.takeViews(h.dataLen);
+    const payloadCrc = crc32c(payload);
+    if (payloadCrc !== h.payloadCrc) {
+      this.fail(decodeError('payload-crc', 'frame payload crc mismatch', { type: h.type, tid: h.tid }));
+      return;
+    }
+    const dataCrc = h.dataLen === 0 ? 0 : crc32cChunks(data);
+    if (dataCrc !== h.dataCrc) {
+      this.fail(decodeError('data-crc', 'frame data crc mismatch', { type: h.type, tid: h.tid }));
+      return;
+    }
+    const frame: Frame = { ...h, header: hb, payload, data };
+    this.handlers.onFrame(frame);
+  }
+
+  private fail(err: ClusterError): void {
+    this.failed = true;
+    this.chunks.length = 0;
+    this.head = 0;
+    this.buffered = 0;
+    this.handlers.onError(err);
+  }
+
+  /** Takes `n` contiguous bytes: a view if they sit in one chunk, else a copy. */
+  private take(n: number): Uint8Array {
+    const first = this.chunks[this.head];
+    if (n === 0 || first === undefined) return new Uint8Array(0);
+    if (first.length - this.headOffset >= n) {
+      const v = first.subarray(this.headOffset, this.headOffset + n);
+      this.advance(n);
+      return v;
+    }
+    const out = new Uint8Array(n);
+    let filled = 0;
+    for (const v of this.takeViews(n)) { out.set(v, filled); filled += v.length; }
+    return out;
+  }
+
+  /** Takes `n` bytes as a list of views into the received chunks (no copy). */
+  private takeViews(n: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let left = n;
+    while (left > 0) {
+      const c = this.chunks[this.head]!;
+      const avail = c.length - this.headOffset;
+      const k = avail < left ? avail : left;
+      out.push(c.subarray(this.headOffset, this.headOffset + k));
+      this.advance(k);
+      left -= k;
+    }
+    return out;
+  }
+
+  private advance(n: number): void {
+    this.buffered -= n;
+    this.headOffset += n;
+    const c = this.chunks[this.head];
+    if (c !== undefined && this.headOffset === c.length) {
+      this.chunks[this.head] = EMPTY; // Drop the reference so the chunk can be collected.
+      this.head++;
+      this.headOffset = 0;
+    }
+  }
+
+  /** Drops consumed chunk slots once they dominate the array. */
+  private compact(): void {
+    if (this.head === 0) return;
+    if (this.head === this.chunks.length) { this.chunks.length = 0; this.head = 0; return; }
+    if (this.head >= 64 && this.head * 2 >= this.chunks.length) {
+      this.chunks.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,60 @@
+/**
+ * The registry of message type numbers carried in the frame header's `type` field
+ * (docs/cluster-protocol.md §2). One file, so a number can never be assigned twice: the
+ * `msg-types` test asserts uniqueness. Append only; a number, once shipped, is never reused.
+ *
+ * Ranges (leave gaps so each owner can grow in place):
+ *
+ * | range           | owner                                      |
+ * |-----------------|--------------------------------------------|
+ * | 0x0001–0x000f   | messenger session (hello, auth, keepalive) |
+ * | 0x0010–0x00ff   | auth service on the monitor (tickets)      |
+ * | 0x0100–0x01ff   | monitor (map subscribe, boot, failure, cli)|
+ * | 0x0200–0x02ff   | OSD client ops (`OP_*`)                    |
+ * | 0x0300–0x03ff   | OSD secondary ops (`OP_SEC_*`), peering    |
+ * | 0x0400–0x04ff   | heartbeats                                 |
+ * | 0xf000–0xffff   | tests and benchmarks                       |
+ */
+
+/** Wire message types. Names keep the `MSG_` prefix so `grep` finds docs and code alike. */
+export const MsgType = {
+  // --- Messenger session phase (handled inside Session, never dispatched). ---
+  /** Client → server: protocol version, entity name, auth method, client nonce, ticket. */
+  MSG_HELLO: 0x0001,
+  /** Server → client: server nonce (and, for method none, acceptance). */
+  MSG_HELLO_REPLY: 0x0002,
+  /** Client → server: HMAC proof over both nonces. */
+  MSG_AUTH_PROOF: 0x0003,
+  /** Server → client: server's HMAC proof; the session is now authenticated and signed. */
+  MSG_AUTH_DONE: 0x0004,
+  /** Either way: handshake refused; the sender closes the connection after it. */
+  MSG_AUTH_REJECT: 0x0005,
+  /** Keepalive probe; answered by `MSG_PONG` with the same tid. */
+  MSG_PING: 0x0006,
+  MSG_PONG: 0x0007,
+
+  // --- Auth service (monitor). ---
+  /** Request a ticket for a service (`osd`); reply carries the sealed ticket and session key. */
+  MSG_AUTH_GET_TICKET: 0x0010,
+
+  // --- Tests and benchmarks. ---
+  MSG_TEST_ECHO: 0xf000,
+  MSG_TEST_SINK: 0xf001,
+} as const;
+
+/** A known message type number. Peers may still send unknown numbers (newer versions). */
+export type MsgType = (typeof MsgType)[keyof typeof MsgType];
+
+const NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(MsgType).map(([name, n]) => [n as number, name]),
+);
+
+/** Name of a type number for logs (`vu_request_to_string` equivalent), e.g. "MSG_HELLO". */
+export function msgTypeName(type: number): string {
+  return NAMES.get(type) ?? `MSG_UNKNOWN_0x${type.toString(16).padStart(4, '0')}`;
+}
+
+/** True for types consumed by the session layer itself (never dispatched to handlers). */
+export function isSessionMsgType(type: number): boolean {
+  return type >= 0x0001 && type <= 0x000f;
+}

@@ -1,0 +1,141 @@
+/**
+ * Checks the frame codec without sockets: golden header bytes, round trips through the
+ * incremental decoder with every chunk split, and that each kind of corruption (magic, header
+ * crc, payload crc, data crc, oversize length, truncation) yields CLU_ERR_DECODE with the right
+ * `details.reason`. Also checks the message type registry has no duplicate numbers.
+ */
+import test from 'ava';
+import { ClusterError } from '../src/common/errors.js';
+import { crc32c } from '../src/common/crc32c.js';
+import {
+  FRAME_F_REQUEST, FRAME_HEADER_BYTES, FrameDecoder, decodeFrameHeader, encodeFrame,
+} from '../src/msg/frame.js';
+import type { Frame, OutboundFrame } from '../src/msg/frame.js';
+import { MsgType, msgTypeName } from '../src/msg/types.js';
+
+const enc = new TextEncoder();
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.length; }
+  return out;
+}
+
+function decodeAll(bytes: Uint8Array, splits: number[]): { frames: Frame[]; err: ClusterError | null; dec: FrameDecoder } {
+  const frames: Frame[] = [];
+  let err: ClusterError | null = null;
+  const dec = new FrameDecoder({ onFrame: (f) => frames.push(f), onError: (e) => { err = e; } });
+  let at = 0;
+  for (const s of [...splits, bytes.length]) { dec.push(bytes.subarray(at, s)); at = s; }
+  return { frames, err, dec };
+}
+
+const sample: OutboundFrame = {
+  type: MsgType.MSG_TEST_ECHO, flags: FRAME_F_REQUEST, epoch: 7, tid: 0x1_0000_0002,
+  payload: enc.encode('meta'), data: [enc.encode('bulk-'), enc.encode('data')],
+};
+
+test('header golden bytes', (t) => {
+  const h = Buffer.from(encodeFrame(sample)[0]!);
+  const hex = h.toString('hex');
+  // magic "STRA", version 1, type 0xf000, flags 8, epoch 7, tid lo 2 hi 1, payloadLen 4, dataLen 9.
+  t.is(hex.slice(0, 64), '535452410100' + '00f0' + '08000000' + '07000000' + '02000000' + '01000000' + '04000000' + '09000000');
+  t.is(h.readUInt32LE(32), crc32c(enc.encode('meta')));
+  t.is(h.readUInt32LE(36), crc32c(enc.encode('bulk-data')));
+  t.is(hex.slice(80, 120), '0'.repeat(40), 'signature and reserved are zero when unsigned');
+  t.is(h.readUInt32LE(60), crc32c(h.subarray(0, 60)));
+  t.is(h.length, FRAME_HEADER_BYTES);
+});
+
+test('encodeFrame keeps payload and data as the caller\'s views (no copy)', (t) => {
+  const chunks = encodeFrame(sample);
+  t.is(chunks.length, 4);
+  t.is(chunks[1], sample.payload);
+  t.is(chunks[2], sample.data[0]);
+  t.is(chunks[3], sample.data[1]);
+});
+
+test('decoder round-trips frames across every single split point', (t) => {
+  const wire = concat([...encodeFrame(sample), ...encodeFrame({ ...sample, tid: 3, data: [] })]);
+  for (let s = 0; s <= wire.length; s++) {
+    const { frames, err } = decodeAll(wire, [s]);
+    t.is(err, null);
+    t.is(frames.length, 2);
+    const f = frames[0]!;
+    t.is(f.tid, 0x1_0000_0002);
+    t.is(f.epoch, 7);
+    t.is(Buffer.from(f.payload).toString(), 'meta');
+    t.is(Buffer.from(concat(f.data)).toString(), 'bulk-data');
+    t.is(frames[1]!.dataLen, 0);
+  }
+});
+
+test('decoder handles one-byte chunks and delivers data as views', (t) => {
+  const wire = concat(encodeFrame(sample));
+  const { frames, err } = decodeAll(wire, Array.from({ length: wire.length - 1 }, (_, i) => i + 1));
+  t.is(err, null);
+  t.is(frames.length, 1);
+  t.is(frames[0]!.data.length, 9, 'one view per received chunk');
+});
+
+function corrupt(mutate: (b: Uint8Array) => void): ClusterError | null {
+  const wire = concat(encodeFrame(sample));
+  mutate(wire);
+  return decodeAll(wire, []).err;
+}
+
+function fixHeaderCrc(b: Uint8Array): void {
+  Buffer.from(b.buffer, b.byteOffset).writeUInt32LE(crc32c(b.subarray(0, 60)), 60);
+}
+
+test('corruption yields CLU_ERR_DECODE with a reason', (t) => {
+  const cases: [string, (b: Uint8Array) => void][] = [
+    ['bad-magic', (b) => { b[0] = 0; }],
+    ['header-crc', (b) => { b[13]! ^= 1; }],
+    ['payload-crc', (b) => { b[64]! ^= 1; }],
+    ['data-crc', (b) => { b[70]! ^= 0x80; }],
+    ['payload-too-large', (b) => { Buffer.from(b.buffer).writeUInt32LE(2 * 1024 * 1024, 24); fixHeaderCrc(b); }],
+    ['data-too-large', (b) => { Buffer.from(b.buffer).writeUInt32LE(0xffffffff, 28); fixHeaderCrc(b); }],
+    ['bad-version', (b) => { b[4] = 9; fixHeaderCrc(b); }],
+    ['reserved-nonzero', (b) => { b[57] = 1; fixHeaderCrc(b); }],
+  ];
+  for (const [reason, mutate] of cases) {
+    const err = corrupt(mutate);
+    t.truthy(err, reason);
+    t.is(err!.code, 'CLU_ERR_DECODE');
+    t.is(err!.details?.['reason'], reason);
+  }
+});
+
+test('an oversize length is refused before the body arrives', (t) => {
+  const h = encodeFrame({ ...sample, data: [] })[0]!;
+  Buffer.from(h.buffer, h.byteOffset, h.length).writeUInt32LE(1 << 30, 28);
+  fixHeaderCrc(h);
+  let err: ClusterError | null = null;
+  const dec = new FrameDecoder({ onFrame: () => t.fail(), onError: (e) => { err = e; } });
+  dec.push(h);
+  t.is((err as ClusterError | null)?.details?.['reason'], 'data-too-large');
+});
+
+test('finish() reports a truncated frame, and nothing for a clean boundary', (t) => {
+  const wire = concat(encodeFrame(sample));
+  t.is(decodeAll(wire, []).dec.finish(), null);
+  const part = decodeAll(wire.subarray(0, wire.length - 3), []);
+  t.is(part.frames.length, 0);
+  const err = part.dec.finish();
+  t.is(err?.code, 'CLU_ERR_DECODE');
+  t.is(err?.details?.['reason'], 'truncated');
+});
+
+test('decodeFrameHeader rejects a short buffer', (t) => {
+  const r = decodeFrameHeader(new Uint8Array(10));
+  t.true(r instanceof ClusterError);
+});
+
+test('message type numbers are unique and named', (t) => {
+  const nums = Object.values(MsgType) as number[];
+  t.is(new Set(nums).size, nums.length);
+  t.is(msgTypeName(MsgType.MSG_HELLO), 'MSG_HELLO');
+  t.is(msgTypeName(0x7777), 'MSG_UNKNOWN_0x7777');
+});
