@@ -1,0 +1,119 @@
+/**
+ * The vhost-user-blk daemon: listens on a Unix socket (QEMU is the client), serves one
+ * front-end connection at a time and accepts the next one after a disconnect.
+ *
+ * A new connection is accepted only after the previous one's in-flight requests have
+ * completed, so a late completion can never write into rings a new connection configured.
+ * While a connection is active the listening socket is not polled: a second front-end waits
+ * in the backlog, as with QEMU's own export.
+ */
+import fs from 'node:fs';
+import { EventEmitter } from 'eventemitter3';
+import type { Logger } from 'pino';
+import * as native from '../../native/index.js';
+import { BlkDevice } from './blk/device.js';
+import type { BlockStore } from './block-store/block-store.js';
+import { VhostUserConnection } from './vhost-user/connection.js';
+import { VhostUserBackend } from './vhost-user/handler.js';
+
+export interface VhostDaemonOptions {
+  store: BlockStore;
+  numQueues: number;
+  log: Logger;
+  /** Listen on this path (a stale socket file is replaced)… */
+  socketPath?: string;
+  /** …or on an already listening socket passed by a service manager (--fd). */
+  listenFd?: number;
+  writeback?: boolean;
+}
+
+interface DaemonEvents {
+  connected: [connectionId: number];
+  disconnected: [connectionId: number, err: Error | undefined];
+}
+
+export class VhostDaemon extends EventEmitter<DaemonEvents> {
+  private listenFd = -1;
+  private listenPoller: native.Poller | null = null;
+  private active: { id: number; conn: VhostUserConnection; backend: VhostUserBackend; device: BlkDevice } | null = null;
+  private connectionCount = 0;
+  private stopping = false;
+
+  constructor(private readonly opts: VhostDaemonOptions) {
+    super();
+  }
+
+  /** Binds and starts accepting. Throws if the socket cannot be created (control plane). */
+  start(): void {
+    if (this.opts.listenFd !== undefined) this.listenFd = this.opts.listenFd;
+    else if (this.opts.socketPath !== undefined) this.listenFd = native.unixListen(this.opts.socketPath, 16);
+    else throw new Error('either socketPath or listenFd is required');
+    this.listenPoller = new native.Poller(this.listenFd, () => this.acceptOne());
+    this.listenPoller.start(native.READABLE);
+    this.opts.log.info({ socketPath: this.opts.socketPath, fd: this.listenFd, sizeBytes: this.opts.store.sizeBytes, numQueues: this.opts.numQueues }, 'listening');
+  }
+
+  /** The device of the active connection (for statistics), if any. */
+  get device(): BlkDevice | null {
+    return this.active?.device ?? null;
+  }
+
+  private acceptOne(): void {
+    if (this.active !== null || this.stopping) return;
+    let fd: number | null;
+    try {
+      fd = native.accept(this.listenFd);
+    } catch (err) {
+      this.opts.log.warn({ err }, 'accept failed');
+      return;
+    }
+    if (fd === null) return;
+    const id = ++this.connectionCount;
+    const log = this.opts.log.child({ component: 'vhost-user', conn: id });
+    const conn = new VhostUserConnection(fd, log);
+    const deviceOpts = { store: this.opts.store, numQueues: this.opts.numQueues, log, ...(this.opts.writeback === undefined ? {} : { writeback: this.opts.writeback }) };
+    const device = new BlkDevice(deviceOpts);
+    const backend = new VhostUserBackend(conn, device, log);
+    this.active = { id, conn, backend, device };
+    this.listenPoller?.stop();
+    conn.on('close', (err) => this.onClose(id, err));
+    backend.start();
+    log.info('front-end connected');
+    this.emit('connected', id);
+  }
+
+  private onClose(id: number, err: Error | undefined): void {
+    const active = this.active;
+    if (active === null || active.id !== id) return;
+    const log = this.opts.log.child({ component: 'vhost-user', conn: id });
+    if (err) log.warn({ err }, 'front-end connection closed on error');
+    else log.info('front-end disconnected');
+    active.backend.teardown(() => {
+      this.active = null;
+      this.emit('disconnected', id, err);
+      if (!this.stopping) {
+        this.listenPoller?.start(native.READABLE);
+        this.acceptOne(); // Why: a client may already be waiting in the backlog.
+      }
+    });
+  }
+
+  /** Stops accepting, closes the connection, waits for in-flight I/O, closes the socket. */
+  stop(cb: () => void): void {
+    this.stopping = true;
+    this.listenPoller?.close();
+    this.listenPoller = null;
+    const finish = (): void => {
+      if (this.listenFd >= 0 && this.opts.listenFd === undefined) {
+        fs.closeSync(this.listenFd);
+        if (this.opts.socketPath !== undefined) fs.rmSync(this.opts.socketPath, { force: true });
+      }
+      this.listenFd = -1;
+      cb();
+    };
+    const active = this.active;
+    if (active === null) return finish();
+    this.once('disconnected', () => finish());
+    active.conn.close(undefined);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * `strata vhost`: serve a file or block device as a vhost-user-blk device, following QEMU's
+ * "Backend program conventions" (docs/interop/vhost-user.rst): --socket-path or --fd,
+ * --print-capabilities, no daemonizing, logs on stdout, clean exit on SIGTERM/SIGINT.
+ */
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { FileStore } from './block-store/file-store.js';
+import { VhostDaemon } from './daemon.js';
+
+export const VHOST_USAGE = `Usage: strata vhost (--socket-path PATH | --fd N) --file PATH [options]
+
+Serves a raw file or block device to a QEMU guest as a vhost-user-blk device.
+
+  --socket-path PATH   listen on this Unix socket (QEMU connects as the client)
+  --fd N               listen on an inherited, already listening socket fd
+  --file PATH          raw file or block device to serve (alias: --blk-file)
+  --size SIZE          create or grow the file to SIZE (bytes, or with K/M/G/T suffix)
+  --read-only          refuse writes (VIRTIO_BLK_F_RO)
+  --num-queues N       queues offered to the guest (default 4; QEMU's num-queues must be <= N)
+  --direct             open with O_DIRECT (bypass the host page cache)
+  --writethrough       report a write-through cache (every write made durable before completion)
+  --serial ID          GET_ID answer, up to 20 bytes (default: the file's base name)
+  --log-level LEVEL    trace|debug|info|warn|error (default info)
+  --print-capabilities print the back-end's capabilities as JSON and exit
+  -h, --help           this text`;
+
+/** Parses "512", "64K", "1G"… into bytes. */
+export function parseSize(text: string): number {
+  const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(text.trim());
+  if (!m) throw new Error(`bad size '${text}'`);
+  const mult: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+  const bytes = Number(m[1]) * mult[m[2]!.toUpperCase()]!;
+  if (!Number.isSafeInteger(bytes) || bytes % 512 !== 0) throw new Error(`size '${text}' is not a multiple of 512 bytes`);
+  return bytes;
+}
+
+/** Runs the daemon until a signal; returns the process exit code through `exit`. */
+export function runVhost(argv: string[], exit: (code: number) => void): void {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'socket-path': { type: 'string' },
+      fd: { type: 'string' },
+      file: { type: 'string' },
+      'blk-file': { type: 'string' },
+      size: { type: 'string' },
+      'read-only': { type: 'boolean', default: false },
+      'num-queues': { type: 'string', default: '4' },
+      direct: { type: 'boolean', default: false },
+      writethrough: { type: 'boolean', default: false },
+      serial: { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+      'print-capabilities': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(VHOST_USAGE + '\n');
+    return exit(0);
+  }
+  if (values['print-capabilities']) {
+    process.stdout.write(JSON.stringify({ type: 'block', features: ['read-only', 'blk-file'] }) + '\n');
+    return exit(0);
+  }
+  const file = values.file ?? values['blk-file'];
+  const numQueues = Number(values['num-queues']);
+  if (file === undefined) throw new Error('--file is required');
+  if ((values['socket-path'] === undefined) === (values.fd === undefined)) throw new Error('exactly one of --socket-path and --fd is required');
+  if (!Number.isInteger(numQueues) || numQueues < 1 || numQueues > 64) throw new Error('--num-queues must be 1..64');
+
+  const log = pino({ level: values['log-level'], base: { daemon: 'vhost' } });
+  const store = FileStore.open(file, {
+    readOnly: values['read-only'],
+    direct: values.direct,
+    ...(values.size === undefined ? {} : { sizeBytes: parseSize(values.size) }),
+    ...(values.serial === undefined ? {} : { serial: values.serial }),
+  });
+  const daemon = new VhostDaemon({
+    store,
+    numQueues,
+    log,
+    writeback: !values.writethrough,
+    ...(values['socket-path'] === undefined ? {} : { socketPath: values['socket-path'] }),
+    ...(values.fd === undefined ? {} : { listenFd: Number(values.fd) }),
+  });
+  daemon.start();
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    daemon.stop(() => store.close(() => {
+      log.info('stopped');
+      log.flush();
+      exit(0);
+    }));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
