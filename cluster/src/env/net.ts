@@ -2,7 +2,20 @@
  * The network as the cluster core sees it: byte streams between addresses, callbacks only
  * (no Promises, so simulated runs stay deterministic). `real-net.ts` implements it over
  * `node:net`; the simulator implements it over its packet model.
+ *
+ * Contract every implementation keeps (the messenger relies on it):
+ * - Callbacks are never invoked synchronously from inside the call that registered them or
+ *   that caused them (`write`, `close`, `connect`, `listen`).
+ * - Bytes arrive in order, exactly once, until close; chunk boundaries are arbitrary.
+ * - Errors are Node-style: `err.code` is the errno name. A refused connect reports
+ *   `code: 'ECONNREFUSED'` (the monitor marks an OSD down at once on it, as Ceph does).
+ * - `onClose` fires exactly once per socket, after which no `onData`/`onDrain` fires.
  */
+
+/** A Node-style network error (`code` = `ECONNREFUSED`, `ECONNRESET`, `ETIMEDOUT`, …). */
+export interface NetError extends Error {
+  code?: string;
+}
 
 /** One connected byte stream. */
 export interface NetSocket {
@@ -18,8 +31,13 @@ export interface NetSocket {
   onDrain(cb: () => void): void;
   /** Called once when the stream is closed for any reason; `err` when abnormal. */
   onClose(cb: (err: Error | undefined) => void): void;
-  /** Closes the stream; `onClose` fires once. */
+  /**
+   * Closes the stream gracefully: bytes already accepted by `write` are still sent, then the
+   * stream ends. `onClose` fires once. Idempotent.
+   */
   close(): void;
+  /** Closes at once, discarding unsent bytes (used after a protocol violation). Idempotent. */
+  destroy(): void;
 }
 
 export interface NetServer {
@@ -36,6 +54,6 @@ export interface Net {
     onConnection: (socket: NetSocket) => void,
     cb: (err: Error | null, server?: NetServer) => void,
   ): void;
-  /** Connects to host:port. */
-  connect(host: string, port: number, cb: (err: Error | null, socket?: NetSocket) => void): void;
+  /** Connects to host:port. On failure `err.code` says why (`ECONNREFUSED`, …). */
+  connect(host: string, port: number, cb: (err: NetError | null, socket?: NetSocket) => void): void;
 }
