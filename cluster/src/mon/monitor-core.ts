@@ -1,0 +1,446 @@
+/**
+ * The monitor's core state machine: no network, no awaits. Inputs are method calls (from the
+ * messenger glue or the CLI handler) and env timers; outputs are callbacks: per-request
+ * completion callbacks, and map pushes to subscribers. A later engineer wires it to the
+ * messenger; the simulator drives it directly.
+ *
+ * OSD lifecycle as the monitor sees it:
+ *
+ *        boot (new uuid → allocate id)
+ *   (none) ─────────────► up+in ◄──────────────────────────┐
+ *                          │  no beacon > osdGraceMs,      │ boot
+ *                          │  connection refused report,   │ (re-marks in unless
+ *                          │  ≥ N peer timeout reports     │  an admin set it out)
+ *                          ▼                               │
+ *                       down+in ──── downOutIntervalMs ──► down+out
+ *
+ * Proposals: accepted changes are staged as map ops on a projected map (committed map + the
+ * proposal in flight + pending ops), so each request is validated against everything before
+ * it. Pending ops are batched into ONE new epoch per proposal: at most one proposal every
+ * `proposalIntervalMs`, proposed on the next turn when the monitor has been idle longer than
+ * that. A request's callback fires after the epoch holding its change is durable.
+ */
+import { assert } from '../common/assert.js';
+import { ClusterError } from '../common/errors.js';
+import type { Epoch, OsdId, PoolId } from '../common/ids.js';
+import type { Env, TimerHandle } from '../env/env.js';
+import { WEIGHT_ONE, osdTreeRows, poolByName } from '../map/cluster-map.js';
+import type { ClusterMap, OsdInfo, OsdLocation, OsdTreeRow, PoolInfo } from '../map/cluster-map.js';
+import { applyIncremental } from '../map/incremental.js';
+import type { Incremental, MapOp, OsdChanges, PoolChanges } from '../map/incremental.js';
+import { makePool } from '../map/map-builder.js';
+import type { PoolSpec } from '../map/map-builder.js';
+import { FailureDetector } from './failure-detector.js';
+import type { MonStore } from './mon-store.js';
+import { computeStatus } from './mon-status.js';
+import type { MonStatus } from './mon-status.js';
+
+/** Options of the monitor core; all times in ms. */
+export interface MonitorCoreOptions {
+  env: Env;
+  store: MonStore;
+  /** Cluster id used when the store is empty; generated from env.rng when omitted. */
+  fsid?: string;
+  osdGraceMs?: number;
+  downOutIntervalMs?: number;
+  proposalIntervalMs?: number;
+  minDownReporters?: number;
+  /** Beyond this many incrementals a subscriber gets a full map instead. */
+  maxIncrementalsPerPush?: number;
+  /** Called once when the store fails: the process must exit (state is no longer trusted). */
+  onFatal?: (err: Error) => void;
+}
+
+/** What a subscriber receives. */
+export type MapUpdate =
+  | { readonly kind: 'incrementals'; readonly incrementals: readonly Incremental[] }
+  | { readonly kind: 'full'; readonly map: ClusterMap };
+
+/** Handle returned by `subscribe`. */
+export interface Subscription {
+  unsubscribe(): void;
+}
+
+/** OSD boot request. */
+export interface OsdBootRequest {
+  readonly uuid: string;
+  /** "host:port" where the OSD listens. */
+  readonly addr: string;
+  readonly location: OsdLocation;
+  /** Requested id (must match the uuid's existing id); omitted for a new OSD. */
+  readonly osdId?: number;
+  /** CRUSH weight for a new OSD (16.16); default 1.0. */
+  readonly weight?: number;
+}
+
+/** Failure report kinds; see failure-detector.ts for the rules. */
+export type FailureKind = 'refused' | 'timeout';
+
+/** Completion callback with the epoch that made the change durable. */
+export type EpochCallback<T = object> = (err: ClusterError | null, result?: T & { epoch: Epoch }) => void;
+
+interface Waiter { readonly cb: (err: ClusterError | null, epoch: Epoch) => void }
+
+/** The monitor state machine. */
+export class MonitorCore {
+  private readonly env: Env;
+  private readonly store: MonStore;
+  private readonly options: Required<Omit<MonitorCoreOptions, 'env' | 'store' | 'fsid' | 'onFatal'>>;
+  private readonly detector: FailureDetector;
+  private committed: ClusterMap | undefined;
+  private projected: ClusterMap | undefined;
+  private pendingOps: MapOp[] = [];
+  private pendingWaiters: Waiter[] = [];
+  private inflight = false;
+  private proposalTimer: TimerHandle | undefined;
+  private tickTimer: TimerHandle | undefined;
+  private lastProposalMs = -Infinity;
+  private readonly subscribers = new Set<{ haveEpoch: number; cb: (u: MapUpdate) => void }>();
+  private readonly autoOut = new Set<OsdId>();
+  private readonly pgStates = new Map<string, { state: string; osd: OsdId }>();
+  private fatal: Error | undefined;
+
+  constructor(private readonly init: MonitorCoreOptions) {
+    this.env = init.env;
+    this.store = init.store;
+    this.options = {
+      osdGraceMs: init.osdGraceMs ?? 3000,
+      downOutIntervalMs: init.downOutIntervalMs ?? 600_000,
+      proposalIntervalMs: init.proposalIntervalMs ?? 50,
+      minDownReporters: init.minDownReporters ?? 2,
+      maxIncrementalsPerPush: init.maxIncrementalsPerPush ?? 100,
+    };
+    this.detector = new FailureDetector(this.options);
+  }
+
+  /** Starts on an opened store; creates epoch 1 when the store is empty. */
+  start(cb: (err: ClusterError | null) => void): void {
+    const map = this.store.latestMap();
+    const finish = (): void => {
+      this.scheduleTick();
+      this.env.log.info({ epoch: this.committed?.epoch }, 'monitor started');
+      cb(null);
+    };
+    if (map !== undefined) {
+      this.committed = map;
+      this.projected = map;
+      return this.env.setImmediate(finish), undefined;
+    }
+    const fsid = this.init.fsid ?? uuidFromBytes(this.env.rng.bytes(16));
+    const inc: Incremental = { epoch: 1 as Epoch, fsid, modifiedMs: this.env.wallMs(), ops: [] };
+    this.store.commit({ incremental: inc }, (err) => {
+      if (err) return cb(asClusterError(err));
+      this.committed = this.store.latestMap();
+      this.projected = this.committed;
+      finish();
+    });
+  }
+
+  /** Stops timers; pending requests stay unanswered (the process is going away). */
+  stop(): void {
+    if (this.tickTimer !== undefined) this.env.clearTimeout(this.tickTimer);
+    if (this.proposalTimer !== undefined) this.env.clearTimeout(this.proposalTimer);
+    this.tickTimer = undefined;
+    this.proposalTimer = undefined;
+  }
+
+  // ───────────────────────────── queries (synchronous) ─────────────────────────────
+
+  /** The latest committed map. */
+  map(): ClusterMap {
+    assert(this.committed !== undefined, 'monitor not started');
+    return this.committed;
+  }
+
+  /** Pools of the committed map, by id. */
+  poolLs(): PoolInfo[] {
+    return [...this.map().pools.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** `strata osd tree` rows. */
+  osdTree(): OsdTreeRow[] {
+    return osdTreeRows(this.map());
+  }
+
+  /** `strata status`. */
+  status(): MonStatus {
+    const reported = new Map<string, string>();
+    for (const [pg, s] of this.pgStates) reported.set(pg, s.state);
+    return computeStatus(this.map(), reported);
+  }
+
+  // ───────────────────────────── OSD inputs ─────────────────────────────
+
+  /** An OSD process started: assign or confirm its id, mark it up (and in), new epoch. */
+  osdBoot(req: OsdBootRequest, cb: EpochCallback<{ osdId: OsdId }>): void {
+    const map = this.projectedMap();
+    const byUuid = [...map.osds.values()].find((o) => o.uuid === req.uuid);
+    if (req.osdId !== undefined && byUuid !== undefined && byUuid.id !== req.osdId) {
+      return this.failSoon(cb, new ClusterError('CLU_ERR_PERM', `uuid belongs to osd.${byUuid.id}, not osd.${req.osdId}`));
+    }
+    const requested = req.osdId === undefined ? undefined : map.osds.get(req.osdId as OsdId);
+    if (requested !== undefined && requested.uuid !== req.uuid) {
+      return this.failSoon(cb, new ClusterError('CLU_ERR_PERM', `osd.${req.osdId} has a different uuid`));
+    }
+    const existing = byUuid ?? requested;
+    const id = existing?.id ?? (req.osdId as OsdId | undefined) ?? lowestFreeOsdId(map);
+    const upFrom = this.nextEpoch();
+    const op: MapOp = existing === undefined
+      ? { op: 'osd-add', osd: newOsdInfo(id, req, upFrom) }
+      : { op: 'osd-set', id, changes: this.bootChanges(existing, req, upFrom) };
+    const err = this.stage([op]);
+    if (err !== undefined) return this.failSoon(cb, err);
+    this.autoOut.delete(id);
+    this.detector.booted(id, this.env.nowMs());
+    this.env.log.info({ osd: id, addr: req.addr }, 'osd boot');
+    this.wait((e, epoch) => (e ? cb(e) : cb(null, { osdId: id, epoch })));
+  }
+
+  private bootChanges(existing: OsdInfo, req: OsdBootRequest, upFrom: Epoch): OsdChanges {
+    const changes: OsdChanges = { up: true, addr: req.addr, upFrom };
+    if (existing.location.host !== req.location.host || existing.location.rack !== req.location.rack) changes.location = req.location;
+    // Ceph's mon_osd_auto_mark_auto_out_in: only undo an out the monitor itself did.
+    if (!existing.in && this.autoOut.has(existing.id)) changes.in = true;
+    return changes;
+  }
+
+  /** A periodic beacon. Returns 'boot-required' when the map has the OSD down (it must re-boot). */
+  osdBeacon(id: OsdId): 'ok' | 'boot-required' | 'unknown-osd' {
+    const osd = this.projectedMap().osds.get(id);
+    if (osd === undefined) return 'unknown-osd';
+    if (!osd.up) return 'boot-required';
+    this.detector.seen(id, this.env.nowMs());
+    return 'ok';
+  }
+
+  /** A peer or client reports `target` unreachable; see failure-detector.ts for the rule. */
+  reportFailure(reporter: string, target: OsdId, kind: FailureKind): void {
+    const osd = this.projectedMap().osds.get(target);
+    if (osd === undefined || !osd.up) return;
+    const upCount = [...this.projectedMap().osds.values()].filter((o) => o.up).length;
+    if (kind === 'refused' || this.detector.report(target, reporter, this.env.nowMs(), upCount)) {
+      this.markDown(target, kind === 'refused' ? 'connection refused' : 'peer reports');
+    }
+  }
+
+  /** Withdraws a timeout report (the reporter heard from the target again). */
+  cancelFailure(reporter: string, target: OsdId): void {
+    this.detector.cancel(target, reporter);
+  }
+
+  /** An OSD's view of the PGs it is primary for (`pgid text → state`), replacing its last report. */
+  reportPgStates(osd: OsdId, states: Readonly<Record<string, string>>): void {
+    for (const [pg, s] of this.pgStates) if (s.osd === osd && states[pg] === undefined) this.pgStates.delete(pg);
+    for (const [pg, state] of Object.entries(states)) this.pgStates.set(pg, { state, osd });
+  }
+
+  // ───────────────────────────── admin inputs ─────────────────────────────
+
+  /** `strata pool create`. */
+  poolCreate(spec: Omit<PoolSpec, 'id' | 'createdEpoch'>, cb: EpochCallback<{ poolId: PoolId }>): void {
+    const map = this.projectedMap();
+    if (poolByName(map, spec.name) !== undefined) return this.failSoon(cb, new ClusterError('CLU_ERR_EXISTS', `pool ${spec.name} exists`));
+    const id = (map.poolMax + 1) as PoolId;
+    const err = this.stage([{ op: 'pool-add', pool: makePool({ ...spec, id, createdEpoch: this.nextEpoch() }) }]);
+    if (err !== undefined) return this.failSoon(cb, err);
+    this.wait((e, epoch) => (e ? cb(e) : cb(null, { poolId: id, epoch })));
+  }
+
+  /** `strata pool set`. */
+  poolSet(name: string, changes: PoolChanges, cb: EpochCallback): void {
+    const pool = poolByName(this.projectedMap(), name);
+    if (pool === undefined) return this.failSoon(cb, new ClusterError('CLU_ERR_NOT_FOUND', `pool ${name}`));
+    this.stageAndWait([{ op: 'pool-set', id: pool.id, changes }], cb);
+  }
+
+  /** `strata pool rm`. */
+  poolRemove(name: string, cb: EpochCallback): void {
+    const pool = poolByName(this.projectedMap(), name);
+    if (pool === undefined) return this.failSoon(cb, new ClusterError('CLU_ERR_NOT_FOUND', `pool ${name}`));
+    this.stageAndWait([{ op: 'pool-remove', id: pool.id }], cb);
+  }
+
+  /** `strata osd out|in|down|reweight|rm`. An admin out is never undone by boot. */
+  osdAdmin(id: OsdId, action: 'out' | 'in' | 'down' | 'rm' | { weight: number }, cb: EpochCallback): void {
+    const osd = this.projectedMap().osds.get(id);
+    if (osd === undefined) return this.failSoon(cb, new ClusterError('CLU_ERR_NOT_FOUND', `osd.${id}`));
+    let op: MapOp;
+    if (action === 'out') op = { op: 'osd-set', id, changes: { in: false } };
+    else if (action === 'in') op = { op: 'osd-set', id, changes: { in: true } };
+    else if (action === 'down') op = { op: 'osd-set', id, changes: { up: false, downAt: this.nextEpoch() } };
+    else if (action === 'rm') {
+      if (osd.up) return this.failSoon(cb, new ClusterError('CLU_ERR_INVALID', `osd.${id} is up; mark it down first`));
+      op = { op: 'osd-remove', id };
+    } else op = { op: 'osd-set', id, changes: { weight: action.weight } };
+    this.autoOut.delete(id);
+    if (action === 'down') this.detector.markedDown(id, this.env.nowMs());
+    if (action === 'rm') this.detector.forget(id);
+    this.stageAndWait([op], cb);
+  }
+
+  // ───────────────────────────── subscriptions ─────────────────────────────
+
+  /**
+   * Registers `cb` for map updates starting after `haveEpoch` (0 = no map). Catch-up, if any,
+   * arrives on a later turn; every later commit is pushed as one incremental.
+   */
+  subscribe(haveEpoch: number, cb: (update: MapUpdate) => void): Subscription {
+    const sub = { haveEpoch, cb };
+    this.subscribers.add(sub);
+    this.env.setImmediate(() => {
+      if (this.subscribers.has(sub)) this.catchUp(sub);
+    });
+    return { unsubscribe: () => void this.subscribers.delete(sub) };
+  }
+
+  private catchUp(sub: { haveEpoch: number; cb: (u: MapUpdate) => void }): void {
+    const map = this.map();
+    if (sub.haveEpoch === map.epoch) return;
+    const incs = sub.haveEpoch < map.epoch ? this.store.incrementalsSince(sub.haveEpoch as Epoch) : undefined;
+    sub.haveEpoch = map.epoch;
+    if (incs !== undefined && incs.length <= this.options.maxIncrementalsPerPush && incs.length > 0) sub.cb({ kind: 'incrementals', incrementals: incs });
+    else sub.cb({ kind: 'full', map });
+  }
+
+  // ───────────────────────────── internals ─────────────────────────────
+
+  private projectedMap(): ClusterMap {
+    assert(this.projected !== undefined, 'monitor not started');
+    return this.projected;
+  }
+
+  /** The epoch pending ops will be committed in. */
+  private nextEpoch(): Epoch {
+    return (this.map().epoch + (this.inflight ? 2 : 1)) as Epoch;
+  }
+
+  /** Validates `ops` on the projected map and queues them; returns the error if they do not apply. */
+  private stage(ops: MapOp[]): ClusterError | undefined {
+    if (this.fatal !== undefined) return new ClusterError('CLU_ERR_UNAVAILABLE', 'monitor store failed');
+    const base = this.projectedMap();
+    try {
+      this.projected = applyIncremental(base, { epoch: (base.epoch + 1) as Epoch, fsid: base.fsid, modifiedMs: base.modifiedMs, ops });
+    } catch (e) {
+      return asClusterError(e);
+    }
+    this.pendingOps.push(...ops);
+    this.scheduleProposal();
+    return undefined;
+  }
+
+  private stageAndWait(ops: MapOp[], cb: EpochCallback): void {
+    const err = this.stage(ops);
+    if (err !== undefined) return this.failSoon(cb, err);
+    this.wait((e, epoch) => (e ? cb(e) : cb(null, { epoch })));
+  }
+
+  private wait(cb: Waiter['cb']): void {
+    this.pendingWaiters.push({ cb });
+  }
+
+  private failSoon(cb: (err: ClusterError) => void, err: ClusterError): void {
+    this.env.setImmediate(() => cb(err));
+  }
+
+  private markDown(id: OsdId, reason: string): void {
+    const err = this.stage([{ op: 'osd-set', id, changes: { up: false, downAt: this.nextEpoch() } }]);
+    assert(err === undefined, `mark down osd.${id}: ${err?.message}`);
+    this.detector.markedDown(id, this.env.nowMs());
+    this.env.log.info({ osd: id, reason }, 'osd marked down');
+  }
+
+  private scheduleProposal(): void {
+    if (this.proposalTimer !== undefined || this.inflight || this.pendingOps.length === 0) return;
+    const delayMs = Math.max(0, this.lastProposalMs + this.options.proposalIntervalMs - this.env.nowMs());
+    this.proposalTimer = delayMs === 0 ? this.env.setImmediate(() => this.propose()) : this.env.setTimeout(() => this.propose(), delayMs);
+  }
+
+  /** Commits every pending op as one epoch. */
+  private propose(): void {
+    this.proposalTimer = undefined;
+    if (this.inflight || this.pendingOps.length === 0 || this.fatal !== undefined) return;
+    const base = this.map();
+    const inc: Incremental = { epoch: (base.epoch + 1) as Epoch, fsid: base.fsid, modifiedMs: this.env.wallMs(), ops: this.pendingOps };
+    const waiters = this.pendingWaiters;
+    this.pendingOps = [];
+    this.pendingWaiters = [];
+    this.inflight = true;
+    this.lastProposalMs = this.env.nowMs();
+    this.store.commit({ incremental: inc }, (err) => this.proposeDone(inc, waiters, err));
+  }
+
+  private proposeDone(inc: Incremental, waiters: Waiter[], err: Error | null): void {
+    this.inflight = false;
+    if (err) return this.onStoreFailure(err, waiters);
+    const map = this.store.latestMap();
+    assert(map !== undefined && map.epoch === inc.epoch, 'store did not install the epoch');
+    this.committed = map;
+    // Pending ops were validated on top of this epoch's result, so they still apply.
+    this.projected = applyIncremental(map, { epoch: (map.epoch + 1) as Epoch, fsid: map.fsid, modifiedMs: map.modifiedMs, ops: this.pendingOps });
+    this.env.log.info({ epoch: map.epoch, ops: inc.ops.length }, 'map epoch committed');
+    for (const sub of this.subscribers) {
+      if (sub.haveEpoch === inc.epoch - 1) {
+        sub.haveEpoch = inc.epoch;
+        sub.cb({ kind: 'incrementals', incrementals: [inc] });
+      } else this.catchUp(sub);
+    }
+    for (const w of waiters) w.cb(null, map.epoch);
+    this.scheduleProposal();
+  }
+
+  private onStoreFailure(err: Error, waiters: Waiter[]): void {
+    const cerr = asClusterError(err);
+    this.fatal = cerr;
+    this.env.log.error({ err }, 'monitor store commit failed');
+    for (const w of [...waiters, ...this.pendingWaiters]) w.cb(cerr, 0 as Epoch);
+    this.pendingWaiters = [];
+    this.pendingOps = [];
+    this.stop();
+    this.init.onFatal?.(cerr);
+  }
+
+  private scheduleTick(): void {
+    const tickMs = Math.max(10, Math.min(1000, Math.floor(this.options.osdGraceMs / 4)));
+    this.tickTimer = this.env.setTimeout(() => {
+      this.tick();
+      if (this.fatal === undefined) this.scheduleTick();
+    }, tickMs);
+  }
+
+  /** Periodic failure detection: beacon timeouts → down, long down → out. */
+  tick(): void {
+    const now = this.env.nowMs();
+    const map = this.projectedMap();
+    const up = [...map.osds.values()].filter((o) => o.up).map((o) => o.id);
+    for (const id of this.detector.expired(up, now)) this.markDown(id, 'beacon timeout');
+    const downIn = [...this.projectedMap().osds.values()].filter((o) => !o.up && o.in).map((o) => o.id);
+    for (const id of this.detector.dueOut(downIn, now)) {
+      const err = this.stage([{ op: 'osd-set', id, changes: { in: false } }]);
+      assert(err === undefined, `mark out osd.${id}`);
+      this.autoOut.add(id);
+      this.env.log.info({ osd: id }, 'osd marked out after down interval');
+    }
+  }
+}
+
+function asClusterError(e: unknown): ClusterError {
+  if (e instanceof ClusterError) return e;
+  const err = e instanceof Error ? e : new Error(String(e));
+  return new ClusterError('CLU_ERR_IO', err.message, { cause: err });
+}
+
+function lowestFreeOsdId(map: ClusterMap): OsdId {
+  let id = 0;
+  while (map.osds.has(id as OsdId)) id++;
+  return id as OsdId;
+}
+
+function newOsdInfo(id: OsdId, req: OsdBootRequest, upFrom: Epoch): OsdInfo {
+  return { id, uuid: req.uuid, addr: req.addr, up: true, in: true, weight: req.weight ?? WEIGHT_ONE, location: req.location, upFrom, downAt: 0 as Epoch };
+}
+
+/** Formats 16 random bytes as an RFC 4122 v4 uuid. */
+export function uuidFromBytes(b: Uint8Array): string {
+  const h = [...b].map((x, i) => (i === 6 ? (x & 0x0f) | 0x40 : i === 8 ? (x & 0x3f) | 0x80 : x).toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
