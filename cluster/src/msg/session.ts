@@ -288,15 +288,17 @@ export class Session extends EventEmitter<SessionEvents> {
 
   /**
    * Ends one connection: fails written requests, keeps unsent ones, and reconnects (outbound)
-   * or finishes the session (inbound). `why` is the log phrase.
+   * or finishes the session (inbound). `why` is the log phrase; `graceful` lets bytes already
+   * written (a reject frame) reach the peer.
    */
-  private dropConn(conn: Conn, err: ClusterError, why: string): void {
+  private dropConn(conn: Conn, err: ClusterError, why: string, graceful = false): void {
     if (this.conn !== conn) return;
     this.conn = null;
     if (conn.timer !== null) this.init.env.clearTimeout(conn.timer);
     const level = err.code === 'CLU_ERR_CONN_CLOSED' ? 'info' : 'warn';
     this.init.log[level]({ err, peer: this.peer?.entity, remote: this.remoteAddress }, why);
-    if (err.code === 'CLU_ERR_CONN_CLOSED') conn.socket.close();
+    // Why destroy on errors: after a protocol violation nothing more may be sent or trusted.
+    if (graceful || err.code === 'CLU_ERR_CONN_CLOSED') conn.socket.close();
     else conn.socket.destroy();
     this.replyMsgs.length = 0;
     this.unackedBytes = 0;
@@ -452,10 +454,7 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Server side: tells the client why, then closes (gracefully, so the reason arrives). */
   private reject(conn: Conn, err: ClusterError): void {
     this.writeRaw(conn, MsgType.MSG_AUTH_REJECT, 0, 0, encodeReject(err));
-    const cause = new ClusterError(err.code, err.message, { cause: err, details: { ...err.details } });
-    // Why close before dropConn: dropConn would destroy() and discard the reject frame.
-    conn.socket.close();
-    this.dropConn(conn, new ClusterError('CLU_ERR_CONN_CLOSED', `rejected peer: ${err.message}`, { cause }), 'handshake rejected');
+    this.dropConn(conn, err, 'handshake rejected', true);
   }
 
   private becomeReady(conn: Conn, peer: AuthenticatedPeer): void {
