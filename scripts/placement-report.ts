@@ -50,13 +50,15 @@ function movementRow(label: string, n: number, pgNum: number, ops: MapOp[], idea
   const m = measureMovement(before, after, pool, mapper === undefined ? { changedOsd } : { changedOsd, mapper });
   const ratio = (m.movedFraction / ideal).toFixed(2).padStart(5);
   const coll = pct((100 * m.collateralReplicas) / m.replicaCount);
-  console.log(`  ${label.padEnd(27)} ${String(n).padStart(4)} ${String(pgNum).padStart(6)} ${pct(100 * m.movedFraction)} ${pct(100 * ideal)}  ${ratio}× ${coll}`);
+  const minimum = m.movedReplicas / Math.max(1, m.changedOsdReplicas);
+  console.log(`  ${label.padEnd(27)} ${String(n).padStart(4)} ${String(pgNum).padStart(6)} ${pct(100 * m.movedFraction)} ${pct(100 * ideal)}  ${ratio}×  ${minimum.toFixed(2).padStart(5)}× ${coll}`);
 }
 
 function movementTable(pgCounts: number[]): void {
   console.log('\nMovement: moved replica fraction vs ideal (weight share of the changed OSD);');
-  console.log('collateral = moved replicas that neither land on nor leave the changed OSD');
-  console.log('  change                      OSDs    PGs   moved   ideal  ratio  collateral');
+  console.log('vs-min = moved / replicas the changed OSD holds (the true minimum); collateral = moved');
+  console.log('replicas that neither land on nor leave the changed OSD, as a fraction of all replicas');
+  console.log('  change                      OSDs    PGs   moved   ideal  ratio  vs-min  collateral');
   for (const pgNum of pgCounts) {
     for (const n of OSD_COUNTS.filter((c) => c >= 8)) {
       const cases: [string, MapOp[], number][] = [

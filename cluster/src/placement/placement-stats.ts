@@ -84,6 +84,11 @@ export interface Movement {
    * or leaving it). 0 means minimal movement.
    */
   readonly collateralReplicas: number;
+  /**
+   * Replicas the changed OSD held before or after (whichever is larger): the true lower bound
+   * on movement for this layout, whereas 1/N is only the bound for a perfectly even layout.
+   */
+  readonly changedOsdReplicas: number;
 }
 
 /** Raw set of one PG; defaults to the authoritative `pgToOsds`. */
@@ -103,6 +108,8 @@ export function measureMovement(
   let total = 0;
   let changedPgs = 0;
   let collateral = 0;
+  let onChangedBefore = 0;
+  let onChangedAfter = 0;
   for (let seed = 0; seed < pool.pgNum; seed++) {
     const old = new Set(mapper(before, pool, seed));
     const now = mapper(after, pool, seed);
@@ -114,8 +121,10 @@ export function measureMovement(
     if (added.length > 0 || removed.length > 0) changedPgs++;
     const forced = options.changedOsd !== undefined && (added.includes(options.changedOsd as OsdId) || removed.includes(options.changedOsd as OsdId)) ? 1 : 0;
     collateral += Math.max(0, added.length - forced);
+    if (old.has(options.changedOsd as OsdId)) onChangedBefore++;
+    if (nowSet.has(options.changedOsd as OsdId)) onChangedAfter++;
   }
-  return { replicaCount: total, movedReplicas: moved, movedFraction: moved / Math.max(1, total), changedPgs, collateralReplicas: collateral };
+  return { replicaCount: total, movedReplicas: moved, movedFraction: moved / Math.max(1, total), changedPgs, collateralReplicas: collateral, changedOsdReplicas: Math.max(onChangedBefore, onChangedAfter) };
 }
 
 /** The CRUSH-descent baseline as a `RawMapper` (for comparison tables and tests). */
