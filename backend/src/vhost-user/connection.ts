@@ -1,11 +1,12 @@
 /**
  * One vhost-user connection: owns the Unix socket fd, reads with `recvMsg` under a native
- * poller, frames messages incrementally (pg-protocol style) and sends replies.
+ * poller and sends replies.
  *
- * File descriptors: the kernel attaches SCM_RIGHTS fds to the first byte of the sendmsg
- * that carried them, and recvmsg never merges data across such a boundary. We record each
- * batch of fds with the stream offset of the first byte received with it; a message takes
- * the batches whose offset lies inside its own bytes. Anything else is "unexpected fds".
+ * File descriptors: on a Unix stream socket the kernel may hand back, in one recvmsg, the
+ * bytes of several sendmsg calls together with the fds of the last of them (seen with QEMU:
+ * SET_FEATURES arrives glued to SET_MEM_TABLE and its fds). So we never read past a message
+ * boundary: first exactly the 12-byte header, then exactly `size` payload bytes, as
+ * libvhost-user does. Every fd received while reading a message's bytes is that message's.
  */
 import fs from 'node:fs';
 import { EventEmitter } from 'eventemitter3';
@@ -25,15 +26,14 @@ interface ConnectionEvents {
 }
 
 const MAX_FDS_PER_RECV = 32;
-const RECV_SCRATCH_BYTES = 64 * 1024;
 
 export class VhostUserConnection extends EventEmitter<ConnectionEvents> {
   private readonly poller: native.Poller;
-  private readonly scratch = new Uint8Array(RECV_SCRATCH_BYTES);
-  private pending = new Uint8Array(0);
-  /** Stream offset of pending[0]. */
-  private pendingOffset = 0;
-  private fdBatches: { offset: number; fds: number[] }[] = [];
+  private readonly header = new Uint8Array(HEADER_SIZE);
+  private headerBytes = 0;
+  private payload: Uint8Array | null = null;
+  private payloadBytes = 0;
+  private fds: number[] = [];
   private outbox: { bytes: Uint8Array; fds: number[] }[] = [];
   private paused = false;
   private closed = false;
@@ -50,17 +50,27 @@ export class VhostUserConnection extends EventEmitter<ConnectionEvents> {
   /** Starts reading; `onMessage` gets each complete message in order. */
   start(onMessage: (msg: IncomingMessage) => void): void {
     this.onMessage = onMessage;
-    this.poller.start(native.READABLE | native.DISCONNECT);
+    this.watch();
   }
 
-  /** Stops dispatching (a reply is deferred); bytes keep being read so EOF is seen. */
+  private watch(): void {
+    if (this.closed) return;
+    let events = this.paused ? 0 : native.READABLE | native.DISCONNECT;
+    if (this.outbox.length > 0) events |= native.WRITABLE;
+    if (events === 0) this.poller.stop();
+    else this.poller.start(events);
+  }
+
+  /** Stops reading messages (a reply is deferred) until resume(). */
   pause(): void {
     this.paused = true;
+    this.watch();
   }
 
   resume(): void {
     this.paused = false;
-    if (!this.closed) this.dispatch();
+    this.watch();
+    if (!this.closed) this.readAvailable();
   }
 
   /** Sends a message with optional fds; queues on EAGAIN. */
@@ -79,10 +89,7 @@ export class VhostUserConnection extends EventEmitter<ConnectionEvents> {
       } catch (err) {
         return this.close(new ProtocolError('VHU_ERR_SOCKET', 'send failed', { cause: err }));
       }
-      if (sent === null) {
-        this.poller.start(native.READABLE | native.WRITABLE | native.DISCONNECT);
-        return;
-      }
+      if (sent === null) break;
       if (sent < head.bytes.length) {
         // Why: the fds went with the first byte; the rest is plain data.
         this.outbox[0] = { bytes: head.bytes.subarray(sent), fds: [] };
@@ -90,7 +97,7 @@ export class VhostUserConnection extends EventEmitter<ConnectionEvents> {
       }
       this.outbox.shift();
     }
-    this.poller.start(native.READABLE | native.DISCONNECT);
+    this.watch();
   }
 
   private onEvents(status: number, events: number): void {
@@ -100,50 +107,61 @@ export class VhostUserConnection extends EventEmitter<ConnectionEvents> {
     if (events & (native.READABLE | native.DISCONNECT)) this.readAvailable();
   }
 
-  private readAvailable(): void {
-    for (;;) {
-      let r: native.RecvResult | null;
-      try {
-        r = native.recvMsg(this.fd, this.scratch, MAX_FDS_PER_RECV);
-      } catch (err) {
-        return this.close(new ProtocolError('VHU_ERR_SOCKET', 'recvmsg failed', { cause: err }));
-      }
-      if (r === null) break;
-      if (r.bytes === 0) {
-        for (const b of this.fdBatches) closeAll(b.fds);
-        this.fdBatches = [];
-        return this.close(undefined);
-      }
-      const arrivalOffset = this.pendingOffset + this.pending.length;
-      if (r.fds.length > 0) this.fdBatches.push({ offset: arrivalOffset, fds: [...r.fds] });
-      const next = new Uint8Array(this.pending.length + r.bytes);
-      next.set(this.pending);
-      next.set(this.scratch.subarray(0, r.bytes), this.pending.length);
-      this.pending = next;
-      if (r.bytes < this.scratch.length) break;
+  /** Reads into `target` (the rest of the header or payload); false on EAGAIN or close. */
+  private recvInto(target: Uint8Array): number | null {
+    let r: native.RecvResult | null;
+    try {
+      r = native.recvMsg(this.fd, target, MAX_FDS_PER_RECV);
+    } catch (err) {
+      this.close(new ProtocolError('VHU_ERR_SOCKET', 'recvmsg failed', { cause: err }));
+      return null;
     }
-    this.dispatch();
+    if (r === null) return null;
+    for (const fd of r.fds) this.fds.push(fd);
+    if (r.bytes === 0) {
+      this.close(undefined);
+      return null;
+    }
+    return r.bytes;
   }
 
-  private dispatch(): void {
-    while (!this.paused && !this.closed && this.pending.length >= HEADER_SIZE) {
-      const header = decodeHeader(this.pending, 0);
-      if ((header.flags & VHOST_USER_VERSION_MASK) !== VHOST_USER_VERSION) {
-        return this.close(new ProtocolError('VHU_ERR_BAD_HEADER', `bad version in flags 0x${header.flags.toString(16)}`));
+  private readAvailable(): void {
+    while (!this.paused && !this.closed) {
+      if (this.headerBytes < HEADER_SIZE) {
+        const n = this.recvInto(this.header.subarray(this.headerBytes));
+        if (n === null) return;
+        this.headerBytes += n;
+        if (this.headerBytes < HEADER_SIZE) continue;
+        const err = this.startPayload();
+        if (err) return this.close(err);
       }
-      if (header.size > MAX_PAYLOAD_SIZE) {
-        return this.close(new ProtocolError('VHU_ERR_BAD_SIZE', `payload of ${header.size} bytes exceeds ${MAX_PAYLOAD_SIZE}`));
+      const payload = this.payload!;
+      if (this.payloadBytes < payload.length) {
+        const n = this.recvInto(payload.subarray(this.payloadBytes));
+        if (n === null) return;
+        this.payloadBytes += n;
+        if (this.payloadBytes < payload.length) continue;
       }
-      const total = HEADER_SIZE + header.size;
-      if (this.pending.length < total) return;
-      const payload = this.pending.slice(HEADER_SIZE, total);
-      const end = this.pendingOffset + total;
-      const fds: number[] = [];
-      while (this.fdBatches.length > 0 && this.fdBatches[0]!.offset < end) fds.push(...this.fdBatches.shift()!.fds);
-      this.pending = this.pending.subarray(total);
-      this.pendingOffset = end;
-      this.onMessage({ header, payload, fds });
+      const msg: IncomingMessage = { header: decodeHeader(this.header, 0), payload, fds: this.fds };
+      this.headerBytes = 0;
+      this.payload = null;
+      this.payloadBytes = 0;
+      this.fds = [];
+      this.onMessage(msg);
     }
+  }
+
+  private startPayload(): ProtocolError | null {
+    const header = decodeHeader(this.header, 0);
+    if ((header.flags & VHOST_USER_VERSION_MASK) !== VHOST_USER_VERSION) {
+      return new ProtocolError('VHU_ERR_BAD_HEADER', `bad version in flags 0x${header.flags.toString(16)}`);
+    }
+    if (header.size > MAX_PAYLOAD_SIZE) {
+      return new ProtocolError('VHU_ERR_BAD_SIZE', `payload of ${header.size} bytes exceeds ${MAX_PAYLOAD_SIZE}`);
+    }
+    this.payload = new Uint8Array(header.size);
+    this.payloadBytes = 0;
+    return null;
   }
 
   /** Closes the connection once; `close` is emitted with the reason (undefined on EOF). */
@@ -151,8 +169,8 @@ export class VhostUserConnection extends EventEmitter<ConnectionEvents> {
     if (this.closed) return;
     this.closed = true;
     this.poller.close();
-    for (const b of this.fdBatches) closeAll(b.fds);
-    this.fdBatches = [];
+    closeAll(this.fds);
+    this.fds = [];
     for (const m of this.outbox) closeAll(m.fds);
     this.outbox = [];
     try {
