@@ -239,6 +239,16 @@ export class TestEnv implements Env {
     return fired;
   }
 
+  /** Runs exactly one due timer (at or before now); returns false when none is due. */
+  step(): boolean {
+    let best: Timer | undefined;
+    for (const t of this.timers) if (t.atMs <= this.now && (best === undefined || t.atMs < best.atMs || (t.atMs === best.atMs && t.seq < best.seq))) best = t;
+    if (best === undefined) return false;
+    this.timers.splice(this.timers.indexOf(best), 1);
+    best.cb();
+    return true;
+  }
+
   /** Runs everything due now (immediates and zero-delay chains). */
   settle(): void { this.advance(0); }
 
