@@ -1,0 +1,185 @@
+/**
+ * MonitorCore on the manual-clock TestEnv: boots assign ids and mark up, missing beacons mark
+ * down within the grace and out after the interval, connection-refused is immediate, peer
+ * timeout reports need two reporters, changes batch into one epoch, subscribers get
+ * incrementals (or a full map when far behind), pools validate, and the map survives a
+ * monitor crash + restart on the same disk.
+ */
+import test from 'ava';
+import type { ClusterError } from '../src/common/errors.js';
+import type { Epoch, OsdId, PoolId } from '../src/common/ids.js';
+import { FileMonStore } from '../src/mon/file-mon-store.js';
+import { MonitorCore } from '../src/mon/monitor-core.js';
+import type { MapUpdate } from '../src/mon/monitor-core.js';
+import { TestEnv } from './sim-env.js';
+
+const GRACE = 3000;
+const DOWN_OUT = 60_000;
+
+function startMon(env: TestEnv): MonitorCore {
+  const store = new FileMonStore({ env, dir: '/mon' });
+  store.open((e) => { if (e) throw e; });
+  env.settle();
+  const mon = new MonitorCore({ env, store, fsid: 'test-fsid', osdGraceMs: GRACE, downOutIntervalMs: DOWN_OUT });
+  let started = false;
+  mon.start((e) => { if (e) throw e; started = true; });
+  env.settle();
+  if (!started) throw new Error('mon did not start');
+  return mon;
+}
+
+function bootThree(env: TestEnv, mon: MonitorCore): OsdId[] {
+  const ids: OsdId[] = [];
+  for (let i = 0; i < 3; i++) {
+    mon.osdBoot({ uuid: `u${i}`, addr: `127.0.0.1:${6800 + i}`, location: { host: `h${i}` } }, (err, r) => {
+      if (err || r === undefined) throw err ?? new Error('no result');
+      ids.push(r.osdId);
+    });
+  }
+  env.advance(100);
+  return ids;
+}
+
+/** Beacons from `ids` every second for `ms`. */
+function beat(env: TestEnv, mon: MonitorCore, ids: OsdId[], ms: number): void {
+  for (let t = 0; t < ms; t += 1000) {
+    for (const id of ids) mon.osdBeacon(id);
+    env.advance(1000);
+  }
+}
+
+test('three boots get ids 0..2, are up+in, and batch into one epoch', (t) => {
+  const env = new TestEnv();
+  const mon = startMon(env);
+  t.is(mon.map().epoch, 1 as Epoch);
+  t.deepEqual(bootThree(env, mon), [0, 1, 2]);
+  const map = mon.map();
+  t.is(map.epoch, 2 as Epoch, 'one proposal for three boots');
+  for (const o of map.osds.values()) t.true(o.up && o.in && o.upFrom === 2);
+  t.deepEqual(mon.osdTree().map((r) => r.name), ['default', 'h0', 'osd.0', 'h1', 'osd.1', 'h2', 'osd.2']);
+});
+
+test('an OSD whose beacons stop is down within the grace and out after the interval', (t) => {
+  const env = new TestEnv();
+  const mon = startMon(env);
+  const ids = bootThree(env, mon);
+  beat(env, mon, ids, 5000);
+  const stopAt = env.nowMs();
+  let downAtMs = -1;
+  for (let ms = 0; ms < 10_000 && downAtMs < 0; ms += 100) {
+    mon.osdBeacon(0 as OsdId);
+    mon.osdBeacon(1 as OsdId);
+    env.advance(100);
+    if (mon.map().osds.get(2 as OsdId)?.up === false) downAtMs = env.nowMs() - stopAt;
+  }
+  t.true(downAtMs > GRACE - 1000 && downAtMs <= GRACE + 1000, `down after ${downAtMs} ms`);
+  t.true(mon.map().osds.get(2 as OsdId)?.in);
+  t.is(mon.osdBeacon(2 as OsdId), 'boot-required');
+  beat(env, mon, [0, 1].map((n) => n as OsdId), DOWN_OUT + 2000);
+  t.false(mon.map().osds.get(2 as OsdId)?.in, 'marked out');
+  t.is(mon.status().health, 'HEALTH_WARN');
+  // Boot again: up and back in (the monitor, not an admin, had marked it out).
+  mon.osdBoot({ uuid: 'u2', addr: '127.0.0.1:6900', location: { host: 'h2' } }, () => undefined);
+  env.advance(100);
+  const o = mon.map().osds.get(2 as OsdId);
+  t.true(o?.up && o.in);
+  t.is(o?.addr, '127.0.0.1:6900');
+});
+
+test('connection refused marks down immediately; timeouts need two reporters', (t) => {
+  const env = new TestEnv();
+  const mon = startMon(env);
+  const ids = bootThree(env, mon);
+  beat(env, mon, ids, 1000);
+  mon.reportFailure('client.x', 1 as OsdId, 'refused');
+  env.advance(100);
+  t.false(mon.map().osds.get(1 as OsdId)?.up);
+  mon.osdBoot({ uuid: 'u1', addr: '127.0.0.1:6801', location: { host: 'h1' } }, () => undefined);
+  env.advance(100);
+  mon.reportFailure('osd.0', 2 as OsdId, 'timeout');
+  env.advance(100);
+  t.true(mon.map().osds.get(2 as OsdId)?.up, 'one reporter is not enough');
+  mon.reportFailure('osd.1', 2 as OsdId, 'timeout');
+  env.advance(100);
+  t.false(mon.map().osds.get(2 as OsdId)?.up);
+});
+
+test('subscribers get each new epoch as an incremental, late ones catch up, far-behind ones get a full map', (t) => {
+  const env = new TestEnv();
+  const mon = startMon(env);
+  const got: MapUpdate[] = [];
+  mon.subscribe(1, (u) => got.push(u));
+  bootThree(env, mon);
+  t.is(got.length, 1);
+  t.is(got[0]?.kind, 'incrementals');
+  const late: MapUpdate[] = [];
+  mon.subscribe(0, (u) => late.push(u));
+  env.settle();
+  t.deepEqual(late.map((u) => (u.kind === 'incrementals' ? u.incrementals.map((i) => i.epoch) : 'full')), [[1, 2]]);
+  const ahead: MapUpdate[] = [];
+  mon.subscribe(99, (u) => ahead.push(u));
+  env.settle();
+  t.is(ahead[0]?.kind, 'full');
+});
+
+test('pool create/set/ls validate and allocate ids', (t) => {
+  const env = new TestEnv();
+  const mon = startMon(env);
+  const errs: (ClusterError | null)[] = [];
+  const slot = (i: number) => (e: ClusterError | null) => { errs[i] = e; };
+  mon.poolCreate({ name: 'vms', pgNum: 32 }, (e, r) => { errs[0] = e; t.is(r?.poolId, 0 as PoolId); });
+  mon.poolCreate({ name: 'vms' }, slot(1));
+  mon.poolCreate({ name: 'bad', size: 2, minSize: 3 }, slot(2));
+  env.advance(100);
+  mon.poolSet('vms', { pgNum: 64 }, slot(3));
+  mon.poolSet('vms', { pgNum: 16 }, slot(4));
+  mon.poolSet('nope', { size: 2 }, slot(5));
+  env.advance(100);
+  t.deepEqual(errs.map((e) => e?.code ?? null), [null, 'CLU_ERR_EXISTS', 'CLU_ERR_INVALID', null, 'CLU_ERR_INVALID', 'CLU_ERR_NOT_FOUND']);
+  t.deepEqual(mon.poolLs().map((p) => [p.name, p.pgNum]), [['vms', 64]]);
+});
+
+test('status counts OSDs and reported PG states', (t) => {
+  const env = new TestEnv();
+  const mon = startMon(env);
+  const ids = bootThree(env, mon);
+  mon.poolCreate({ name: 'rbd', pgNum: 4 }, () => undefined);
+  env.advance(100);
+  mon.reportPgStates(ids[0]!, { '0.0': 'active+clean', '0.1': 'active+clean', '0.2': 'peering' });
+  const s = mon.status();
+  t.deepEqual(s.osds, { total: 3, up: 3, in: 3 });
+  t.deepEqual(s.pgStates, { 'active+clean': 2, peering: 1, unknown: 1 });
+  t.is(s.health, 'HEALTH_WARN');
+  mon.reportPgStates(ids[0]!, { '0.0': 'active+clean', '0.1': 'active+clean', '0.2': 'active+clean', '0.3': 'active+clean' });
+  t.is(mon.status().health, 'HEALTH_OK');
+});
+
+test('the map survives a monitor crash and restart; up OSDs get a fresh grace', (t) => {
+  const env = new TestEnv();
+  let mon = startMon(env);
+  bootThree(env, mon);
+  mon.poolCreate({ name: 'rbd' }, () => undefined);
+  env.advance(100);
+  const epoch = mon.map().epoch;
+  mon.stop();
+  env.dropTimers();
+  env.disk.crash();
+  mon = startMon(env);
+  t.is(mon.map().epoch, epoch);
+  t.is(mon.map().fsid, 'test-fsid');
+  t.is(mon.poolLs().length, 1);
+  env.advance(GRACE - 500);
+  t.true([...mon.map().osds.values()].every((o) => o.up), 'no false down right after restart');
+  env.advance(GRACE + 1000);
+  t.true([...mon.map().osds.values()].every((o) => !o.up), 'silent OSDs go down after the grace');
+});
+
+test('a boot with a uuid that belongs to another id is refused', (t) => {
+  const env = new TestEnv();
+  const mon = startMon(env);
+  bootThree(env, mon);
+  let code: string | undefined;
+  mon.osdBoot({ uuid: 'u1', osdId: 2, addr: '127.0.0.1:1', location: { host: 'h1' } }, (e) => { code = e?.code; });
+  env.advance(100);
+  t.is(code, 'CLU_ERR_PERM');
+});
