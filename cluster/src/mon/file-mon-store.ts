@@ -214,14 +214,21 @@ export class FileMonStore implements MonStore {
   }
 
   private commitOne(txn: MonStoreTxn, cb: Cb): void {
-    if (this.broken !== undefined) return this.env.setImmediate(() => cb(this.broken ?? null)), undefined;
+    if (this.broken !== undefined) {
+      this.env.setImmediate(() => cb(this.broken ?? null));
+      return;
+    }
     const fd = this.logFd;
-    if (fd === undefined) return this.env.setImmediate(() => cb(new ClusterError('CLU_ERR_UNAVAILABLE', 'mon store not open'))), undefined;
+    if (fd === undefined) {
+      this.env.setImmediate(() => cb(new ClusterError('CLU_ERR_UNAVAILABLE', 'mon store not open')));
+      return;
+    }
     let staged: ReturnType<MonStoreState['stage']>;
     try {
       staged = this.state.stage(txn); // Validate before writing: an invalid txn never hits disk.
     } catch (e) {
-      return this.env.setImmediate(() => cb(e instanceof Error ? e : new Error(String(e)))), undefined;
+      this.env.setImmediate(() => cb(e instanceof Error ? e : new Error(String(e))));
+      return;
     }
     const record = encodeRecord(encodeTxn(txn));
     this.env.disk.pwrite(fd, record, this.logEndBytes, (err) => {
@@ -284,7 +291,10 @@ export class FileMonStore implements MonStore {
   close(cb: Cb): void {
     const fd = this.logFd;
     this.logFd = undefined;
-    if (fd === undefined) return this.env.setImmediate(() => cb(null)), undefined;
+    if (fd === undefined) {
+      this.env.setImmediate(() => cb(null));
+      return;
+    }
     this.env.disk.close(fd, (err) => cb(err ? ioError('close', err) : null));
   }
 }

@@ -124,7 +124,8 @@ export class MonitorCore {
     if (map !== undefined) {
       this.committed = map;
       this.projected = map;
-      return this.env.setImmediate(finish), undefined;
+      this.env.setImmediate(finish);
+      return;
     }
     const fsid = this.init.fsid ?? uuidFromBytes(this.env.rng.bytes(16));
     const inc: Incremental = { epoch: 1 as Epoch, fsid, modifiedMs: this.env.wallMs(), ops: [] };
