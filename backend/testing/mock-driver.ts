@@ -23,19 +23,23 @@ export interface BufferSpec {
   writable: boolean;
 }
 
-/** Guest RAM at gpa `gpaBase` with a bump allocator. */
+/**
+ * Guest RAM at gpa `gpaBase` with a bump allocator. `buffer` may be a window of a larger
+ * buffer (a Uint8Array), so that tests can surround guest RAM with guard bytes and prove the
+ * back-end never touches them.
+ */
 export class MockGuest {
   readonly bytes: Uint8Array;
   readonly dv: DataView;
   private nextFree: number;
 
   constructor(
-    buffer: ArrayBuffer,
+    buffer: ArrayBuffer | Uint8Array,
     readonly gpaBase = 0x10000,
     reservedBytes = 0,
   ) {
-    this.bytes = new Uint8Array(buffer);
-    this.dv = new DataView(buffer);
+    this.bytes = buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer);
+    this.dv = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
     this.nextFree = gpaBase + reservedBytes;
   }
 
