@@ -24,7 +24,8 @@ constexpr int64_t kMaxSafeInteger = (int64_t{1} << 53) - 1;
 
 // `err` is a positive errno (or -uv error code, which is the same on Linux). `code_override`
 // replaces uv_err_name(-err) for conditions that have no errno of their own ('ECTRUNC').
-inline void throw_errno(Napi::Env env, const char* syscall, int err, const char* code_override = nullptr,
+// Returns undefined, for `return throw_errno(...)`.
+inline Napi::Value throw_errno(Napi::Env env, const char* syscall, int err, const char* code_override = nullptr,
                         const char* path = nullptr) {
   char name[64];
   const char* code = code_override != nullptr ? code_override : uv_err_name_r(-err, name, sizeof(name));
@@ -36,6 +37,7 @@ inline void throw_errno(Napi::Env env, const char* syscall, int err, const char*
   error.Set("syscall", Napi::String::New(env, syscall));
   if (path != nullptr) error.Set("path", Napi::String::New(env, path));
   error.ThrowAsJavaScriptException();
+  return env.Undefined();
 }
 
 // Same as throw_errno for errors that carry a stable `code` but no errno (ERR_POLLER_CLOSED).

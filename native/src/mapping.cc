@@ -54,10 +54,7 @@ Napi::Value map_shared(const Napi::CallbackInfo& info) {
   }
   int prot = writable ? (PROT_READ | PROT_WRITE) : PROT_READ;
   void* address = mmap(nullptr, static_cast<size_t>(length), prot, MAP_SHARED | MAP_NORESERVE, fd, offset);
-  if (address == MAP_FAILED) {
-    throw_errno(env, "mmap", errno);
-    return env.Undefined();
-  }
+  if (address == MAP_FAILED) return throw_errno(env, "mmap", errno);
   Mapping* mapping = new Mapping{address, static_cast<size_t>(length), false};
   napi_value buffer = nullptr;
   if (napi_create_external_arraybuffer(env, address, mapping->length, finalize_mapping, mapping, &buffer) != napi_ok) {
@@ -97,10 +94,7 @@ Napi::Value unmap(const Napi::CallbackInfo& info) {
     if (!env.IsExceptionPending()) Napi::Error::New(env, "unmap: cannot detach the ArrayBuffer").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (munmap(mapping->address, mapping->length) < 0) {
-    throw_errno(env, "munmap", errno);
-    return env.Undefined();
-  }
+  if (munmap(mapping->address, mapping->length) < 0) return throw_errno(env, "munmap", errno);
   mapping->unmapped = true;
   return env.Undefined();
 }

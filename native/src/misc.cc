@@ -33,10 +33,7 @@ Napi::Value event_fd(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   int fd = eventfd(static_cast<unsigned int>(initval), EFD_CLOEXEC | (nonblock ? EFD_NONBLOCK : 0));
-  if (fd < 0) {
-    throw_errno(env, "eventfd", errno);
-    return env.Undefined();
-  }
+  if (fd < 0) return throw_errno(env, "eventfd", errno);
   return Napi::Number::New(env, fd);
 }
 
@@ -52,10 +49,7 @@ Napi::Value memfd_create_sized(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
-  if (fd < 0) {
-    throw_errno(env, "memfd_create", errno);
-    return env.Undefined();
-  }
+  if (fd < 0) return throw_errno(env, "memfd_create", errno);
   if (ftruncate(fd, static_cast<off_t>(size)) < 0) {
     int err = errno;
     close(fd);

@@ -84,10 +84,7 @@ Napi::Value Poller::start(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   int r = uv_poll_start(&handle_->poll, static_cast<int>(events), on_events);
-  if (r < 0) {
-    throw_errno(env, "uv_poll_start", -r);
-    return env.Undefined();
-  }
+  if (r < 0) return throw_errno(env, "uv_poll_start", -r);
   set_referenced(true);
   return env.Undefined();
 }

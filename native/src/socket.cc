@@ -41,8 +41,7 @@ bool socket_path(const Args& args, std::string* path, sockaddr_un* addr) {
 Napi::Value fail(Napi::Env env, int fd, const char* syscall, const char* path = nullptr) {
   int err = errno;
   if (fd >= 0) close(fd);
-  throw_errno(env, syscall, err, nullptr, path);
-  return env.Undefined();
+  return throw_errno(env, syscall, err, nullptr, path);
 }
 
 }  // namespace
@@ -181,8 +180,7 @@ Napi::Value recv_msg(const Napi::CallbackInfo& info) {
     // that arrived rather than hand back a partial set. The bytes read are lost too; the
     // caller treats this as a connection error.
     for (int64_t i = 0; i < count; i++) close(fds[i]);
-    throw_errno(env, "recvmsg", EMSGSIZE, "ECTRUNC");
-    return env.Undefined();
+    return throw_errno(env, "recvmsg", EMSGSIZE, "ECTRUNC");
   }
 
   Napi::Object result = Napi::Object::New(env);

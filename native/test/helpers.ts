@@ -54,3 +54,16 @@ export function runChild(
     child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
   });
 }
+
+/**
+ * Resolves once `condition()` holds, checking every few ms; rejects after `timeoutMs`. Tests
+ * wait on conditions, not on fixed sleeps: libuv runs due timers before polling, so a sleep
+ * can end before a readiness event it was meant to wait for when the loop is busy.
+ */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}

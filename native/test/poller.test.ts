@@ -11,7 +11,7 @@ import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import * as native from '../index.js';
-import { indexUrl, runChild } from './helpers.js';
+import { indexUrl, runChild, waitFor } from './helpers.js';
 
 const ONE = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
 
@@ -50,6 +50,10 @@ test('fires on eventfd readiness; microtasks from the callback run before the ne
     void Promise.resolve().then(() => order.push('microtask'));
     fired();
   });
+  t.teardown(() => {
+    poller.close();
+    fs.closeSync(fd);
+  });
   poller.start(native.READABLE);
   await sleep(20);
   t.deepEqual(order, [], 'nothing before the eventfd is written');
@@ -59,8 +63,6 @@ test('fires on eventfd readiness; microtasks from the callback run before the ne
   await sleep(5);
   t.deepEqual(order, ['event:0:1', 'microtask', 'immediate']);
   t.is(receiver, poller);
-  poller.close();
-  fs.closeSync(fd);
 });
 
 test('a promise resolved inside the callback settles promptly', async (t) => {
@@ -71,14 +73,16 @@ test('a promise resolved inside the callback settles promptly', async (t) => {
     drain(fd);
     resolveIt(events);
   });
+  t.teardown(() => {
+    poller.close();
+    fs.closeSync(fd);
+  });
   poller.start(native.READABLE);
   kick(fd);
   const start = process.hrtime.bigint();
   const winner = await Promise.race([settled, sleep(1000).then(() => -1)]);
   t.is(winner, native.READABLE);
   t.true(process.hrtime.bigint() - start < 500_000_000n);
-  poller.close();
-  fs.closeSync(fd);
 });
 
 test('stop() silences the poller and start() resumes it', async (t) => {
@@ -88,19 +92,21 @@ test('stop() silences the poller and start() resumes it', async (t) => {
     calls++;
     drain(fd);
   });
+  t.teardown(() => {
+    poller.close();
+    fs.closeSync(fd);
+  });
   poller.start(native.READABLE);
   kick(fd);
-  await sleep(30);
-  t.is(calls, 1);
+  await waitFor(() => calls === 1, 'the first event');
   poller.stop();
   kick(fd); // stays readable: nobody drains it while stopped
   await sleep(50);
   t.is(calls, 1, 'no callback while stopped');
   poller.start(native.READABLE);
-  await sleep(30);
-  t.is(calls, 2, 'the pending readiness is reported after start()');
-  poller.close();
-  fs.closeSync(fd);
+  await waitFor(() => calls === 2, 'the pending readiness after start()');
+  await sleep(20);
+  t.is(calls, 2, 'drained: no further events');
 });
 
 test('close() is idempotent, no callback fires after it, and then closing the fd is safe', async (t) => {
@@ -120,15 +126,17 @@ test('close() is idempotent, no callback fires after it, and then closing the fd
 
 test('closing from inside the callback stops further callbacks', async (t) => {
   const fd = native.eventfd(1, true); // readable at once and never drained
+  t.teardown(() => fs.closeSync(fd));
   let calls = 0;
   const poller = new native.Poller(fd, () => {
     calls++;
     poller.close();
   });
+  t.teardown(() => poller.close());
   poller.start(native.READABLE);
+  await waitFor(() => calls > 0, 'the first event');
   await sleep(50);
   t.is(calls, 1);
-  fs.closeSync(fd);
 });
 
 test('one poller per fd: a second one is EEXIST while the first is started, until it is closed', (t) => {
