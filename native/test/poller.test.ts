@@ -1,6 +1,8 @@
 // Checks Poller on Node's real event loop: it fires READABLE on eventfd readiness (8 bytes
-// written with fs.writeSync), microtasks queued in the callback run before the loop moves on
-// (MakeCallback semantics, observed as ordering against setImmediate), stop() silences it and
+// written with fs.writeSync), microtasks queued in a callback run before the next callback of
+// the same poll phase (MakeCallback semantics: two eventfds made ready together; this test
+// fails with a plain napi_call_function), a promise resolved in the callback settles
+// promptly, stop() silences it and
 // start() resumes it, close() is idempotent and no callback fires after it even with the fd
 // still readable, DISCONNECT is reported when a socketpair peer closes, and libuv's one-poller
 // per-fd rule surfaces as EEXIST. Child processes check that a throwing callback becomes an
@@ -36,7 +38,7 @@ test('event bits match libuv', (t) => {
   t.is(native.Poller.DISCONNECT, 4);
 });
 
-test('fires on eventfd readiness; microtasks from the callback run before the next phase', async (t) => {
+test('fires on eventfd readiness with (0, READABLE) and this = the poller', async (t) => {
   const fd = native.eventfd(0, true);
   const order: string[] = [];
   let fired!: () => void;
@@ -63,6 +65,33 @@ test('fires on eventfd readiness; microtasks from the callback run before the ne
   await sleep(5);
   t.deepEqual(order, ['event:0:1', 'microtask', 'immediate']);
   t.is(receiver, poller);
+});
+
+test('microtasks run right after each callback, before the next callback of the same poll phase', async (t) => {
+  // Two eventfds made ready together come back from one epoll_wait; with MakeCallback
+  // semantics each callback's microtask runs before the other callback (a plain call would
+  // leave both microtasks until something else drains the queue).
+  const fds = [native.eventfd(0, true), native.eventfd(0, true)];
+  const order: string[] = [];
+  const pollers = fds.map(
+    (fd, i) =>
+      new native.Poller(fd, () => {
+        drain(fd);
+        order.push(`event${i}`);
+        void Promise.resolve().then(() => order.push(`micro${i}`));
+      }),
+  );
+  t.teardown(() => {
+    for (const poller of pollers) poller.close();
+    for (const fd of fds) fs.closeSync(fd);
+  });
+  for (const poller of pollers) poller.start(native.READABLE);
+  await sleep(10);
+  for (const fd of fds) kick(fd);
+  await waitFor(() => order.length === 4, 'both events and both microtasks');
+  const first = order[0]?.slice(-1);
+  const second = first === '0' ? '1' : '0';
+  t.deepEqual(order, [`event${first}`, `micro${first}`, `event${second}`, `micro${second}`]);
 });
 
 test('a promise resolved inside the callback settles promptly', async (t) => {
