@@ -24,7 +24,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
 elif [ ! -f build/Release/strata_native.node ]; then
-  npx node-gyp rebuild
+  npm run build:native
 fi
 echo "setup: tsc"
 npx tsc -p tsconfig.json

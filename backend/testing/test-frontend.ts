@@ -29,6 +29,8 @@ export interface Reply {
   request: number;
   flags: number;
   payload: Uint8Array;
+  /** Fds that came with the reply (GET_INFLIGHT_FD); the caller owns them. */
+  fds: number[];
 }
 
 export class TestFrontend {
@@ -42,18 +44,33 @@ export class TestFrontend {
   private readonly scratch = new Uint8Array(65536);
   private pending = new Uint8Array(0);
   private waiters: ((r: Reply | null) => void)[] = [];
+  private receivedFds: number[] = [];
   closed = false;
 
-  private constructor(readonly fd: number, memBytes: number) {
+  private ownsMemory = true;
+
+  private constructor(readonly fd: number, memBytes: number, previous?: TestFrontend) {
     this.memBytes = memBytes;
-    this.memfd = native.memfdCreate('test-guest-ram', memBytes);
-    this.guest = new MockGuest(native.mapShared(this.memfd, memBytes, 0), GUEST_GPA_BASE);
+    if (previous !== undefined) {
+      previous.ownsMemory = false; // Why: this session now owns the shared memfd.
+      this.memfd = previous.memfd;
+      this.guest = previous.guest;
+      this.queues = previous.queues;
+    } else {
+      this.memfd = native.memfdCreate('test-guest-ram', memBytes);
+      this.guest = new MockGuest(native.mapShared(this.memfd, memBytes, 0), GUEST_GPA_BASE);
+    }
     this.poller = new native.Poller(fd, () => this.onReadable());
     this.poller.start(native.READABLE | native.DISCONNECT);
   }
 
   static connect(socketPath: string, memBytes = 16 << 20): TestFrontend {
     return new TestFrontend(native.unixConnect(socketPath), memBytes);
+  }
+
+  /** A second front-end session over the same guest RAM and rings (QEMU after a reconnect). */
+  static reconnect(socketPath: string, previous: TestFrontend): TestFrontend {
+    return new TestFrontend(native.unixConnect(socketPath), previous.memBytes, previous);
   }
 
   private onReadable(): void {
@@ -65,7 +82,7 @@ export class TestFrontend {
         r = { bytes: 0, fds: [] };
       }
       if (r === null) break;
-      for (const fd of r.fds) fs.closeSync(fd);
+      this.receivedFds.push(...r.fds);
       if (r.bytes === 0) {
         this.closed = true;
         this.poller.stop();
@@ -82,7 +99,9 @@ export class TestFrontend {
       if (this.pending.length < HEADER_SIZE + h.size) break;
       const payload = this.pending.slice(HEADER_SIZE, HEADER_SIZE + h.size);
       this.pending = this.pending.subarray(HEADER_SIZE + h.size);
-      this.waiters.shift()?.({ request: h.request, flags: h.flags, payload });
+      const fds = this.receivedFds;
+      this.receivedFds = [];
+      this.waiters.shift()?.({ request: h.request, flags: h.flags, payload, fds });
     }
   }
 
@@ -132,21 +151,38 @@ export class TestFrontend {
     return this.closed;
   }
 
-  /** The negotiation QEMU's vhost-user-blk performs, then ring setup for `numQueues`. */
-  async negotiate(opts: { numQueues: number; queueSize: number; features?: bigint }): Promise<{ features: bigint; config: Uint8Array }> {
+  /**
+   * The negotiation QEMU's vhost-user-blk performs, then ring setup for `numQueues`. With
+   * `inflight`, the region is set (SET_INFLIGHT_FD, a reconnect) or fetched (GET_INFLIGHT_FD)
+   * before the rings, as QEMU does.
+   */
+  async negotiate(opts: { numQueues: number; queueSize: number; features?: bigint; inflight?: 'get' | { fd: number; mmapSize: number }; protocolFeatures?: bigint; queues?: MockSplitQueue[] }): Promise<{ features: bigint; config: Uint8Array; inflightFd?: number; inflightSize?: number }> {
     const offered = new DataView((await this.call(R.GET_FEATURES)).payload.buffer).getBigUint64(0, true);
     const features = opts.features ?? offered;
     // Why no ACK: REPLY_ACK is not negotiated yet (vhost-user.rst REPLY_ACK).
     this.send(R.SET_FEATURES, u64(features | VHOST_USER_F_PROTOCOL_FEATURES));
     await this.call(R.GET_PROTOCOL_FEATURES);
-    this.send(R.SET_PROTOCOL_FEATURES, u64(VHOST_USER_PROTOCOL_F_MQ | VHOST_USER_PROTOCOL_F_REPLY_ACK | VHOST_USER_PROTOCOL_F_CONFIG));
+    this.send(R.SET_PROTOCOL_FEATURES, u64(opts.protocolFeatures ?? (VHOST_USER_PROTOCOL_F_MQ | VHOST_USER_PROTOCOL_F_REPLY_ACK | VHOST_USER_PROTOCOL_F_CONFIG)));
     await this.callAck(R.SET_OWNER, new Uint8Array(0));
     const cfgReq = new Uint8Array(12 + 60);
     new DataView(cfgReq.buffer).setUint32(4, 60, true);
     const config = (await this.call(R.GET_CONFIG, cfgReq)).payload.subarray(12);
     await this.setMemTable();
-    for (let q = 0; q < opts.numQueues; q++) await this.setupQueue(q, opts.queueSize);
-    return { features, config };
+    let inflight: { inflightFd?: number; inflightSize?: number } = {};
+    const req = new Uint8Array(24);
+    const dv = new DataView(req.buffer);
+    dv.setUint16(16, opts.numQueues, true);
+    dv.setUint16(18, opts.queueSize, true);
+    if (opts.inflight === 'get') {
+      const r = await this.call(R.GET_INFLIGHT_FD, req);
+      const size = Number(new DataView(r.payload.buffer, r.payload.byteOffset).getBigUint64(0, true));
+      inflight = { inflightFd: r.fds[0]!, inflightSize: size };
+    } else if (opts.inflight !== undefined) {
+      dv.setBigUint64(0, BigInt(opts.inflight.mmapSize), true);
+      await this.callAck(R.SET_INFLIGHT_FD, req, [opts.inflight.fd]);
+    }
+    for (let q = 0; q < opts.numQueues; q++) await this.setupQueue(q, opts.queueSize, opts.queues?.[q]);
+    return { features, config, ...inflight };
   }
 
   async setMemTable(): Promise<bigint> {
@@ -160,11 +196,12 @@ export class TestFrontend {
     return this.callAck(R.SET_MEM_TABLE, p, [this.memfd]);
   }
 
-  async setupQueue(q: number, size: number): Promise<void> {
-    const mq = new MockSplitQueue(this.guest, size);
+  /** Sets up ring `q`; `existing` re-uses rings already in guest memory (a reconnect). */
+  async setupQueue(q: number, size: number, existing?: MockSplitQueue, base = 0): Promise<void> {
+    const mq = existing ?? this.queues[q] ?? new MockSplitQueue(this.guest, size);
     this.queues[q] = mq;
     await this.callAck(R.SET_VRING_NUM, u32pair(q, size));
-    await this.callAck(R.SET_VRING_BASE, u32pair(q, 0));
+    await this.callAck(R.SET_VRING_BASE, u32pair(q, base));
     const addr = new Uint8Array(40);
     const dv = new DataView(addr.buffer);
     const va = (gpa: number): bigint => BigInt(gpa - GUEST_GPA_BASE + FRONTEND_VA_BASE);
@@ -208,11 +245,18 @@ export class TestFrontend {
     }
   }
 
+  /** Closes the connection but keeps guest RAM, for a later `reconnect` (QEMU's view of a crash). */
+  disconnect(): void {
+    this.ownsMemory = false;
+    this.close();
+    this.ownsMemory = true;
+  }
+
   close(): void {
     if (!this.closed) this.poller.stop();
     this.poller.close();
     this.closed = true;
-    for (const fd of [this.fd, this.memfd, ...this.kickFds, ...this.callFds]) {
+    for (const fd of [this.fd, ...(this.ownsMemory ? [this.memfd] : []), ...this.kickFds, ...this.callFds]) {
       try {
         fs.closeSync(fd);
       } catch {

@@ -34,7 +34,7 @@ export class VhostUserConnection extends EventEmitter<ConnectionEvents> {
   private payload: Uint8Array | null = null;
   private payloadBytes = 0;
   private fds: number[] = [];
-  private outbox: { bytes: Uint8Array; fds: number[] }[] = [];
+  private outbox: { bytes: Uint8Array; fds: number[]; closeFds: boolean }[] = [];
   private paused = false;
   private closed = false;
   private onMessage: (msg: IncomingMessage) => void = () => {};
@@ -74,9 +74,13 @@ export class VhostUserConnection extends EventEmitter<ConnectionEvents> {
   }
 
   /** Sends a message with optional fds; queues on EAGAIN. */
-  send(bytes: Uint8Array, fds: number[] = []): void {
-    if (this.closed) return;
-    this.outbox.push({ bytes, fds });
+  send(bytes: Uint8Array, fds: number[] = [], opts: { closeFdsAfterSend?: boolean } = {}): void {
+    const closeFds = opts.closeFdsAfterSend ?? false;
+    if (this.closed) {
+      if (closeFds) closeAll(fds);
+      return;
+    }
+    this.outbox.push({ bytes, fds, closeFds });
     if (this.outbox.length === 1) this.flushOutbox();
   }
 
@@ -92,9 +96,11 @@ export class VhostUserConnection extends EventEmitter<ConnectionEvents> {
       if (sent === null) break;
       if (sent < head.bytes.length) {
         // Why: the fds went with the first byte; the rest is plain data.
-        this.outbox[0] = { bytes: head.bytes.subarray(sent), fds: [] };
+        if (head.closeFds) closeAll(head.fds);
+        this.outbox[0] = { bytes: head.bytes.subarray(sent), fds: [], closeFds: false };
         continue;
       }
+      if (head.closeFds) closeAll(head.fds);
       this.outbox.shift();
     }
     this.watch();
@@ -171,7 +177,7 @@ export class VhostUserConnection extends EventEmitter<ConnectionEvents> {
     this.poller.close();
     closeAll(this.fds);
     this.fds = [];
-    for (const m of this.outbox) closeAll(m.fds);
+    for (const m of this.outbox) if (m.closeFds) closeAll(m.fds);
     this.outbox = [];
     try {
       fs.closeSync(this.fd);

@@ -12,18 +12,24 @@ import type { Logger } from 'pino';
 import type { BlkDevice } from '../blk/device.js';
 import { closeFds, mapRegion, MemoryTable, unmapRegion } from '../memory/mapping.js';
 import type { MappedRegion } from '../memory/guest-memory.js';
+import * as native from '../../../native/index.js';
+import { QueueInflight, queueRegionBytes } from '../virtio/inflight.js';
 import { SplitQueue } from '../virtio/split-queue.js';
 import { Vring } from '../virtio/vring.js';
 import type { IncomingMessage, VhostUserConnection } from './connection.js';
 import { ProtocolError } from './errors.js';
 import * as f from './features.js';
 import {
+  BackendReq,
   FrontendReq as R,
   VHOST_USER_MAX_RAM_SLOTS,
   VHOST_USER_NEED_REPLY_MASK,
   VHOST_USER_VRING_IDX_MASK,
   VHOST_USER_VRING_NOFD_MASK,
   decodeConfig,
+  decodeInflight,
+  encodeInflight,
+  encodeRequest,
   decodeMemRegMsg,
   decodeMemTable,
   decodeU64,
@@ -40,6 +46,7 @@ import {
 /** What handling a message produced. */
 type Outcome =
   | { kind: 'reply'; payload: Uint8Array }
+  | { kind: 'reply-fd'; payload: Uint8Array; fd: number }
   | { kind: 'ack'; ok: boolean }
   | { kind: 'deferred'; run: (reply: (payload: Uint8Array) => void) => void }
   | ProtocolError;
@@ -48,15 +55,29 @@ const ACK_OK: Outcome = { kind: 'ack', ok: true };
 const ACK_FAIL: Outcome = { kind: 'ack', ok: false };
 const reply = (payload: Uint8Array): Outcome => ({ kind: 'reply', payload });
 
-/** Protocol features we offer (INFLIGHT_SHMFD and BACKEND_REQ come with reconnect/resize). */
+/** Protocol features we offer. */
 export const OFFERED_PROTOCOL_FEATURES =
   f.VHOST_USER_PROTOCOL_F_MQ |
   f.VHOST_USER_PROTOCOL_F_REPLY_ACK |
+  f.VHOST_USER_PROTOCOL_F_BACKEND_REQ |
   f.VHOST_USER_PROTOCOL_F_CONFIG |
+  f.VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD |
   f.VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS;
+
+/** The shared inflight region (GET/SET_INFLIGHT_FD), mapped here. */
+interface InflightRegion {
+  bytes: Uint8Array;
+  mapping: ArrayBuffer;
+  numQueues: number;
+  queueSize: number;
+  queueRegionBytes: number;
+}
 
 /** How long GET_VRING_BASE waits for in-flight requests before answering anyway. */
 const DRAIN_TIMEOUT_MS = 30_000;
+
+/** Requests that carry exactly one fd. */
+const ONE_FD_REQUESTS = new Set<number>([R.ADD_MEM_REG, R.SET_INFLIGHT_FD, R.SET_BACKEND_REQ_FD]);
 
 /** Requests that carry exactly one fd unless the NOFD bit says otherwise. */
 const VRING_FD_REQUESTS = new Set<number>([R.SET_VRING_KICK, R.SET_VRING_CALL, R.SET_VRING_ERR]);
@@ -67,6 +88,8 @@ export class VhostUserBackend {
   private ackedFeatures = 0n;
   private ackedProtocolFeatures = 0n;
   private regions: MappedRegion[] = [];
+  private inflightRegion: InflightRegion | null = null;
+  private backendReqFd = -1;
 
   constructor(
     private readonly conn: VhostUserConnection,
@@ -95,6 +118,9 @@ export class VhostUserBackend {
       for (const v of this.vrings) v.reset();
       this.memory.clear();
       this.regions = [];
+      if (this.inflightRegion !== null) native.unmap(this.inflightRegion.mapping);
+      this.inflightRegion = null;
+      this.setBackendReqFd(-1);
       cb();
     };
     for (const v of this.vrings) v.whenIdle(oneIdle);
@@ -124,6 +150,9 @@ export class VhostUserBackend {
     switch (outcome.kind) {
       case 'reply':
         return this.conn.send(encodeReply(request, outcome.payload));
+      case 'reply-fd':
+        // Why close: sendmsg duplicates the fd into QEMU; our mapping stays valid without it.
+        return this.conn.send(encodeReply(request, outcome.payload), [outcome.fd], { closeFdsAfterSend: true });
       case 'ack':
         if (!outcome.ok) this.log.warn({ request: requestName(request) }, 'request refused');
         if (needReply) this.conn.send(encodeReply(request, encodeU64(outcome.ok ? 0n : 1n)));
@@ -144,7 +173,7 @@ export class VhostUserBackend {
     let expected: number | 'any-of-0-1' | 'payload';
     if (VRING_FD_REQUESTS.has(request)) expected = 'payload';
     else if (request === R.SET_MEM_TABLE) return n >= 1 ? null : new ProtocolError('VHU_ERR_MISSING_FD', 'SET_MEM_TABLE without fds');
-    else if (request === R.ADD_MEM_REG) expected = 1;
+    else if (ONE_FD_REQUESTS.has(request)) expected = 1;
     else if (request === R.REM_MEM_REG) expected = 'any-of-0-1';
     else expected = 0;
     if (expected === 'payload') {
@@ -202,6 +231,13 @@ export class VhostUserBackend {
         return this.setVringFd(msg.header.request, p, msg.fds);
       case R.SET_VRING_ENABLE:
         return this.setVringEnable(p);
+      case R.GET_INFLIGHT_FD:
+        return this.getInflightFd(p);
+      case R.SET_INFLIGHT_FD:
+        return this.setInflightFd(p, msg.fds);
+      case R.SET_BACKEND_REQ_FD:
+        this.setBackendReqFd(msg.fds[0]!);
+        return ACK_OK;
       case R.GET_CONFIG:
         return this.getConfig(p);
       case R.SET_CONFIG:
@@ -301,7 +337,11 @@ export class VhostUserBackend {
     v.queue = new SplitQueue(v.size);
     v.queue.eventIdx = f.hasFeature(this.ackedFeatures, f.VIRTIO_RING_F_EVENT_IDX);
     v.queue.nextAvail = v.base;
-    return this.bindQueue(v) ?? ACK_OK;
+    const err = this.bindQueue(v);
+    if (err) return err;
+    // libvhost-user: the used index continues from what the ring shows (a reconnect).
+    v.queue.nextUsed = v.queue.usedRingIdx();
+    return ACK_OK;
   }
 
   /** Translates the ring's front-end addresses and binds the queue's views. */
@@ -379,12 +419,104 @@ export class VhostUserBackend {
       this.log.warn({ queue: v.index }, 'kick without fd (polling mode) is not supported; ring stays stopped');
       return;
     }
+    const resubmit = this.recoverInflight(v);
+    if (resubmit instanceof Error) {
+      this.log.error({ queue: v.index, err: resubmit }, 'inflight region does not match the ring; not tracking this ring');
+    }
     v.started = true;
     v.startPolling(() => {
       v.drainKick();
       this.device.processQueue(v);
     });
+    if (Array.isArray(resubmit) && resubmit.length > 0) {
+      this.log.info({ queue: v.index, requests: resubmit.length }, 'resubmitting requests in flight before the reconnect');
+      this.device.resubmit(v, resubmit);
+    }
     this.device.processQueue(v);
+  }
+
+  /**
+   * Attaches the ring's part of the inflight region and reconciles it with the used ring
+   * (libvhost-user vu_check_queue_inflights): next avail = used idx + heads still in flight.
+   */
+  private recoverInflight(v: Vring): number[] | Error {
+    const region = this.inflightRegion;
+    const queue = v.queue;
+    if (region === null || queue === null || !queue.bound) return [];
+    if (v.index >= region.numQueues || queue.size > region.queueSize) return new Error('ring does not fit the inflight region');
+    const start = v.index * region.queueRegionBytes;
+    const state = new QueueInflight(region.bytes.subarray(start, start + region.queueRegionBytes), queue.size);
+    state.init();
+    let pending: number[];
+    try {
+      pending = state.recover(queue.usedRingIdx(), (pos) => queue.usedRingHead(pos));
+    } catch (err) {
+      return err as Error;
+    }
+    v.inflightState = state;
+    queue.nextUsed = queue.usedRingIdx();
+    queue.nextAvail = (queue.nextUsed + pending.length) & 0xffff;
+    return pending;
+  }
+
+  /** GET_INFLIGHT_FD: we allocate the region in a memfd and hand QEMU the fd to keep. */
+  private getInflightFd(p: Uint8Array): Outcome {
+    const m = decodeInflight(p);
+    if (m instanceof ProtocolError) return m;
+    if (m.numQueues === 0 || m.numQueues > this.vrings.length || m.queueSize === 0 || m.queueSize > this.device.maxQueueSize) {
+      return new ProtocolError('VHU_ERR_BAD_PAYLOAD', `inflight region for ${m.numQueues} queues of ${m.queueSize}`);
+    }
+    const perQueue = queueRegionBytes(m.queueSize);
+    const mmapSize = perQueue * m.numQueues;
+    const fd = native.memfdCreate('strata-inflight', mmapSize);
+    this.mapInflight(fd, mmapSize, 0, m.numQueues, m.queueSize);
+    return { kind: 'reply-fd', payload: encodeInflight({ mmapSize, mmapOffset: 0, numQueues: m.numQueues, queueSize: m.queueSize }), fd };
+  }
+
+  /** SET_INFLIGHT_FD: the region a previous back-end (or this one) created, from QEMU. */
+  private setInflightFd(p: Uint8Array, fds: number[]): Outcome {
+    const m = decodeInflight(p);
+    if (m instanceof ProtocolError) return m;
+    const fd = fds[0]!;
+    const perQueue = queueRegionBytes(m.queueSize);
+    if (m.numQueues === 0 || m.queueSize === 0 || m.mmapSize < perQueue * m.numQueues || m.mmapOffset % 4096 !== 0) {
+      return new ProtocolError('VHU_ERR_BAD_PAYLOAD', `inflight region of ${m.mmapSize} bytes for ${m.numQueues}×${m.queueSize}`);
+    }
+    try {
+      this.mapInflight(fd, m.mmapSize, m.mmapOffset, m.numQueues, m.queueSize);
+    } catch (err) {
+      return new ProtocolError('VHU_ERR_MEMORY', 'mapping the inflight region failed', { cause: err });
+    } finally {
+      closeFds(fds);
+    }
+    return ACK_OK;
+  }
+
+  private mapInflight(fd: number, mmapSize: number, mmapOffset: number, numQueues: number, queueSize: number): void {
+    if (this.inflightRegion !== null) native.unmap(this.inflightRegion.mapping);
+    const mapping = native.mapShared(fd, mmapSize, mmapOffset);
+    this.inflightRegion = { bytes: new Uint8Array(mapping), mapping, numQueues, queueSize, queueRegionBytes: queueRegionBytes(queueSize) };
+  }
+
+  private setBackendReqFd(fd: number): void {
+    if (this.backendReqFd >= 0) closeFds([this.backendReqFd]);
+    this.backendReqFd = fd;
+  }
+
+  /**
+   * Tells QEMU the config space changed (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG on the backend
+   * channel); QEMU re-reads it with GET_CONFIG and raises a config interrupt in the guest.
+   * Returns false when no backend channel was negotiated.
+   */
+  notifyConfigChange(): boolean {
+    if (this.backendReqFd < 0) return false;
+    try {
+      const sent = native.sendMsg(this.backendReqFd, encodeRequest(BackendReq.CONFIG_CHANGE_MSG, new Uint8Array(0)), []);
+      return sent !== null;
+    } catch (err) {
+      this.log.warn({ err }, 'config change notification failed');
+      return false;
+    }
   }
 
   private setVringEnable(p: Uint8Array): Outcome {

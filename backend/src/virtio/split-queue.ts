@@ -141,8 +141,23 @@ export class SplitQueue {
     if (pending === 0) return null;
     const headIndex = this.avail![2 + (this.nextAvail % this.size)]!;
     this.nextAvail = u16(this.nextAvail + 1);
+    return this.readChain(mem, headIndex);
+  }
+
+  /** Walks the chain at `headIndex` (also used to resubmit inflight heads after a reconnect). */
+  readChain(mem: GuestMemory, headIndex: number): Chain | QueueError {
     if (headIndex >= this.size) return new QueueError('VQ_ERR_BAD_HEAD', `head ${headIndex} >= queue size ${this.size}`);
     return this.walk(mem, headIndex);
+  }
+
+  /** The used ring's idx as stored in guest memory. */
+  usedRingIdx(): number {
+    return Atomics.load(this.usedHeader!, 1);
+  }
+
+  /** The id at used ring position `position` (free-running index). */
+  usedRingHead(position: number): number {
+    return this.usedElems![(position % this.size) * 2]!;
   }
 
   private walk(mem: GuestMemory, headIndex: number): Chain | QueueError {

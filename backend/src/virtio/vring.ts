@@ -13,6 +13,7 @@
  */
 import fs from 'node:fs';
 import * as native from '../../../native/index.js';
+import type { QueueInflight } from './inflight.js';
 import { SplitQueue, type QueueAddresses } from './split-queue.js';
 
 const ONE_U64_LE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
@@ -32,6 +33,8 @@ export class Vring {
   started = false;
   /** Requests popped from this ring and not yet completed. */
   inflight = 0;
+  /** This ring's part of the shared inflight region (INFLIGHT_SHMFD), if negotiated. */
+  inflightState: QueueInflight | null = null;
   /** A completion was added since the last call signal. */
   notifyPending = false;
   /** Callbacks waiting for `inflight` to reach 0 (GET_VRING_BASE, disconnect). */
@@ -118,11 +121,14 @@ export class Vring {
   /** Releases every fd (connection closed or RESET_OWNER). */
   reset(): void {
     this.stop();
+    // Why: completions of the last loop turn may not have been signalled yet.
+    if (this.notifyPending) this.signalCall();
     for (const fd of [this.kickFd, this.callFd, this.errFd]) closeQuietly(fd);
     this.kickFd = this.callFd = this.errFd = -1;
     // Why: no unbind; requests still in flight complete through the queue object they
     // captured, whose views stay valid while their memory generation is pinned.
     this.queue = null;
+    this.inflightState = null;
     this.addrs = null;
     this.frontendAddrs = null;
     this.size = 0;
