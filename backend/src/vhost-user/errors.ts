@@ -31,7 +31,8 @@ export type QueueErrorCode =
   | 'VQ_ERR_AVAIL_IDX_JUMP'
   | 'VQ_ERR_BAD_HEAD'
   | 'VQ_ERR_BAD_RING_ADDRESS'
-  | 'VQ_ERR_NOT_READY';
+  | 'VQ_ERR_NOT_READY'
+  | 'VQ_ERR_TOO_MANY_INFLIGHT';
 
 export class QueueError extends Error {
   constructor(
