@@ -73,7 +73,7 @@ export class BlkDevice extends EventEmitter<BlkDeviceEvents> {
   broken = false;
   private writeback: boolean;
   private ackedFeatures = 0n;
-  private readonly limits: BlkLimits;
+  private readonly limits: BlkLimits & { capacitySectors: number };
   private readonly notifyQueue: Vring[] = [];
   private notifyScheduled = false;
   private memoryTable: MemoryTable | null = null;
@@ -172,13 +172,40 @@ export class BlkDevice extends EventEmitter<BlkDeviceEvents> {
     this.emit('broken', err);
   }
 
+  /**
+   * Resubmits heads that were in flight when the previous back-end died (oldest first), then
+   * processes whatever else is queued (vhost-user.rst "Inflight I/O tracking").
+   */
+  resubmit(vring: Vring, heads: readonly number[]): void {
+    const queue = vring.queue;
+    const mem = this.memoryTable?.current ?? null;
+    if (this.broken || queue === null || mem === null) return;
+    for (const head of heads) {
+      const chain = queue.readChain(mem, head);
+      if (!('headIndex' in chain)) return this.markBroken(chain);
+      this.startRequest(vring, queue, mem, chain);
+    }
+  }
+
+  /** Changes the capacity (online resize); requests past the new end fail from now on. */
+  setCapacity(sizeBytes: number): void {
+    this.limits.capacitySectors = Math.floor(sizeBytes / SECTOR_SIZE);
+  }
+
   private startRequest(vring: Vring, queue: SplitQueue, mem: GuestMemory, chain: Chain): void {
     vring.inflight++;
+    const inflightState = vring.inflightState;
+    inflightState?.markInflight(chain.headIndex);
     if (vring.inflight > queue.size) throw new Error(`invariant: ${vring.inflight} requests in flight on a queue of ${queue.size}`);
     this.memoryTable!.pin(mem);
     const req = parseBlkRequest(chain, mem, this.limits);
     const complete = (statusCode: number, writtenBytes: number): void => {
-      this.complete(vring, queue, mem, chain.headIndex, req.status, statusCode, writtenBytes);
+      if (req.status !== null && req.status.length === 1) req.status[0] = statusCode;
+      if (queue.bound) {
+        queue.addUsed(chain.headIndex, writtenBytes);
+        inflightState?.markDone(chain.headIndex, queue.nextUsed);
+      }
+      this.complete(vring, mem);
     };
     if (req.kind === 'error') {
       this.stats.errors++;
@@ -248,9 +275,7 @@ export class BlkDevice extends EventEmitter<BlkDeviceEvents> {
     }
   }
 
-  private complete(vring: Vring, queue: SplitQueue, mem: GuestMemory, headIndex: number, status: Uint8Array | null, statusCode: number, writtenBytes: number): void {
-    if (status !== null && status.length === 1) status[0] = statusCode;
-    if (queue.bound) queue.addUsed(headIndex, writtenBytes);
+  private complete(vring: Vring, mem: GuestMemory): void {
     this.memoryTable!.unpin(mem);
     vring.requestDone();
     if (!vring.notifyPending) {
