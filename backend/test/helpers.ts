@@ -2,7 +2,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
+import type { BlockStore } from '../src/block-store/block-store.js';
 import { FileStore } from '../src/block-store/file-store.js';
 import { VhostDaemon } from '../src/daemon.js';
 import { TestFrontend } from '../testing/test-frontend.js';
@@ -12,12 +13,16 @@ export interface Fixture {
   socketPath: string;
   filePath: string;
   store: FileStore;
+  /** What the daemon serves: `opts.store` when given, else `store`. */
+  served: BlockStore;
   daemon: VhostDaemon;
   connect(): TestFrontend;
   cleanup(): Promise<void>;
 }
 
-export function startDaemon(opts: { sizeBytes?: number; numQueues?: number; readOnly?: boolean; prefill?: (fd: number) => void } = {}): Fixture {
+export function startDaemon(
+  opts: { sizeBytes?: number; numQueues?: number; readOnly?: boolean; prefill?: (fd: number) => void; store?: BlockStore; log?: Logger } = {},
+): Fixture {
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
   const dir = fs.mkdtempSync(path.join(base, 'strata-test-'));
   const socketPath = path.join(dir, 'vhost.sock');
@@ -28,8 +33,9 @@ export function startDaemon(opts: { sizeBytes?: number; numQueues?: number; read
   opts.prefill?.(fd);
   fs.closeSync(fd);
   const store = FileStore.open(filePath, { readOnly: opts.readOnly ?? false, serial: 'strata-test-disk' });
-  const log = pino({ level: process.env.STRATA_TEST_LOG ?? 'silent' });
-  const daemon = new VhostDaemon({ store, numQueues: opts.numQueues ?? 2, log, socketPath });
+  const served = opts.store ?? store;
+  const log = opts.log ?? pino({ level: process.env.STRATA_TEST_LOG ?? 'silent' });
+  const daemon = new VhostDaemon({ store: served, numQueues: opts.numQueues ?? 2, log, socketPath });
   daemon.start();
   const frontends: TestFrontend[] = [];
   return {
@@ -37,9 +43,20 @@ export function startDaemon(opts: { sizeBytes?: number; numQueues?: number; read
     socketPath,
     filePath,
     store,
+    served,
     daemon,
     connect() {
       const fe = TestFrontend.connect(socketPath);
+      // Why once: TestFrontend.close() closes its fds every time it is called, and cleanup()
+      // closes every front-end again. Tests in a file run concurrently in one process, so a
+      // second close would hit fd numbers another test has been given since (its socket).
+      const closeOnce = fe.close.bind(fe);
+      let released = false;
+      fe.close = () => {
+        if (released) return;
+        released = true;
+        closeOnce();
+      };
       frontends.push(fe);
       return fe;
     },
