@@ -294,7 +294,10 @@ export class BlkDevice extends EventEmitter<BlkDeviceEvents> {
     for (const vring of this.notifyQueue) {
       vring.notifyPending = false;
       const queue = vring.queue;
-      if (queue !== null && queue.bound && queue.needsNotification()) vring.signalCall();
+      if (queue !== null && queue.bound && queue.needsNotification()) {
+        const err = vring.signalCall();
+        if (err !== null) this.opts.log.warn({ queue: vring.index, err }, 'call fd cannot be written; dropped it, the guest gets no more interrupts on this queue');
+      }
     }
     this.notifyQueue.length = 0;
   };

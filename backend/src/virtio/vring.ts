@@ -87,14 +87,22 @@ export class Vring {
     }
   }
 
-  /** Signals the driver through the call eventfd. */
-  signalCall(): void {
-    if (this.callFd < 0) return;
+  /**
+   * Signals the driver through the call eventfd. Returns the error when the fd cannot be
+   * written (the front-end sent something that is not a writable eventfd): that fd is then
+   * dropped, since throwing here (a setImmediate or teardown) would take the daemon down.
+   */
+  signalCall(): Error | null {
+    if (this.callFd < 0) return null;
     try {
       fs.writeSync(this.callFd, ONE_U64_LE, 0, 8, null);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      // EAGAIN: the counter is saturated; the driver will see it anyway.
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return null;
+      this.setFd('call', -1);
+      return err as Error;
     }
+    return null;
   }
 
   /** Replaces one of the eventfds, closing the previous one (close order: poller first). */
