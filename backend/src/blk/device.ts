@@ -146,7 +146,7 @@ export class BlkDevice extends EventEmitter<BlkDeviceEvents> {
   processQueue(vring: Vring): void {
     const queue = vring.queue;
     const mem = this.memoryTable?.current ?? null;
-    if (this.broken || queue === null || mem === null || !vring.started || !vring.enabled) return;
+    if (this.broken || queue === null || !queue.bound || mem === null || !vring.started || !vring.enabled) return;
     for (;;) {
       queue.disableNotification();
       for (;;) {

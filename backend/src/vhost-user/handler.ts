@@ -267,13 +267,25 @@ export class VhostUserBackend {
     return ACK_OK;
   }
 
-  private installRegions(regions: MappedRegion[]): void {
+  /**
+   * Installs a new memory generation and re-translates every configured ring in it. A ring
+   * the new table does not cover is an error (libvhost-user vu_set_mem_table_exec panics):
+   * its queue would otherwise keep views into the retired generation, which is unmapped
+   * (its ArrayBuffers detached) as soon as no request pins it, and the next kick would throw.
+   */
+  private installRegions(regions: MappedRegion[]): ProtocolError | null {
     this.regions = regions;
     const mem = this.memory.replace(regions);
-    for (const v of this.vrings) {
-      if (v.frontendAddrs !== null && v.queue !== null) this.bindQueue(v);
-    }
     this.log.info({ regions: regions.length, totalBytes: mem.totalBytes, generation: mem.generation }, 'mem table set');
+    for (const v of this.vrings) {
+      if (v.frontendAddrs === null || v.queue === null) continue;
+      const err = this.bindQueue(v);
+      if (err !== null) {
+        v.queue.unbind();
+        return new ProtocolError(err.code, `queue ${v.index} after the memory table change: ${err.message}`);
+      }
+    }
+    return null;
   }
 
   private setMemTable(p: Uint8Array, fds: number[]): Outcome {
@@ -290,8 +302,7 @@ export class VhostUserBackend {
       mapped.push(r);
     }
     closeFds(fds); // Why: the mappings keep the memory; the fds are no longer needed.
-    this.installRegions(mapped);
-    return ACK_OK;
+    return this.installRegions(mapped) ?? ACK_OK;
   }
 
   private addMemReg(p: Uint8Array, fds: number[]): Outcome {
@@ -301,8 +312,7 @@ export class VhostUserBackend {
     const r = mapRegion(fds[0]!, desc);
     closeFds(fds);
     if (r instanceof ProtocolError) return r;
-    this.installRegions([...this.regions, r]);
-    return ACK_OK;
+    return this.installRegions([...this.regions, r]) ?? ACK_OK;
   }
 
   private remMemReg(p: Uint8Array, fds: number[]): Outcome {
@@ -312,8 +322,7 @@ export class VhostUserBackend {
     const same = (r: MemoryRegionDesc): boolean => r.gpaStart === desc.gpaStart && r.sizeBytes === desc.sizeBytes && r.frontendVaStart === desc.frontendVaStart;
     const keep = this.regions.filter((r) => !same(r));
     if (keep.length === this.regions.length) return ACK_FAIL;
-    this.installRegions(keep);
-    return ACK_OK;
+    return this.installRegions(keep) ?? ACK_OK;
   }
 
   private setVringNum(p: Uint8Array): Outcome {
