@@ -37,6 +37,33 @@ export const MsgType = {
   /** Request a ticket for a service (`osd`); reply carries the sealed ticket and session key. */
   MSG_AUTH_GET_TICKET: 0x0010,
 
+  /** OSD → monitor: the OSD service secret, sealed with the OSD's own key (Ceph's rotating keys). */
+  MSG_AUTH_GET_SERVICE_SECRET: 0x0011,
+
+  // --- Monitor (payloads: mon/mon-protocol.ts; docs/cluster-protocol.md §7). ---
+  /** Request: subscribe to map updates after `haveEpoch`; pushes follow as MSG_MON_MAP sends. */
+  MSG_MON_SUBSCRIBE: 0x0100,
+  /** Send (monitor → subscriber): incrementals in order, or a full map. */
+  MSG_MON_MAP: 0x0101,
+  /** Request: an OSD process started (uuid, addr, location); reply carries its id and epoch. */
+  MSG_MON_OSD_BOOT: 0x0110,
+  /** Request: periodic OSD liveness; reply says ok, boot-required or unknown-osd. */
+  MSG_MON_OSD_BEACON: 0x0111,
+  /** Send: a peer OSD or client reports (or withdraws a report) that an OSD is unreachable. */
+  MSG_MON_FAILURE: 0x0112,
+  /** Send: an OSD's states of the PGs it is primary for. */
+  MSG_MON_PG_STATES: 0x0113,
+  /** Request: an admin command (JSON, Ceph's mon_command); reply JSON. */
+  MSG_MON_COMMAND: 0x0120,
+
+  // --- OSD client ops (placeholder OSD today; the OSD issue extends the range). ---
+  /** Request: stat an object (pool, name); caps checked for read. */
+  MSG_OSD_OP_STAT: 0x0200,
+
+  // --- Heartbeats. ---
+  /** Request: OSD → peer OSD liveness probe over a ticket session. */
+  MSG_OSD_PING: 0x0400,
+
   // --- Tests and benchmarks. ---
   MSG_TEST_ECHO: 0xf000,
   MSG_TEST_SINK: 0xf001,
