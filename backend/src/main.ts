@@ -4,11 +4,13 @@
  * main.rs shape): parse, build real dependencies, start.
  */
 import { VHOST_USAGE, runVhost } from './vhost-command.js';
+import { CLUSTER_USAGE, runClusterCommand } from '../../cluster/src/bin/commands.js';
 
 const USAGE = `Usage: strata <command> [options]
 
 Commands:
   vhost     serve a file or block device to a QEMU guest over vhost-user-blk
+${CLUSTER_USAGE}
 
 Run 'strata <command> --help' for a command's options.`;
 
@@ -33,6 +35,7 @@ function main(argv: string[]): void {
         process.stdout.write(USAGE + '\n');
         return exit(command === undefined ? 2 : 0);
       default:
+        if (runClusterCommand(argv, exit)) return;
         process.stderr.write(`strata: unknown command '${command}'\n${USAGE}\n`);
         return exit(2);
     }

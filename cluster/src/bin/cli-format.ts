@@ -1,0 +1,64 @@
+/**
+ * Human-readable output of admin command results (the `--json` output is the raw result).
+ * Pure: result object in, text out.
+ */
+import type { HealthCheck } from '../mon/mon-status.js';
+
+type R = Record<string, unknown>;
+
+/** Formats the result of `prefix` for a terminal. */
+export function formatCommandResult(prefix: string, r: R): string {
+  switch (prefix) {
+    case 'status': return formatStatus(r);
+    case 'osd tree': return formatTree(r);
+    case 'osd dump': return formatDump(r);
+    case 'pool ls': return formatPools(r);
+    case 'auth ls': return ((r['entities'] as R[] | undefined) ?? []).map((e) => {
+      const caps = e['caps'] as { mon: string; osd: string };
+      return `${String(e['entity'])}\n\tcaps mon = "${caps.mon}"\n\tcaps osd = "${caps.osd}"`;
+    }).join('\n');
+    case 'pool create': return `pool created (id ${String(r['poolId'])}, epoch ${String(r['epoch'])})`;
+    case 'auth rm': return `removed ${String(r['removed'])}`;
+    default: return r['epoch'] === undefined ? JSON.stringify(r) : `done (epoch ${String(r['epoch'])})`;
+  }
+}
+
+function formatStatus(r: R): string {
+  const osds = r['osds'] as { total: number; up: number; in: number };
+  const checks = (r['checks'] as HealthCheck[] | undefined) ?? [];
+  const states = Object.entries((r['pgStates'] as Record<string, number> | undefined) ?? {}).map(([s, n]) => `${n} ${s}`).join(', ');
+  return [
+    `  cluster: ${String(r['fsid'])}`,
+    `  health:  ${String(r['health'])}`,
+    ...checks.map((c) => `           ${c.code}: ${c.message}`),
+    `  map:     epoch ${String(r['epoch'])}`,
+    `  osds:    ${osds.total} osds: ${osds.up} up, ${osds.in} in`,
+    `  pools:   ${String(r['pools'])} pools, ${String(r['pgs'])} pgs`,
+    ...(states === '' ? [] : [`  pgs:     ${states}`]),
+  ].join('\n');
+}
+
+function formatTree(r: R): string {
+  const rows = (r['nodes'] as { depth: number; type: string; name: string; weight: number; up?: boolean; in?: boolean }[] | undefined) ?? [];
+  const lines = [`${'NAME'.padEnd(28)} ${'TYPE'.padEnd(5)} ${'WEIGHT'.padStart(8)}  STATUS`];
+  for (const row of rows) {
+    const name = `${'  '.repeat(row.depth)}${row.name}`;
+    const status = row.type === 'osd' ? `${row.up === true ? 'up' : 'down'} ${row.in === true ? 'in' : 'out'}` : '';
+    lines.push(`${name.padEnd(28)} ${row.type.padEnd(5)} ${(row.weight / 0x10000).toFixed(3).padStart(8)}  ${status}`);
+  }
+  return lines.join('\n');
+}
+
+function formatDump(r: R): string {
+  const osds = (r['osds'] as R[] | undefined) ?? [];
+  return [
+    `epoch ${String(r['epoch'])}`, `fsid ${String(r['fsid'])}`,
+    ...osds.map((o) => `osd.${String(o['id'])} ${o['up'] === true ? 'up' : 'down'} ${o['in'] === true ? 'in' : 'out'} weight ${String(o['weight'])} host ${String(o['host'])} addr ${String(o['addr'])} up_from ${String(o['upFrom'])} down_at ${String(o['downAt'])}`),
+    formatPools(r),
+  ].join('\n');
+}
+
+function formatPools(r: R): string {
+  const pools = (r['pools'] as R[] | undefined) ?? [];
+  return pools.map((p) => `pool ${String(p['id'])} '${String(p['name'])}' size ${String(p['size'])} min_size ${String(p['minSize'])} pg_num ${String(p['pgNum'])} failure_domain ${String(p['failureDomain'])}`).join('\n');
+}

@@ -1,0 +1,299 @@
+/**
+ * `strata osd`: the OSD *placeholder* process. The real OSD (object store, PGs, replication)
+ * comes with the OSD issue and will live behind this same command line; this process already
+ * does everything the monitor and clients see of an OSD:
+ *
+ * - authenticates to the monitor as `osd.N` (its key in `--keyring`), fetches the OSD service
+ *   secret (sealed with its key) and accepts only ticket-authenticated sessions with it;
+ * - boots (`MSG_MON_OSD_BOOT` with a uuid kept in `DATA/uuid`), beacons every second, and
+ *   boots again when a beacon answers `boot-required` (it was marked down);
+ * - subscribes to the map and reports, after each new map, every PG it is primary for as
+ *   `active` — honest: it has no data, so never `clean`, and `strata status` says so;
+ * - heartbeats the other up OSDs (`MSG_OSD_PING` over ticket sessions) and reports failures
+ *   to the monitor: `refused` on ECONNREFUSED (the monitor marks the peer down at once) and
+ *   `timeout` when no reply came for `--heartbeat-grace-ms` (withdrawn when it answers again);
+ * - serves `MSG_OSD_OP_STAT` with the OSD caps check every real op will do (`capsAllow`),
+ *   answering "does not exist" (no data) when allowed, `CLU_ERR_PERM` when not, and
+ *   `CLU_ERR_WRONG_TARGET` when it is not the PG's primary;
+ * - exits 0 on SIGTERM/SIGINT after closing its sessions.
+ */
+import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
+import { ClusterError } from '../common/errors.js';
+import type { OsdId } from '../common/ids.js';
+import { NO_OSD, pgIdToString } from '../common/ids.js';
+import type { Env } from '../env/env.js';
+import { joinPath } from '../env/env.js';
+import { capsAllow } from '../auth/caps.js';
+import { authPolicy } from '../auth/handshake.js';
+import type { ClusterMap } from '../map/cluster-map.js';
+import { poolByName, WEIGHT_ONE } from '../map/cluster-map.js';
+import { readWholeFile, writeFileAtomic } from '../mon/disk-util.js';
+import { MonClient } from '../mon/mon-client.js';
+import { decodeOsdPing, decodeOsdStat, encodeOsdPing, encodeOsdStatReply } from '../mon/mon-protocol.js';
+import { uuidFromBytes } from '../mon/monitor-core.js';
+import { Messenger } from '../msg/messenger.js';
+import type { InboundMessage, Session } from '../msg/session.js';
+import { MsgType } from '../msg/types.js';
+import { mapAllPgs, objectToPg, pgToOsds } from '../placement/placement.js';
+import { EXIT, UsageError, describeError, flushAndExit, loadKeyringFile, parseHostPort, parseIntOption, realEnv, rootLogger } from './bin-util.js';
+
+/** Usage of `strata osd` (the daemon). */
+export const OSD_USAGE = `Usage: strata osd --id N --data DIR --addr HOST:PORT --mon HOST:PORT --keyring PATH --host NAME [options]
+
+  --id N                     OSD id (the keyring must hold osd.N)
+  --data DIR                 data directory (holds the OSD's uuid)
+  --addr HOST:PORT           listen address of this OSD
+  --mon HOST:PORT            monitor address
+  --keyring PATH             keyring with the osd.N entry
+  --host NAME                CRUSH host of this OSD (failure domain 'host')
+  --rack NAME                CRUSH rack (optional)
+  --weight W                 CRUSH weight for a new OSD (default 1.0)
+  --beacon-interval-ms N     beacon period (default 1000)
+  --heartbeat-interval-ms N  peer ping period (default 1000)
+  --heartbeat-grace-ms N     report a silent peer after N ms (default 3000)
+  --log-level LEVEL          pino level (default info)`;
+
+interface OsdArgs {
+  id: OsdId; data: string; addr: { host: string; port: number }; mon: { host: string; port: number }; keyring: string;
+  host: string; rack: string | undefined; weight: number; beaconMs: number; hbIntervalMs: number; hbGraceMs: number; logLevel: string;
+}
+
+function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      id: { type: 'string' }, data: { type: 'string' }, addr: { type: 'string' }, mon: { type: 'string' }, keyring: { type: 'string' },
+      host: { type: 'string' }, rack: { type: 'string' }, weight: { type: 'string' }, 'beacon-interval-ms': { type: 'string' },
+      'heartbeat-interval-ms': { type: 'string' }, 'heartbeat-grace-ms': { type: 'string' }, 'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return 'help';
+  for (const k of ['id', 'data', 'addr', 'mon', 'keyring', 'host'] as const) if (values[k] === undefined) throw new UsageError(`--${k} is required`);
+  const weight = values.weight === undefined ? 1 : Number(values.weight);
+  if (!(weight > 0 && weight < 65536)) throw new UsageError('--weight must be a positive number');
+  return {
+    id: parseIntOption(values.id, '--id', 0) as OsdId, data: values.data!, addr: parseHostPort(values.addr!, '--addr'),
+    mon: parseHostPort(values.mon!, '--mon'), keyring: values.keyring!, host: values.host!, rack: values.rack,
+    weight: Math.round(weight * WEIGHT_ONE), beaconMs: parseIntOption(values['beacon-interval-ms'], '--beacon-interval-ms', 1000),
+    hbIntervalMs: parseIntOption(values['heartbeat-interval-ms'], '--heartbeat-interval-ms', 1000),
+    hbGraceMs: parseIntOption(values['heartbeat-grace-ms'], '--heartbeat-grace-ms', 3000), logLevel: values['log-level'] ?? 'info',
+  };
+}
+
+/** Runs `strata osd --id N …`. */
+export function runOsd(argv: string[], exit: (code: number) => void): void {
+  const args = parseOsdArgs(argv);
+  if (args === 'help') { process.stdout.write(OSD_USAGE + '\n'); exit(EXIT.OK); return; }
+  const log = rootLogger({ daemon: 'osd', level: args.logLevel, bindings: { osd: args.id } });
+  const env = realEnv(log);
+  const fail = (err: unknown): void => {
+    const d = describeError(err);
+    log.error({ err }, 'osd failed');
+    process.stderr.write(`strata osd: ${d.message}\n`);
+    flushAndExit(log, exit, d.exitCode);
+  };
+  loadKeyringFile(env, args.keyring, (err, ring) => {
+    const entity = `osd.${args.id}`;
+    const entry = ring?.get(entity);
+    if (err !== null || entry === undefined) { fail(err ?? new UsageError(`keyring ${args.keyring} has no ${entity}`)); return; }
+    loadOrCreateUuid(env, args.data, (err2, uuid) => {
+      if (err2 !== null || uuid === undefined) { fail(err2); return; }
+      const osd = new PlaceholderOsd(env, log, args, entry.key, uuid, fail);
+      osd.start();
+      const stop = (signal: string): void => {
+        log.info({ signal }, 'osd stopping');
+        osd.stop();
+        flushAndExit(log, exit, EXIT.OK);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+  });
+}
+
+/** Reads DATA/uuid, or creates it (atomically) on first start. */
+function loadOrCreateUuid(env: Env, dir: string, cb: (err: Error | null, uuid?: string) => void): void {
+  env.disk.mkdir(dir, (err) => {
+    if (err) { cb(err); return; }
+    readWholeFile(env.disk, joinPath(dir, 'uuid'), (err2, bytes) => {
+      if (err2 === null) { cb(null, new TextDecoder().decode(bytes).trim()); return; }
+      if (err2.code !== 'ENOENT') { cb(err2); return; }
+      const uuid = uuidFromBytes(env.rng.bytes(16));
+      writeFileAtomic(env.disk, dir, 'uuid', new TextEncoder().encode(uuid + '\n'), (err3) => cb(err3, uuid));
+    });
+  });
+}
+
+interface Peer { addr: string; session: Session; lastReplyMs: number; reported: 'refused' | 'timeout' | null; upFrom: number }
+
+/** The placeholder's state: monitor client, listener, peer heartbeats. */
+class PlaceholderOsd {
+  private readonly msgr: Messenger;
+  private readonly mon: MonClient;
+  private secret: Uint8Array | undefined;
+  private booting = false;
+  private readonly peers = new Map<OsdId, Peer>();
+  private hbTimer: ReturnType<Env['setTimeout']> | undefined;
+
+  constructor(private readonly env: Env, private readonly log: Logger, private readonly a: OsdArgs, key: Uint8Array,
+    private readonly uuid: string, private readonly fail: (err: unknown) => void) {
+    this.msgr = new Messenger({
+      env, entity: `osd.${a.id}`,
+      auth: authPolicy({ allowUnauthenticated: false, serviceSecret: () => this.secret }),
+      credentials: () => {
+        const t = this.mon.currentTicket();
+        return t === undefined ? { method: 'none' } : { method: 'ticket', ticket: t.ticket, sessionKey: t.sessionKey };
+      },
+    });
+    this.mon = new MonClient({ env, entity: `osd.${a.id}`, key, mon: a.mon, msgr: this.msgr });
+    this.mon.on('authError', (err) => log.error({ err }, 'monitor rejected our key'));
+    this.mon.on('map', (map) => this.onMap(map));
+    this.mon.on('connected', () => { const m = this.mon.map(); if (m !== undefined) this.reportPgs(m); });
+    this.msgr.handle(MsgType.MSG_OSD_PING, (req, s) => this.onPing(req, s));
+    this.msgr.handle(MsgType.MSG_OSD_OP_STAT, (req, s) => this.onStat(req, s));
+  }
+
+  start(): void {
+    this.mon.serviceSecret((err, secret) => {
+      if (err !== null || secret === undefined) {
+        if (err?.code === 'CLU_ERR_AUTH' || err?.code === 'CLU_ERR_PERM') { this.fail(err); return; }
+        this.log.warn({ err }, 'service secret not available yet; retrying');
+        this.env.setTimeout(() => this.start(), 1000);
+        return;
+      }
+      this.secret = secret;
+      this.msgr.listen(this.a.addr.host, this.a.addr.port, (err2, port) => {
+        if (err2 !== null || port === undefined) { this.fail(err2); return; }
+        this.a.addr = { host: this.a.addr.host, port };
+        this.boot();
+        this.mon.subscribe();
+        this.mon.ticket((err3) => { if (err3 !== null) this.log.warn({ err: err3 }, 'no ticket yet'); });
+        this.mon.startBeacons(this.a.id, this.a.beaconMs, (r) => {
+          if (r === 'boot-required' || r === 'unknown-osd') this.boot();
+        });
+        this.heartbeatTick();
+      });
+    });
+  }
+
+  stop(): void {
+    if (this.hbTimer !== undefined) this.env.clearTimeout(this.hbTimer);
+    this.mon.close();
+    this.msgr.shutdown();
+  }
+
+  private boot(): void {
+    if (this.booting) return;
+    this.booting = true;
+    const location = this.a.rack === undefined ? { host: this.a.host } : { host: this.a.host, rack: this.a.rack };
+    const addr = `${this.a.addr.host}:${this.a.addr.port}`;
+    this.mon.boot({ uuid: this.uuid, addr, location, osdId: this.a.id, weight: this.a.weight }, (err, r) => {
+      this.booting = false;
+      if (err !== null || r === undefined) {
+        if (err?.code === 'CLU_ERR_PERM') { this.fail(err); return; }
+        this.log.warn({ err }, 'boot failed; retrying on the next beacon');
+        return;
+      }
+      this.log.info({ epoch: r.epoch, addr }, 'osd booted');
+    });
+  }
+
+  private onMap(map: ClusterMap): void {
+    this.reportPgs(map);
+    for (const [id, p] of this.peers) {
+      const o = map.osds.get(id);
+      if (o === undefined || !o.up || o.addr !== p.addr || o.upFrom !== p.upFrom) { p.session.close(); this.peers.delete(id); }
+    }
+  }
+
+  /** Placeholder PG report: every PG this OSD is primary for is 'active' (no data, never 'clean'). */
+  private reportPgs(map: ClusterMap): void {
+    const me = map.osds.get(this.a.id);
+    if (me === undefined || !me.up) return;
+    const states: Record<string, string> = {};
+    for (const pool of map.pools.values()) {
+      mapAllPgs(map, pool).forEach((m, seed) => {
+        if (m.primary === this.a.id) states[`${pool.id}.${seed.toString(16)}`] = 'active';
+      });
+    }
+    this.mon.reportPgStates(this.a.id, states);
+  }
+
+  private heartbeatTick(): void {
+    this.hbTimer = this.env.setTimeout(() => this.heartbeatTick(), this.a.hbIntervalMs);
+    const map = this.mon.map();
+    if (map === undefined || this.mon.currentTicket() === undefined) return;
+    const now = this.env.nowMs();
+    for (const o of map.osds.values()) {
+      if (o.id === this.a.id || !o.up || o.addr === '') continue;
+      let p = this.peers.get(o.id);
+      if (p === undefined) p = this.addPeer(o.id, o.addr, o.upFrom, now);
+      const peer = p;
+      peer.session.request({ type: MsgType.MSG_OSD_PING, payload: encodeOsdPing(this.a.id, map.epoch) }, { timeoutMs: this.a.hbGraceMs }, (err) => {
+        if (err !== null) return;
+        peer.lastReplyMs = this.env.nowMs();
+        if (peer.reported === 'timeout') this.mon.reportFailure(o.id, 'timeout', true);
+        peer.reported = null;
+      });
+      if (peer.reported === null && now - peer.lastReplyMs > this.a.hbGraceMs) {
+        peer.reported = 'timeout';
+        this.log.warn({ peer: o.id, silentMs: Math.round(now - peer.lastReplyMs) }, 'peer heartbeat timeout; reporting');
+        this.mon.reportFailure(o.id, 'timeout');
+      }
+    }
+  }
+
+  private addPeer(id: OsdId, addr: string, upFrom: number, now: number): Peer {
+    const session = this.msgr.connect(parseHostPort(addr, 'peer addr'));
+    const p: Peer = { addr, session, lastReplyMs: now, reported: null, upFrom };
+    // Why report on ECONNREFUSED at once: nothing listens there, the process is gone (Ceph's
+    // osd_fast_fail_on_connection_refused); a timeout would only be an opinion.
+    session.on('connectFailed', (err) => {
+      if (err.details?.['errno'] !== 'ECONNREFUSED' || p.reported === 'refused') return;
+      p.reported = 'refused';
+      this.log.warn({ peer: id, addr }, 'peer connection refused; reporting');
+      this.mon.reportFailure(id, 'refused');
+    });
+    this.peers.set(id, p);
+    return p;
+  }
+
+  private onPing(req: InboundMessage, s: Session): void {
+    if (!(s.peer?.entity.startsWith('osd.') ?? false)) { s.replyError(req, new ClusterError('CLU_ERR_PERM', 'pings are for OSDs')); return; }
+    try {
+      decodeOsdPing(req.payload);
+    } catch (e) {
+      s.replyError(req, new ClusterError('CLU_ERR_DECODE', 'bad ping', { cause: e }));
+      return;
+    }
+    s.reply(req, { type: req.type, payload: encodeOsdPing(this.a.id, this.mon.map()?.epoch ?? 0) });
+  }
+
+  private onStat(req: InboundMessage, s: Session): void {
+    const reply = (err: ClusterError): void => s.replyError(req, err);
+    let op: { pool: string; objectName: string };
+    try {
+      op = decodeOsdStat(req.payload);
+    } catch (e) {
+      reply(new ClusterError('CLU_ERR_DECODE', 'bad stat request', { cause: e }));
+      return;
+    }
+    const map = this.mon.map();
+    const pool = map === undefined ? undefined : poolByName(map, op.pool);
+    if (map === undefined || pool === undefined) { reply(new ClusterError('CLU_ERR_NOT_FOUND', `pool ${op.pool}`)); return; }
+    // Caps first: a client must not learn placement facts about pools it may not read.
+    if (s.peer === null || !capsAllow(s.peer.caps, { pool: op.pool, objectName: op.objectName, write: false })) {
+      reply(new ClusterError('CLU_ERR_PERM', `${s.peer?.entity ?? 'peer'} may not read pool ${op.pool}`));
+      return;
+    }
+    const pg = objectToPg(pool, op.objectName);
+    const primary = pgToOsds(map, pg).primary;
+    if (primary !== this.a.id) {
+      reply(new ClusterError('CLU_ERR_WRONG_TARGET', `pg ${pgIdToString(pg)} primary is ${primary === NO_OSD ? 'none' : `osd.${primary}`}`));
+      return;
+    }
+    s.reply(req, { type: req.type, payload: encodeOsdStatReply(false, 0), epoch: map.epoch });
+  }
+}
