@@ -70,6 +70,8 @@ export function runCli(argv: string[], exit: (code: number) => void): void {
     caps: values.caps ?? [],
   };
   const built = buildCommand(positionals, opts);
+  // Why: `strata … | head` closes stdout early; that is not an error of the command.
+  process.stdout.on('error', (e: { code?: string }) => { if (e.code === 'EPIPE') exit(EXIT.OK); });
   const log = rootLogger({ daemon: 'cli', level: values['log-level'] ?? process.env['STRATA_LOG_LEVEL'] ?? 'fatal', stderr: true });
   const env = realEnv(log);
   resolveClientConfig(env, { ...(values.mon === undefined ? {} : { mon: values.mon }), ...(values.keyring === undefined ? {} : { keyring: values.keyring }), ...(values.name === undefined ? {} : { name: values.name }) }, (cfg) => {
