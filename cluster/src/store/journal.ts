@@ -1,0 +1,274 @@
+/**
+ * The write-ahead journal: a ring of records in one preallocated file (format in
+ * journal-format.ts), written with group commit.
+ *
+ * Group commit (TigerStyle batching): `append` only queues a record. When no write is in
+ * flight, everything queued becomes one batch: one pwrite per contiguous run (two when the
+ * batch wraps), then ONE fdatasync of the journal — in parallel with one fdatasync of the
+ * data file when the batch carries direct writes — and then every record's `onDurable`, in
+ * seq order. Records appended while that sync runs form the next batch.
+ *
+ *   append ─► queue ─(idle)─► pwrite batch ─► fdatasync(journal) ‖ fdatasync(data)? ─► acks
+ *
+ * Space: the ring holds records from `start` (the last durable checkpoint's position) to
+ * `head`. `fits` refuses a record that would overwrite records not yet checkpointed; the
+ * store then waits for a checkpoint (backpressure) and calls `trim`.
+ */
+import { assert } from '../common/assert.js';
+import type { DiskError, Env, Fd } from '../env/env.js';
+import { HEADER_BYTES, RECORD_ALIGN, RecordKind, encodeRecord, parseRecord, recordBytes } from './journal-format.js';
+import type { RecordReject } from './journal-format.js';
+
+type DurableCb = (err: DiskError | null) => void;
+
+interface Pending {
+  readonly offset: number;
+  readonly bytes: Uint8Array;
+  readonly dataSync: boolean;
+  readonly cb: DurableCb | undefined;
+}
+
+/** Construction parameters of `Journal`. */
+export interface JournalParams {
+  readonly env: Env;
+  readonly fd: Fd;
+  readonly journalBytes: number;
+  readonly gen: number;
+  /** Offset and seq where the ring's live part starts (from the checkpoint / replay). */
+  readonly head: number;
+  readonly nextSeq: number;
+  /** fdatasync of the data file, run in parallel with the journal's for direct writes. */
+  readonly syncData: (cb: DurableCb) => void;
+}
+
+/** Largest record payload a journal of `journalBytes` accepts (half the ring, minus slack). */
+export function journalPayloadMax(journalBytes: number): number {
+  return Math.floor((journalBytes - HEADER_BYTES) / 2) - 2 * RECORD_ALIGN;
+}
+
+/** Ring writer with group commit. */
+export class Journal {
+  readonly ringStart = HEADER_BYTES;
+  readonly ringEnd: number;
+  private readonly env: Env;
+  private readonly fd: Fd;
+  private readonly gen: number;
+  private readonly syncData: (cb: DurableCb) => void;
+  private start: number;
+  private head: number;
+  private nextSeqValue: number;
+  private queue: Pending[] = [];
+  private writing = false;
+  /** Set by the first I/O error; every later append fails (the disk state is unknown). */
+  broken: DiskError | undefined;
+  /** Batches written so far (for tests and benchmarks: fdatasync count). */
+  batches = 0;
+
+  constructor(p: JournalParams) {
+    this.env = p.env;
+    this.fd = p.fd;
+    this.gen = p.gen;
+    this.syncData = p.syncData;
+    this.ringEnd = p.journalBytes;
+    assert(p.journalBytes % RECORD_ALIGN === 0, 'journal size alignment');
+    assert(p.head >= this.ringStart && p.head < this.ringEnd, 'journal head in ring');
+    this.start = p.head;
+    this.head = p.head;
+    this.nextSeqValue = p.nextSeq;
+  }
+
+  /** Ring capacity in bytes. */
+  get ringBytes(): number { return this.ringEnd - this.ringStart; }
+  /** Bytes between the checkpointed start and the head. */
+  get usedBytes(): number { return (this.head - this.start + this.ringBytes) % this.ringBytes; }
+  /** Where the next record goes (a checkpoint snapshots this). */
+  get position(): { offset: number; nextSeq: number } { return { offset: this.head, nextSeq: this.nextSeqValue }; }
+  /** True while batches are queued or being written. */
+  get busy(): boolean { return this.writing || this.queue.length > 0; }
+  /** Largest payload that could ever fit (keeps one alignment unit of slack, plus a WRAP). */
+  get payloadMax(): number { return journalPayloadMax(this.ringEnd); }
+
+  private need(payloadBytes: number): number {
+    const total = recordBytes(payloadBytes);
+    return this.head + total > this.ringEnd ? total + (this.ringEnd - this.head) : total;
+  }
+
+  /** True when a record of `payloadBytes` fits without overwriting un-checkpointed records. */
+  fits(payloadBytes: number): boolean {
+    // Why the slack: head must never catch up with start, or "full" would look "empty".
+    return this.usedBytes + this.need(payloadBytes) <= this.ringBytes - RECORD_ALIGN;
+  }
+
+  /** Queues a TXN record (caller checked `fits`); returns its seq. */
+  append(payload: Uint8Array, dataSync: boolean, onDurable: DurableCb): number {
+    assert(this.fits(payload.length), 'journal append without space');
+    const total = recordBytes(payload.length);
+    if (this.head + total > this.ringEnd) {
+      const wrap = encodeRecord(this.nextSeqValue++, this.gen, RecordKind.WRAP, new Uint8Array(0));
+      this.queue.push({ offset: this.head, bytes: wrap, dataSync: false, cb: undefined });
+      this.head = this.ringStart;
+    }
+    const seq = this.nextSeqValue++;
+    const bytes = encodeRecord(seq, this.gen, RecordKind.TXN, payload);
+    this.queue.push({ offset: this.head, bytes, dataSync, cb: onDurable });
+    this.head += total;
+    if (this.head === this.ringEnd) this.head = this.ringStart;
+    this.kick();
+    return seq;
+  }
+
+  /** Releases ring space up to `offset` (a checkpoint covering it is durable). */
+  trim(offset: number): void {
+    assert(offset >= this.ringStart && offset < this.ringEnd, 'trim offset in ring');
+    this.start = offset;
+  }
+
+  private kick(): void {
+    if (this.writing || this.queue.length === 0) return;
+    if (this.broken !== undefined) return this.failAll(this.broken);
+    this.writing = true;
+    const batch = this.queue;
+    this.queue = [];
+    // Why setImmediate before writing: appends made in the same tick join this batch.
+    this.env.setImmediate(() => this.writeBatch(batch.concat(this.takeQueue())));
+  }
+
+  private takeQueue(): Pending[] {
+    const q = this.queue;
+    this.queue = [];
+    return q;
+  }
+
+  private writeBatch(batch: Pending[]): void {
+    const runs = contiguousRuns(batch);
+    let left = runs.length;
+    let failed: DiskError | null = null;
+    for (const run of runs) {
+      this.env.disk.pwrite(this.fd, run.bytes, run.offset, (err) => {
+        if (err && failed === null) failed = err;
+        if (--left === 0) this.syncBatch(batch, failed);
+      });
+    }
+  }
+
+  private syncBatch(batch: Pending[], writeErr: DiskError | null): void {
+    if (writeErr !== null) return this.batchDone(batch, writeErr);
+    const dataSync = batch.some((p) => p.dataSync);
+    let left = dataSync ? 2 : 1;
+    let failed: DiskError | null = null;
+    const one = (err: DiskError | null): void => {
+      if (err && failed === null) failed = err;
+      if (--left === 0) this.batchDone(batch, failed);
+    };
+    this.env.disk.fdatasync(this.fd, one);
+    if (dataSync) this.syncData(one);
+  }
+
+  private batchDone(batch: Pending[], err: DiskError | null): void {
+    this.writing = false;
+    this.batches++;
+    if (err !== null) {
+      this.broken = err;
+      for (const p of batch) p.cb?.(err);
+      return this.failAll(err);
+    }
+    for (const p of batch) p.cb?.(null);
+    this.kick();
+  }
+
+  private failAll(err: DiskError): void {
+    const q = this.takeQueue();
+    for (const p of q) p.cb?.(err);
+  }
+}
+
+/** Merges records that are adjacent on disk into single writes. */
+function contiguousRuns(batch: readonly Pending[]): { offset: number; bytes: Uint8Array }[] {
+  const runs: { offset: number; parts: Uint8Array[]; end: number }[] = [];
+  for (const p of batch) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last.end === p.offset) {
+      last.parts.push(p.bytes);
+      last.end += p.bytes.length;
+    } else {
+      runs.push({ offset: p.offset, parts: [p.bytes], end: p.offset + p.bytes.length });
+    }
+  }
+  return runs.map((r) => ({ offset: r.offset, bytes: r.parts.length === 1 ? r.parts[0]! : concat(r.parts, r.end - r.offset) }));
+}
+
+function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let pos = 0;
+  for (const p of parts) { out.set(p, pos); pos += p.length; }
+  return out;
+}
+
+/** A valid TXN record found by `readJournal`. */
+export interface ReplayRecord {
+  readonly seq: number;
+  readonly offset: number;
+  readonly payload: Uint8Array;
+}
+
+/** What `readJournal` found: the valid prefix and where (and why) it ends. */
+export interface ReplayScan {
+  readonly records: ReplayRecord[];
+  readonly endOffset: number;
+  readonly endSeq: number;
+  readonly stopReason: RecordReject | 'full-lap';
+}
+
+const READ_CHUNK_BYTES = 1 << 20;
+
+/**
+ * Reads the ring from `start` and returns every valid record up to the first bad one
+ * (magic, crc, length, seq or gen). Why collect first: TXN block images end up in memory
+ * anyway (journal-resident), and a separate pass lets the store verify direct writes.
+ */
+export function readJournal(
+  env: Env,
+  p: { fd: Fd; journalBytes: number; start: number; nextSeq: number; gen: number; maxPayload: number },
+  cb: (err: DiskError | null, scan: ReplayScan) => void,
+): void {
+  const ringStart = HEADER_BYTES;
+  const records: ReplayRecord[] = [];
+  let off = p.start;
+  let seq = p.nextSeq;
+  let scanned = 0;
+  let chunk = new Uint8Array(0);
+  let chunkOff = -1;
+  let lastRead = { at: -1, len: 0 };
+  const finish = (reason: ReplayScan['stopReason']): void => cb(null, { records, endOffset: off, endSeq: seq, stopReason: reason });
+  const loop = (): void => {
+    for (;;) {
+      if (off === p.journalBytes) off = ringStart;
+      if (scanned >= p.journalBytes - ringStart) return finish('full-lap');
+      const inChunk = chunkOff >= 0 && off >= chunkOff && off < chunkOff + chunk.length;
+      const view = inChunk ? chunk.subarray(off - chunkOff) : new Uint8Array(0);
+      const r = parseRecord(view, { seq, gen: p.gen, maxPayload: p.maxPayload });
+      if (!r.ok && r.reason === 'short') {
+        const want = Math.min(Math.max(r.needBytes ?? 0, READ_CHUNK_BYTES), p.journalBytes - off);
+        // Why remember the last read: a record cut by the ring end (or EOF) stays short.
+        if (lastRead.at === off && lastRead.len >= want) return finish('short');
+        lastRead = { at: off, len: want };
+        return readAt(off, want);
+      }
+      if (!r.ok) return finish(r.reason);
+      if (r.kind === RecordKind.TXN) records.push({ seq, offset: off, payload: r.payload.slice() });
+      scanned += r.kind === RecordKind.WRAP ? p.journalBytes - off : r.totalBytes;
+      seq++;
+      off = r.kind === RecordKind.WRAP ? ringStart : off + r.totalBytes;
+    }
+  };
+  const readAt = (at: number, len: number): void => {
+    const buf = new Uint8Array(len);
+    env.disk.pread(p.fd, buf, at, (err, n) => {
+      if (err) return cb(err, { records, endOffset: off, endSeq: seq, stopReason: 'short' });
+      chunk = buf.subarray(0, n);
+      chunkOff = at;
+      loop();
+    });
+  };
+  loop();
+}

@@ -1,0 +1,212 @@
+/**
+ * Opening a store directory: create it when empty (mkfs), load `meta`, replay the journal,
+ * and write a checkpoint with a new incarnation `gen` before accepting writes.
+ *
+ * Files:  journal (preallocated ring, journal-format.ts)
+ *         data    (4 KiB blocks, grows on demand)
+ *         meta    (checkpoint, meta-codec.ts); meta.tmp is a checkpoint in progress.
+ *
+ * Replay = meta state + every valid TXN record from meta.journalStart. It stops at the first
+ * bad record (readJournal) or at the first record whose direct-write blocks fail their crc
+ * (their data never became durable, so that record was never acknowledged, nor was any
+ * later one: a batch is acknowledged only after both fdatasyncs). The tail after the stop
+ * point is cut logically: the open checkpoint moves journalStart there and bumps `gen`, and
+ * replay rejects records of another gen.
+ */
+import type { ClusterError } from '../common/errors.js';
+import { ClusterError as ClusterErrorClass } from '../common/errors.js';
+import type { DiskError, Env, Fd } from '../env/env.js';
+import { joinPath } from '../env/env.js';
+import { BlockAllocator, InflightGate } from './allocator.js';
+import { Checkpointer } from './checkpoint.js';
+import { ioError, readBlocks, readWholeFile, writeFileAtomic } from './disk-io.js';
+import { HEADER_BYTES, decodeJournalHeader, encodeJournalHeader } from './journal-format.js';
+import { Journal, journalPayloadMax, readJournal } from './journal.js';
+import type { ReplayRecord } from './journal.js';
+import { decodeMeta, encodeMeta } from './meta-codec.js';
+import type { MetaPosition } from './meta-codec.js';
+import { ObjectIndex } from './object-index.js';
+import { OpType, decodeTxnPayload } from './resolved-ops.js';
+import type { ResolvedOp } from './resolved-ops.js';
+import { BLOCK_BYTES } from './types.js';
+
+/** Everything an open store runs on. */
+export interface OpenedStore {
+  readonly index: ObjectIndex;
+  readonly allocator: BlockAllocator;
+  readonly journal: Journal;
+  readonly checkpointer: Checkpointer;
+  readonly dataGate: InflightGate;
+  readonly readGate: InflightGate;
+  readonly journalFd: Fd;
+  readonly dataFd: Fd;
+  readonly storeUuid: Uint8Array;
+  readonly gen: number;
+  /** Records replayed and why replay stopped (for logs and tests). */
+  readonly replayed: number;
+  readonly stopReason: string;
+}
+
+type Cb<T> = (err: ClusterError | null, value?: T) => void;
+
+/** Creates an empty store: journal + data, then `meta` (the commit point of mkfs). */
+function mkfs(env: Env, dir: string, journalBytes: number, cb: (err: DiskError | null) => void): void {
+  const disk = env.disk;
+  const storeUuid = env.rng.bytes(16);
+  disk.open(joinPath(dir, 'journal'), { create: true, truncate: true }, (err, jfd) => {
+    if (err) return cb(err);
+    disk.ftruncate(jfd, journalBytes, (err2) => {
+      if (err2) return cb(err2);
+      disk.pwrite(jfd, encodeJournalHeader({ journalBytes, blockBytes: BLOCK_BYTES, storeUuid }), 0, (err3) => {
+        if (err3) return cb(err3);
+        disk.fdatasync(jfd, (err4) => {
+          if (err4) return cb(err4);
+          disk.close(jfd, () => {
+            disk.open(joinPath(dir, 'data'), { create: true, truncate: true }, (err5, dfd) => {
+              if (err5) return cb(err5);
+              disk.close(dfd, () => {
+                const meta = encodeMeta({ storeUuid, gen: 1, journalStart: HEADER_BYTES, nextSeq: 1 }, new ObjectIndex(() => {}), new Map());
+                // writeFileAtomic's fsyncDir also makes the journal and data entries durable.
+                writeFileAtomic(disk, dir, 'meta', meta, cb);
+              });
+            });
+          });
+        });
+      });
+    });
+  });
+}
+
+/** Opens (creating when needed) the store in `dir`. */
+export function openStore(env: Env, p: { dir: string; journalBytes: number }, cb: Cb<OpenedStore>): void {
+  const disk = env.disk;
+  disk.mkdir(p.dir, (err) => {
+    if (err) return cb(ioError('mkdir', err));
+    disk.readdir(p.dir, (err2, names) => {
+      if (err2) return cb(ioError('readdir', err2));
+      const load = (): void => loadStore(env, p.dir, cb);
+      const afterTmp = (): void => {
+        if (names.includes('meta')) return load();
+        env.log.info({ dir: p.dir, journalBytes: p.journalBytes }, 'object store created');
+        mkfs(env, p.dir, p.journalBytes, (err3) => (err3 ? cb(ioError('mkfs', err3)) : load()));
+      };
+      if (!names.includes('meta.tmp')) return afterTmp();
+      disk.unlink(joinPath(p.dir, 'meta.tmp'), (err4) => (err4 && err4.code !== 'ENOENT' ? cb(ioError('unlink meta.tmp', err4)) : afterTmp()));
+    });
+  });
+}
+
+function decodeFailure(what: string, e: unknown): ClusterError {
+  return new ClusterErrorClass('CLU_ERR_DECODE', `object store: ${what}: ${(e as Error).message}`, { cause: e });
+}
+
+function loadStore(env: Env, dir: string, cb: Cb<OpenedStore>): void {
+  const disk = env.disk;
+  let replaying = true;
+  const allocator = new BlockAllocator();
+  // Why ignore releases during replay: the allocator is rebuilt from references afterwards.
+  const index = new ObjectIndex((loc) => { if (!replaying) allocator.release(loc); });
+  readWholeFile(disk, joinPath(dir, 'meta'), (err, bytes) => {
+    if (err) return cb(ioError('read meta', err));
+    let pos: MetaPosition;
+    try {
+      pos = decodeMeta(bytes, index);
+    } catch (e) {
+      return cb(decodeFailure('meta', e));
+    }
+    const metaLocs: number[] = [];
+    index.forEachLoc((l) => metaLocs.push(l));
+    openFiles(env, dir, pos, (err2, fds) => {
+      if (err2 || fds === undefined) return cb(err2);
+      const scanParams = { fd: fds.journalFd, journalBytes: fds.journalBytes, start: pos.journalStart, nextSeq: pos.nextSeq, gen: pos.gen, maxPayload: journalPayloadMax(fds.journalBytes) };
+      readJournal(env, scanParams, (err3, scan) => {
+        if (err3) return cb(ioError('read journal', err3));
+        replayRecords(env, index, fds.dataFd, scan.records, (err4, stop) => {
+          if (err4) return cb(err4);
+          replaying = false;
+          const end = stop ?? { offset: scan.endOffset, seq: scan.endSeq };
+          const applied = stop === undefined ? scan.records.length : scan.records.findIndex((r) => r.seq === stop.seq);
+          allocator.rebuild((fn) => { metaLocs.forEach(fn); index.forEachLoc(fn); });
+          const gates = { dataGate: new InflightGate(), readGate: new InflightGate() };
+          const gen = pos.gen + 1;
+          const checkpointer = new Checkpointer({ env, dir, dataFd: fds.dataFd, storeUuid: pos.storeUuid, index, allocator, ...gates }, undefined, gen);
+          const journal = new Journal({
+            env, fd: fds.journalFd, journalBytes: fds.journalBytes, gen, head: end.offset, nextSeq: end.seq,
+            syncData: (done) => gates.dataGate.afterCurrent(() => disk.fdatasync(fds.dataFd, done)),
+          });
+          checkpointer.attach(journal, gen);
+          const stopReason = stop === undefined ? scan.stopReason : 'direct-crc';
+          env.log.info({ dir, replayed: applied, stopReason, gen, objects: index.objects.size }, 'object store replayed');
+          checkpointer.request((err5) => {
+            if (err5) return cb(ioError('open checkpoint', err5));
+            // Nothing else runs during open, so every block not referenced now is free.
+            allocator.rebuild((fn) => index.forEachLoc(fn));
+            cb(null, { index, allocator, journal, checkpointer, ...gates, ...fds, storeUuid: pos.storeUuid, gen, replayed: applied, stopReason });
+          });
+        });
+      });
+    });
+  });
+}
+
+function openFiles(env: Env, dir: string, pos: MetaPosition, cb: (err: ClusterError | null, fds?: { journalFd: Fd; dataFd: Fd; journalBytes: number }) => void): void {
+  const disk = env.disk;
+  disk.open(joinPath(dir, 'journal'), {}, (err, journalFd) => {
+    if (err) return cb(ioError('open journal', err));
+    const hdr = new Uint8Array(HEADER_BYTES);
+    disk.pread(journalFd, hdr, 0, (err2) => {
+      if (err2) return cb(ioError('read journal header', err2));
+      let journalBytes: number;
+      try {
+        const h = decodeJournalHeader(hdr);
+        if (Buffer.compare(h.storeUuid, pos.storeUuid) !== 0) throw new Error('journal belongs to another store');
+        if (h.blockBytes !== BLOCK_BYTES) throw new Error(`block size ${h.blockBytes}`);
+        journalBytes = h.journalBytes;
+      } catch (e) {
+        return cb(decodeFailure('journal header', e));
+      }
+      disk.open(joinPath(dir, 'data'), {}, (err3, dataFd) => {
+        if (err3) return cb(ioError('open data', err3));
+        cb(null, { journalFd, dataFd, journalBytes });
+      });
+    });
+  });
+}
+
+/**
+ * Applies records in order; for records with direct writes, first checks their blocks'
+ * crcs. Answers the position of the first record that must not apply, if any.
+ */
+function replayRecords(env: Env, index: ObjectIndex, dataFd: Fd, records: readonly ReplayRecord[], cb: (err: ClusterError | null, stop?: { offset: number; seq: number }) => void): void {
+  let i = 0;
+  const next = (): void => {
+    while (i < records.length) {
+      const rec = records[i]!;
+      let ops: ResolvedOp[];
+      try {
+        ops = decodeTxnPayload(rec.payload);
+      } catch (e) {
+        // An intact (crc-valid) record we cannot decode is a bug or a format mismatch: fail loudly.
+        return cb(decodeFailure(`journal record ${rec.seq}`, e));
+      }
+      const direct = ops.flatMap((op) => (op.t === OpType.DIRECT ? op.locs.map((loc, k) => ({ loc, crc: op.crcs[k]!, tag: k })) : []));
+      if (direct.length === 0) {
+        for (const op of ops) index.apply(op);
+        i++;
+        continue;
+      }
+      return readBlocks(env.disk, dataFd, direct, (r) => {
+        if (!r.ok && r.error !== null) return cb(ioError('replay read', r.error));
+        if (!r.ok) {
+          env.log.warn({ seq: rec.seq, dataBlock: r.badLoc }, 'object store replay: direct write not durable, cutting journal');
+          return cb(null, { offset: rec.offset, seq: rec.seq });
+        }
+        for (const op of ops) index.apply(op);
+        i++;
+        env.setImmediate(next);
+      });
+    }
+    cb(null);
+  };
+  next();
+}
