@@ -59,9 +59,10 @@ export function runCli(argv: string[], exit: (code: number) => void): void {
       mon: { type: 'string' }, keyring: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' },
       'timeout-ms': { type: 'string' }, output: { type: 'string', short: 'o' }, size: { type: 'string' },
       'min-size': { type: 'string' }, 'pg-num': { type: 'string' }, 'failure-domain': { type: 'string' },
-      caps: { type: 'string', multiple: true }, 'log-level': { type: 'string' },
+      caps: { type: 'string', multiple: true }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
+  if (values.help === true) { process.stdout.write(CLI_USAGE + '\n'); exit(EXIT.OK); return; }
   const size = parseIntOption(values.size, '--size', 3);
   const opts: CliOptions = {
     json: values.json === true, timeoutMs: parseIntOption(values['timeout-ms'], '--timeout-ms', 10_000), output: values.output,

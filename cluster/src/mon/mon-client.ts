@@ -179,9 +179,9 @@ export class MonClient extends EventEmitter<MonClientEvents> {
   }
 
   /**
-   * OSD ticket credentials: cached while more than a quarter of the lifetime is left,
-   * otherwise fetched (concurrent callers share one fetch). A timer renews them ahead of
-   * expiry once fetched.
+   * OSD ticket credentials: cached until they expire, otherwise fetched (concurrent callers
+   * share one fetch). Once fetched, a timer renews them when a quarter of the lifetime is
+   * left, so a long-running OSD or client never presents an expired ticket.
    */
   ticket(cb: (err: ClusterError | null, creds?: TicketCredentials) => void): void {
     const t = this.ticketCreds;
