@@ -224,16 +224,21 @@ function rewrite(tenv: TestEnv, w: { path: string; pos: number; data: Uint8Array
   for (let i = 0; i < 10 && !done; i++) tenv.advance(0);
 }
 
+/** Seeds that found bugs: 24553 (truncate after a grow in one transaction skipped a base read). */
+const REGRESSION_SEEDS = [24553];
+
 test('random crashes with torn and lost un-synced writes never lose a commit nor tear a transaction', (t) => {
   const base = Number(process.env['STORE_SIM_SEED'] ?? 0x5eed);
   const runs = Number(process.env['STORE_SIM_RUNS'] ?? 60);
   const failures: string[] = [];
-  for (let i = 0; i < runs; i++) {
+  // Regression seeds first (each once found a bug), then a fixed range.
+  const seeds = [...REGRESSION_SEEDS, ...Array.from({ length: runs }, (_, i) => base + i)];
+  for (const seed of seeds) {
     try {
-      const f = runSeed(base + i);
+      const f = runSeed(seed);
       if (f !== null) failures.push(f);
     } catch (e) {
-      failures.push(`seed ${base + i}: ${(e as Error).stack ?? String(e)}`);
+      failures.push(`seed ${seed}: ${(e as Error).stack ?? String(e)}`);
     }
     if (failures.length > 0) break;
   }

@@ -15,7 +15,7 @@
  */
 import type { ClusterError } from '../common/errors.js';
 import { ClusterError as ClusterErrorClass } from '../common/errors.js';
-import type { DiskError, Env, Fd } from '../env/env.js';
+import type { Disk, DiskError, Env, Fd } from '../env/env.js';
 import { joinPath } from '../env/env.js';
 import { BlockAllocator, InflightGate } from './allocator.js';
 import { Checkpointer } from './checkpoint.js';
@@ -57,7 +57,9 @@ function mkfs(env: Env, dir: string, journalBytes: number, cb: (err: DiskError |
     if (err) return cb(err);
     disk.ftruncate(jfd, journalBytes, (err2) => {
       if (err2) return cb(err2);
-      disk.pwrite(jfd, encodeJournalHeader({ journalBytes, blockBytes: BLOCK_BYTES, storeUuid }), 0, (err3) => {
+      zeroFill(disk, jfd, HEADER_BYTES, journalBytes, (errZ) => {
+        if (errZ) return cb(errZ);
+        disk.pwrite(jfd, encodeJournalHeader({ journalBytes, blockBytes: BLOCK_BYTES, storeUuid }), 0, (err3) => {
         if (err3) return cb(err3);
         disk.fdatasync(jfd, (err4) => {
           if (err4) return cb(err4);
@@ -73,8 +75,24 @@ function mkfs(env: Env, dir: string, journalBytes: number, cb: (err: DiskError |
           });
         });
       });
+      });
     });
   });
+}
+
+/**
+ * Writes zeros over [from, to). Why: ftruncate leaves a sparse file, and on ext4 the first
+ * write into a hole makes fdatasync commit allocation metadata too — measured ~2x the
+ * latency of overwriting allocated blocks (docs/object-store.md). `Disk` has no fallocate.
+ */
+function zeroFill(disk: Disk, fd: Fd, from: number, to: number, cb: (err: DiskError | null) => void): void {
+  const chunk = new Uint8Array(Math.min(1 << 20, Math.max(0, to - from)));
+  const step = (at: number): void => {
+    if (at >= to) return cb(null);
+    const n = Math.min(chunk.length, to - at);
+    disk.pwrite(fd, n === chunk.length ? chunk : chunk.subarray(0, n), at, (err) => (err ? cb(err) : step(at + n)));
+  };
+  step(from);
 }
 
 /** Opens (creating when needed) the store in `dir`. */
