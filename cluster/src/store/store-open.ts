@@ -53,28 +53,32 @@ type Cb<T> = (err: ClusterError | null, value?: T) => void;
 function mkfs(env: Env, dir: string, journalBytes: number, cb: (err: DiskError | null) => void): void {
   const disk = env.disk;
   const storeUuid = env.rng.bytes(16);
-  disk.open(joinPath(dir, 'journal'), { create: true, truncate: true }, (err, jfd) => {
+  createJournal(disk, joinPath(dir, 'journal'), journalBytes, storeUuid, (err) => {
     if (err) return cb(err);
-    disk.ftruncate(jfd, journalBytes, (err2) => {
+    disk.open(joinPath(dir, 'data'), { create: true, truncate: true }, (err2, dfd) => {
       if (err2) return cb(err2);
-      zeroFill(disk, jfd, HEADER_BYTES, journalBytes, (errZ) => {
-        if (errZ) return cb(errZ);
-        disk.pwrite(jfd, encodeJournalHeader({ journalBytes, blockBytes: BLOCK_BYTES, storeUuid }), 0, (err3) => {
-        if (err3) return cb(err3);
-        disk.fdatasync(jfd, (err4) => {
-          if (err4) return cb(err4);
-          disk.close(jfd, () => {
-            disk.open(joinPath(dir, 'data'), { create: true, truncate: true }, (err5, dfd) => {
-              if (err5) return cb(err5);
-              disk.close(dfd, () => {
-                const meta = encodeMeta({ storeUuid, gen: 1, journalStart: HEADER_BYTES, nextSeq: 1 }, new ObjectIndex(() => {}), new Map());
-                // writeFileAtomic's fsyncDir also makes the journal and data entries durable.
-                writeFileAtomic(disk, dir, 'meta', meta, cb);
-              });
-            });
-          });
-        });
+      disk.close(dfd, () => {
+        const meta = encodeMeta({ storeUuid, gen: 1, journalStart: HEADER_BYTES, nextSeq: 1 }, new ObjectIndex(() => {}), new Map());
+        // writeFileAtomic's fsyncDir also makes the journal and data entries durable.
+        writeFileAtomic(disk, dir, 'meta', meta, cb);
       });
+    });
+  });
+}
+
+/** Creates the journal file: full size, zero-filled, header, fdatasync. */
+function createJournal(disk: Disk, path: string, journalBytes: number, storeUuid: Uint8Array, cb: (err: DiskError | null) => void): void {
+  disk.open(path, { create: true, truncate: true }, (err, jfd) => {
+    if (err) return cb(err);
+    const closeWith = (e: DiskError | null): void => disk.close(jfd, (e2) => cb(e ?? e2));
+    disk.ftruncate(jfd, journalBytes, (err2) => {
+      if (err2) return closeWith(err2);
+      zeroFill(disk, jfd, HEADER_BYTES, journalBytes, (err3) => {
+        if (err3) return closeWith(err3);
+        disk.pwrite(jfd, encodeJournalHeader({ journalBytes, blockBytes: BLOCK_BYTES, storeUuid }), 0, (err4) => {
+          if (err4) return closeWith(err4);
+          disk.fdatasync(jfd, closeWith);
+        });
       });
     });
   });
