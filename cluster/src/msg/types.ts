@@ -59,6 +59,26 @@ export const MsgType = {
   // --- OSD client ops (placeholder OSD today; the OSD issue extends the range). ---
   /** Request: stat an object (pool, name); caps checked for read. */
   MSG_OSD_OP_STAT: 0x0200,
+  /** Request: a client op vector on one object, to the PG primary (osd/osd-protocol.ts). */
+  MSG_OSD_OP: 0x0201,
+  /** Request (admin/CLI → primary): scrub a PG now, optionally repairing (osd/osd-peer-protocol.ts). */
+  MSG_OSD_PG_SCRUB: 0x0202,
+
+  // --- OSD secondary ops and peering (osd/osd-peer-protocol.ts). ---
+  /** Request: primary → replica, one replicated transaction + PG-log entry; reply after commit. */
+  MSG_OSD_REPOP: 0x0300,
+  /** Request: primary → peer, the peer's PG info and log (peering). */
+  MSG_OSD_PG_QUERY: 0x0301,
+  /** Request: primary → peer, a whole object (data, attrs, version) to install (recovery push). */
+  MSG_OSD_PG_PUSH: 0x0302,
+  /** Request: primary → peer, send me a whole object (recovery pull). */
+  MSG_OSD_PG_PULL: 0x0303,
+  /** Request: primary → peer, list a PG's objects with versions (+ checksums for scrub). */
+  MSG_OSD_PG_SCAN: 0x0304,
+  /** Request: primary → peer, adopt this PG info/log (activation after peering). */
+  MSG_OSD_PG_ACTIVATE: 0x0305,
+  /** Request: read an object from this OSD's local store regardless of role (scrub, tests). */
+  MSG_OSD_LOCAL_READ: 0x0306,
 
   // --- Heartbeats. ---
   /** Request: OSD → peer OSD liveness probe over a ticket session. */
