@@ -3,6 +3,7 @@
  * "Backend program conventions" (docs/interop/vhost-user.rst): --socket-path or --fd,
  * --print-capabilities, no daemonizing, logs on stdout, clean exit on SIGTERM/SIGINT.
  */
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { FileStore } from './block-store/file-store.js';
@@ -19,6 +20,8 @@ Serves a raw file or block device to a QEMU guest as a vhost-user-blk device.
   --read-only          refuse writes (VIRTIO_BLK_F_RO)
   --num-queues N       queues offered to the guest (default 4; QEMU's num-queues must be <= N)
   --direct             open with O_DIRECT (bypass the host page cache)
+  --io MODE            sync|async|auto: preadv/pwritev on the event loop (sync) or on the
+                       threadpool (async); auto = sync for tmpfs/ramfs files (default auto)
   --writethrough       report a write-through cache (every write made durable before completion)
   --serial ID          GET_ID answer, up to 20 bytes (default: the file's base name)
   --log-level LEVEL    trace|debug|info|warn|error (default info)
@@ -48,6 +51,7 @@ export function runVhost(argv: string[], exit: (code: number) => void): void {
       'read-only': { type: 'boolean', default: false },
       'num-queues': { type: 'string', default: '4' },
       direct: { type: 'boolean', default: false },
+      io: { type: 'string', default: 'auto' },
       writethrough: { type: 'boolean', default: false },
       serial: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
@@ -64,19 +68,25 @@ export function runVhost(argv: string[], exit: (code: number) => void): void {
     process.stdout.write(JSON.stringify({ type: 'block', features: ['read-only', 'blk-file'] }) + '\n');
     return exit(0);
   }
+  // Why: rings and request headers are read through native-endian typed arrays.
+  if (os.endianness() !== 'LE') throw new Error('strata vhost needs a little-endian host');
   const file = values.file ?? values['blk-file'];
   const numQueues = Number(values['num-queues']);
   if (file === undefined) throw new Error('--file is required');
   if ((values['socket-path'] === undefined) === (values.fd === undefined)) throw new Error('exactly one of --socket-path and --fd is required');
   if (!Number.isInteger(numQueues) || numQueues < 1 || numQueues > 64) throw new Error('--num-queues must be 1..64');
+  const io = values.io;
+  if (io !== 'sync' && io !== 'async' && io !== 'auto') throw new Error('--io must be sync, async or auto');
 
   const log = pino({ level: values['log-level'], base: { daemon: 'vhost' } });
   const store = FileStore.open(file, {
     readOnly: values['read-only'],
     direct: values.direct,
+    io,
     ...(values.size === undefined ? {} : { sizeBytes: parseSize(values.size) }),
     ...(values.serial === undefined ? {} : { serial: values.serial }),
   });
+  log.info({ file, sizeBytes: store.sizeBytes, io: store.syncIo ? 'sync' : 'async', direct: values.direct, readOnly: store.readOnly }, 'store opened');
   const daemon = new VhostDaemon({
     store,
     numQueues,

@@ -103,9 +103,11 @@ export function sliceViews(views: readonly Uint8Array[], skip: number, take: num
   return out;
 }
 
-/** Copies the first `n` bytes of a view list into a fresh buffer (the validated copy). */
-function copyPrefix(views: readonly Uint8Array[], n: number): Uint8Array {
-  const out = new Uint8Array(n);
+const headerScratch = new Uint8Array(HEADER_BYTES);
+const headerWords = new Uint32Array(headerScratch.buffer);
+
+/** Copies the first `n` bytes of a view list into `out` (default: a fresh buffer). */
+function copyPrefix(views: readonly Uint8Array[], n: number, out = new Uint8Array(n)): Uint8Array {
   let at = 0;
   for (const v of views) {
     if (at === n) break;
@@ -186,11 +188,13 @@ export function parseBlkRequest(chain: Chain, mem: GuestMemory, limits: BlkLimit
   if (split.error !== null) return split.error;
   const status = split.status!;
   if (split.readableBytes < HEADER_BYTES) return fail('BLK_ERR_HEADER_TOO_SHORT', status, 'request header shorter than 16 bytes');
-  const header = copyPrefix(split.readable, HEADER_BYTES);
-  const hv = new DataView(header.buffer);
-  const type = (hv.getUint32(0, true) & ~VIRTIO_BLK_T_BARRIER) >>> 0;
-  const sector64 = hv.getBigUint64(8, true);
-  const sector = sector64 > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(sector64);
+  // Why a scratch copy: the header is read once into our memory and validated there (the
+  // guest could change it under us); parsing is synchronous, so one buffer serves all.
+  copyPrefix(split.readable, HEADER_BYTES, headerScratch);
+  const type = (headerWords[0]! & ~VIRTIO_BLK_T_BARRIER) >>> 0;
+  const sectorHi = headerWords[3]!;
+  // Sectors ≥ 2^53 clamp to MAX_SAFE_INTEGER, which fails the capacity check below.
+  const sector = sectorHi >= 0x200000 ? Number.MAX_SAFE_INTEGER : sectorHi * 0x100000000 + headerWords[2]!;
   const readData = sliceViews(split.readable, HEADER_BYTES, split.readableBytes - HEADER_BYTES);
   const readDataBytes = split.readableBytes - HEADER_BYTES;
   const writeData = sliceViews(split.writable, 0, split.writableBytes - 1);
