@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { EventEmitter } from 'eventemitter3';
 import type { Logger } from 'pino';
 import * as native from '../../native/index.js';
-import { BlkDevice } from './blk/device.js';
+import { BlkDevice, type BlkDeviceStats } from './blk/device.js';
 import type { BlockStore } from './block-store/block-store.js';
 import { VhostUserConnection } from './vhost-user/connection.js';
 import { VhostUserBackend } from './vhost-user/handler.js';
@@ -27,6 +27,18 @@ export interface VhostDaemonOptions {
   writeback?: boolean;
 }
 
+/** What `GET /status` reports. */
+export interface DaemonStatus {
+  sizeBytes: number;
+  readOnly: boolean;
+  numQueues: number;
+  connected: boolean;
+  connections: number;
+  inflight: number;
+  broken: boolean;
+  stats: BlkDeviceStats;
+}
+
 interface DaemonEvents {
   connected: [connectionId: number];
   disconnected: [connectionId: number, err: Error | undefined];
@@ -38,6 +50,8 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
   private active: { id: number; conn: VhostUserConnection; backend: VhostUserBackend; device: BlkDevice } | null = null;
   private connectionCount = 0;
   private stopping = false;
+  /** Statistics of closed connections, added up. */
+  private readonly pastStats: BlkDeviceStats = { reads: 0, writes: 0, flushes: 0, discards: 0, writeZeroes: 0, errors: 0, readBytes: 0, writtenBytes: 0 };
 
   constructor(private readonly opts: VhostDaemonOptions) {
     super();
@@ -89,12 +103,48 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
     if (err) log.warn({ err }, 'front-end connection closed on error');
     else log.info('front-end disconnected');
     active.backend.teardown(() => {
+      for (const k of Object.keys(this.pastStats) as (keyof BlkDeviceStats)[]) this.pastStats[k] += active.device.stats[k];
       this.active = null;
       this.emit('disconnected', id, err);
       if (!this.stopping) {
         this.listenPoller?.start(native.READABLE);
         this.acceptOne(); // Why: a client may already be waiting in the backlog.
       }
+    });
+  }
+
+  status(): DaemonStatus {
+    const stats = { ...this.pastStats };
+    const active = this.active;
+    if (active !== null) for (const k of Object.keys(stats) as (keyof BlkDeviceStats)[]) stats[k] += active.device.stats[k];
+    return {
+      sizeBytes: this.opts.store.sizeBytes,
+      readOnly: this.opts.store.readOnly,
+      numQueues: this.opts.numQueues,
+      connected: active !== null,
+      connections: this.connectionCount,
+      inflight: active?.backend.inflight ?? 0,
+      broken: active?.device.broken ?? false,
+      stats,
+    };
+  }
+
+  /**
+   * Online resize: grows the store, updates the device's capacity and tells QEMU through
+   * the backend channel (CONFIG_CHANGE_MSG), which raises a config interrupt in the guest.
+   * `notified` is false when no front-end is connected or it has no backend channel; the new
+   * size is then seen at the next connection.
+   */
+  resize(sizeBytes: number, cb: (err: Error | null, result?: { sizeBytes: number; notified: boolean }) => void): void {
+    const store = this.opts.store;
+    if (store.resize === undefined) return cb(Object.assign(new Error('this store cannot be resized'), { code: 'ENOTSUP' }));
+    store.resize(sizeBytes, (err) => {
+      if (err) return cb(err);
+      const active = this.active;
+      active?.device.setCapacity(store.sizeBytes);
+      const notified = active?.backend.notifyConfigChange() ?? false;
+      this.opts.log.info({ sizeBytes: store.sizeBytes, notified }, 'resized');
+      cb(null, { sizeBytes: store.sizeBytes, notified });
     });
   }
 

@@ -4,12 +4,14 @@
  * main.rs shape): parse, build real dependencies, start.
  */
 import { VHOST_USAGE, runVhost } from './vhost-command.js';
+import { runVhostCtl } from './vhost-ctl-command.js';
 import { CLUSTER_USAGE, runClusterCommand } from '../../cluster/src/bin/commands.js';
 
 const USAGE = `Usage: strata <command> [options]
 
 Commands:
   vhost     serve a file or block device to a QEMU guest over vhost-user-blk
+  vhost-ctl status and online resize of a running 'strata vhost' (control socket)
 ${CLUSTER_USAGE}
 
 Run 'strata <command> --help' for a command's options.`;
@@ -29,6 +31,8 @@ function main(argv: string[]): void {
     switch (command) {
       case 'vhost':
         return runVhost(rest, exit);
+      case 'vhost-ctl':
+        return runVhostCtl(rest, exit);
       case undefined:
       case '-h':
       case '--help':

@@ -7,7 +7,11 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { FileStore } from './block-store/file-store.js';
+import { ControlServer } from './control-server.js';
 import { VhostDaemon } from './daemon.js';
+import { parseSize } from './size.js';
+
+export { parseSize };
 
 export const VHOST_USAGE = `Usage: strata vhost (--socket-path PATH | --fd N) --file PATH [options]
 
@@ -24,19 +28,10 @@ Serves a raw file or block device to a QEMU guest as a vhost-user-blk device.
                        threadpool (async); auto = sync for tmpfs/ramfs files (default auto)
   --writethrough       report a write-through cache (every write made durable before completion)
   --serial ID          GET_ID answer, up to 20 bytes (default: the file's base name)
+  --control-socket P   HTTP control socket for status and resize (default: <socket-path>.ctl)
   --log-level LEVEL    trace|debug|info|warn|error (default info)
   --print-capabilities print the back-end's capabilities as JSON and exit
   -h, --help           this text`;
-
-/** Parses "512", "64K", "1G"… into bytes. */
-export function parseSize(text: string): number {
-  const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(text.trim());
-  if (!m) throw new Error(`bad size '${text}'`);
-  const mult: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
-  const bytes = Number(m[1]) * mult[m[2]!.toUpperCase()]!;
-  if (!Number.isSafeInteger(bytes) || bytes % 512 !== 0) throw new Error(`size '${text}' is not a multiple of 512 bytes`);
-  return bytes;
-}
 
 /** Runs the daemon until a signal; returns the process exit code through `exit`. */
 export function runVhost(argv: string[], exit: (code: number) => void): void {
@@ -54,6 +49,7 @@ export function runVhost(argv: string[], exit: (code: number) => void): void {
       io: { type: 'string', default: 'auto' },
       writethrough: { type: 'boolean', default: false },
       serial: { type: 'string' },
+      'control-socket': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'print-capabilities': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -96,16 +92,26 @@ export function runVhost(argv: string[], exit: (code: number) => void): void {
     ...(values.fd === undefined ? {} : { listenFd: Number(values.fd) }),
   });
   daemon.start();
+  const controlPath = values['control-socket'] ?? (values['socket-path'] === undefined ? undefined : `${values['socket-path']}.ctl`);
+  const control = controlPath === undefined ? null : new ControlServer(controlPath, daemon, log);
+  control?.start((err) => {
+    if (err) log.error({ err }, 'control socket failed; serving without it');
+  });
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    daemon.stop(() => store.close(() => {
-      log.info('stopped');
-      log.flush();
-      exit(0);
-    }));
+    const closeControl = (next: () => void): void => (control === null ? next() : control.stop(next));
+    closeControl(() =>
+      daemon.stop(() =>
+        store.close(() => {
+          log.info('stopped');
+          log.flush();
+          exit(0);
+        }),
+      ),
+    );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

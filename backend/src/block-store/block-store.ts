@@ -24,4 +24,6 @@ export interface BlockStore {
   /** Zeroes the range; `unmap` allows freeing space doing so. */
   writeZeroes(offsetBytes: number, lengthBytes: number, unmap: boolean, cb: IoCallback): void;
   close(cb: IoCallback): void;
+  /** Grows the store to `sizeBytes` (online resize); absent when the store cannot grow. */
+  resize?(sizeBytes: number, cb: IoCallback): void;
 }

@@ -44,7 +44,7 @@ export class FileStore implements BlockStore {
 
   private constructor(
     private readonly fd: number,
-    readonly sizeBytes: number,
+    public sizeBytes: number,
     readonly readOnly: boolean,
     readonly serial: string,
     private readonly direct: boolean,
@@ -160,6 +160,19 @@ export class FileStore implements BlockStore {
       at += v.length;
     }
     transfer('write', this.fd, offsetBytes, [bounce], cb);
+  }
+
+  /** Grows a regular file (ftruncate); shrinking under a running guest is refused. */
+  resize(sizeBytes: number, cb: IoCallback): void {
+    if (this.readOnly) return cb(Object.assign(new Error('read-only store'), { code: 'EROFS' }));
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes % ALIGN !== 0) return cb(Object.assign(new Error(`size ${sizeBytes} is not a multiple of 512`), { code: 'EINVAL' }));
+    if (sizeBytes < this.sizeBytes) return cb(Object.assign(new Error(`shrinking from ${this.sizeBytes} to ${sizeBytes} bytes is refused`), { code: 'ESHRINK' }));
+    if (fs.fstatSync(this.fd).isBlockDevice()) return cb(Object.assign(new Error('a block device is resized by its owner, not here'), { code: 'ENOTSUP' }));
+    fs.ftruncate(this.fd, sizeBytes, (err) => {
+      if (err) return cb(err);
+      this.sizeBytes = sizeBytes;
+      cb(null);
+    });
   }
 
   close(cb: IoCallback): void {
