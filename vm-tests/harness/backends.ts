@@ -19,6 +19,10 @@ export interface BackendHandle {
   /** SIGTERM, wait up to 5 s, then SIGKILL. Resolves once the process has exited. */
   stop(): Promise<void>;
   kill9(): void;
+  /** Sends a signal (no wait); see `exited`. */
+  signal(sig: NodeJS.Signals): void;
+  /** Resolves once the process has exited. */
+  exited: Promise<void>;
   /** Exit code/signal once exited, else undefined. */
   exitStatus(): string | undefined;
   logTail(lines?: number): string;
@@ -33,6 +37,8 @@ export interface BackendStartOptions {
   extraArgs?: string[];
   /** How long to wait for the socket to appear (default 15 s). */
   startTimeoutMs?: number;
+  /** How often to look for the socket while waiting (default 50 ms; restarts use less). */
+  socketPollMs?: number;
 }
 
 const SOCKET_WAIT_MS = 15_000;
@@ -50,7 +56,7 @@ async function spawnAndWaitForSocket(
   kind: BackendKind,
   cmd: string,
   args: string[],
-  o: { socketPath: string; logPath: string; startTimeoutMs?: number },
+  o: { socketPath: string; logPath: string; startTimeoutMs?: number; socketPollMs?: number },
 ): Promise<BackendHandle> {
   fs.rmSync(o.socketPath, { force: true });
   fs.mkdirSync(path.dirname(o.logPath), { recursive: true });
@@ -82,6 +88,10 @@ async function spawnAndWaitForSocket(
     kill9: () => {
       if (status === undefined) child.kill('SIGKILL');
     },
+    signal: (sig) => {
+      if (status === undefined) child.kill(sig);
+    },
+    exited,
     stop: async () => {
       if (status === undefined) {
         child.kill('SIGTERM');
@@ -107,7 +117,7 @@ async function spawnAndWaitForSocket(
       await handle.stop();
       throw new Error(`${kind} back-end did not create ${o.socketPath} within ${Math.round((o.startTimeoutMs ?? SOCKET_WAIT_MS) / 1000)} s; log ${o.logPath}:\n${handle.logTail()}`);
     }
-    await sleep(50);
+    await sleep(o.socketPollMs ?? 50);
   }
 }
 
