@@ -15,6 +15,8 @@ import { BlkDevice, type BlkDeviceStats } from './blk/device.js';
 import type { BlockStore } from './block-store/block-store.js';
 import { VhostUserConnection } from './vhost-user/connection.js';
 import { VhostUserBackend } from './vhost-user/handler.js';
+import type { WorkerInit } from './workers/protocol.js';
+import { WorkerPool } from './workers/worker-pool.js';
 
 export interface VhostDaemonOptions {
   store: BlockStore;
@@ -25,6 +27,11 @@ export interface VhostDaemonOptions {
   /** …or on an already listening socket passed by a service manager (--fd). */
   listenFd?: number;
   writeback?: boolean;
+  /**
+   * Spread queues over this many worker threads (≥ 2); each opens the store itself from
+   * `workerStore`. Without it every queue runs on the main event loop.
+   */
+  workers?: { count: number; store: Omit<WorkerInit, 'workerIndex' | 'numQueues' | 'writeback' | 'logLevel'> };
 }
 
 /** What `GET /status` reports. */
@@ -50,6 +57,7 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
   private active: { id: number; conn: VhostUserConnection; backend: VhostUserBackend; device: BlkDevice } | null = null;
   private connectionCount = 0;
   private stopping = false;
+  private pool: WorkerPool | null = null;
   /** Statistics of closed connections, added up. */
   private readonly pastStats: BlkDeviceStats = { reads: 0, writes: 0, flushes: 0, discards: 0, writeZeroes: 0, errors: 0, readBytes: 0, writtenBytes: 0 };
 
@@ -63,7 +71,21 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
     else if (this.opts.socketPath !== undefined) this.listenFd = native.unixListen(this.opts.socketPath, 16);
     else throw new Error('either socketPath or listenFd is required');
     this.listenPoller = new native.Poller(this.listenFd, () => this.acceptOne());
-    this.listenPoller.start(native.READABLE);
+    const w = this.opts.workers;
+    if (w !== undefined && w.count >= 2) {
+      const pool = new WorkerPool(w.count, { ...w.store, numQueues: this.opts.numQueues, writeback: this.opts.writeback ?? true, logLevel: this.opts.log.level }, this.opts.log.child({ component: 'workers' }), (code, message) =>
+        this.opts.log.error({ code, reason: message }, 'guest broke the virtqueue protocol in a queue worker; device stopped'),
+      );
+      this.pool = pool;
+      // Why accept only when ready: a ring started before its worker exists would be lost.
+      pool.start((err) => {
+        if (err) throw new Error('queue workers failed to start', { cause: err });
+        this.opts.log.info({ workers: w.count }, 'queue workers ready');
+        if (!this.stopping) this.listenPoller?.start(native.READABLE);
+      });
+    } else {
+      this.listenPoller.start(native.READABLE);
+    }
     this.opts.log.info({ socketPath: this.opts.socketPath, fd: this.listenFd, sizeBytes: this.opts.store.sizeBytes, numQueues: this.opts.numQueues }, 'listening');
   }
 
@@ -87,7 +109,7 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
     const conn = new VhostUserConnection(fd, log);
     const deviceOpts = { store: this.opts.store, numQueues: this.opts.numQueues, log, ...(this.opts.writeback === undefined ? {} : { writeback: this.opts.writeback }) };
     const device = new BlkDevice(deviceOpts);
-    const backend = new VhostUserBackend(conn, device, log);
+    const backend = new VhostUserBackend(conn, device, log, this.pool);
     this.active = { id, conn, backend, device };
     this.listenPoller?.stop();
     conn.on('close', (err) => this.onClose(id, err));
@@ -117,6 +139,11 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
     const stats = { ...this.pastStats };
     const active = this.active;
     if (active !== null) for (const k of Object.keys(stats) as (keyof BlkDeviceStats)[]) stats[k] += active.device.stats[k];
+    // Workers report cumulative statistics (they outlive connections).
+    if (this.pool !== null) {
+      const w = this.pool.stats().stats;
+      for (const k of Object.keys(stats) as (keyof BlkDeviceStats)[]) stats[k] += w[k];
+    }
     return {
       sizeBytes: this.opts.store.sizeBytes,
       readOnly: this.opts.store.readOnly,
@@ -142,6 +169,7 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
       if (err) return cb(err);
       const active = this.active;
       active?.device.setCapacity(store.sizeBytes);
+      this.pool?.broadcast({ kind: 'capacity', sizeBytes: store.sizeBytes });
       const notified = active?.backend.notifyConfigChange() ?? false;
       this.opts.log.info({ sizeBytes: store.sizeBytes, notified }, 'resized');
       cb(null, { sizeBytes: store.sizeBytes, notified });
@@ -159,7 +187,8 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
         if (this.opts.socketPath !== undefined) fs.rmSync(this.opts.socketPath, { force: true });
       }
       this.listenFd = -1;
-      cb();
+      if (this.pool === null) return cb();
+      this.pool.terminate(cb);
     };
     const active = this.active;
     if (active === null) return finish();

@@ -133,6 +133,15 @@ export class BlkDevice extends EventEmitter<BlkDeviceEvents> {
     return out;
   }
 
+  /** Sets the cache mode (a guest's SET_CONFIG relayed to a queue worker). */
+  setWriteback(on: boolean): void {
+    this.writeback = on;
+  }
+
+  get writebackEnabled(): boolean {
+    return this.writeback;
+  }
+
   /** Only `writeback` is writable, and only with CONFIG_WCE (VIRTIO 1.2 §5.2.5). */
   setConfig(offset: number, data: Uint8Array): boolean {
     if (offset !== CONFIG_WRITEBACK_OFFSET || data.length !== 1) return false;

@@ -13,9 +13,10 @@ import type { BlkDevice } from '../blk/device.js';
 import { closeFds, mapRegion, MemoryTable, unmapRegion } from '../memory/mapping.js';
 import type { MappedRegion } from '../memory/guest-memory.js';
 import * as native from '../../../native/index.js';
-import { QueueInflight, queueRegionBytes } from '../virtio/inflight.js';
+import { queueRegionBytes, recoverRing } from '../virtio/inflight.js';
 import { SplitQueue } from '../virtio/split-queue.js';
 import { Vring } from '../virtio/vring.js';
+import type { WorkerPool } from '../workers/worker-pool.js';
 import type { IncomingMessage, VhostUserConnection } from './connection.js';
 import { ProtocolError } from './errors.js';
 import * as f from './features.js';
@@ -49,6 +50,7 @@ type Outcome =
   | { kind: 'reply-fd'; payload: Uint8Array; fd: number }
   | { kind: 'ack'; ok: boolean }
   | { kind: 'deferred'; run: (reply: (payload: Uint8Array) => void) => void }
+  | { kind: 'deferred-outcome'; run: (done: (outcome: Outcome) => void) => void }
   | ProtocolError;
 
 const ACK_OK: Outcome = { kind: 'ack', ok: true };
@@ -95,6 +97,8 @@ export class VhostUserBackend {
     private readonly conn: VhostUserConnection,
     private readonly device: BlkDevice,
     private readonly log: Logger,
+    /** Queue workers (--workers ≥ 2); null runs every queue on this thread. */
+    private readonly workers: WorkerPool | null = null,
   ) {
     this.vrings = Array.from({ length: device.numQueues }, (_, i) => new Vring(i));
     device.attach(this.memory);
@@ -106,11 +110,31 @@ export class VhostUserBackend {
 
   /** Requests in flight on every ring. */
   get inflight(): number {
-    return this.vrings.reduce((n, v) => n + v.inflight, 0);
+    return this.vrings.reduce((n, v) => n + v.inflight, 0) + (this.workers?.stats().inflight ?? 0);
   }
 
   /** After the connection closed: stop rings, wait for in-flight requests, drop memory. */
   teardown(cb: () => void): void {
+    const workers = this.workers;
+    const inWorkers = this.vrings.filter((v) => v.inWorker);
+    if (workers !== null && (inWorkers.length > 0 || this.regions.length > 0)) {
+      let pending = inWorkers.length + 1;
+      const next = (): void => {
+        if (--pending === 0) workers.reset(() => this.teardownLocal(cb));
+      };
+      for (const v of inWorkers) {
+        workers.stopRing(v.index, (_nextAvail, callFd) => {
+          v.inWorker = false;
+          v.callFd = callFd; // back to us; reset() closes it
+          next();
+        });
+      }
+      return next();
+    }
+    this.teardownLocal(cb);
+  }
+
+  private teardownLocal(cb: () => void): void {
     for (const v of this.vrings) v.stop();
     let waiting = this.vrings.length;
     const oneIdle = (): void => {
@@ -162,6 +186,16 @@ export class VhostUserBackend {
         return outcome.run((payload) => {
           this.conn.send(encodeReply(request, payload));
           this.conn.resume();
+        });
+      case 'deferred-outcome':
+        this.conn.pause();
+        return outcome.run((final) => {
+          this.conn.resume();
+          if (final instanceof ProtocolError) {
+            this.log.warn({ request: requestName(request), code: final.code, reason: final.message }, 'vhost-user request failed; closing the connection');
+            return this.conn.close(final);
+          }
+          this.finish(request, flags, final);
         });
     }
   }
@@ -253,6 +287,7 @@ export class VhostUserBackend {
     if ((v & ~offered) !== 0n) return new ProtocolError('VHU_ERR_FEATURES', `front-end acked features not offered: 0x${(v & ~offered).toString(16)}`);
     this.ackedFeatures = v;
     this.device.setFeatures(v);
+    this.workers?.broadcast({ kind: 'features', features: v.toString() });
     // vhost-user.rst "Ring states": without PROTOCOL_FEATURES rings start enabled.
     if (!f.hasFeature(v, f.VHOST_USER_F_PROTOCOL_FEATURES)) for (const ring of this.vrings) ring.enabled = true;
     for (const ring of this.vrings) if (ring.queue) ring.queue.eventIdx = f.hasFeature(v, f.VIRTIO_RING_F_EVENT_IDX);
@@ -301,8 +336,31 @@ export class VhostUserBackend {
       }
       mapped.push(r);
     }
-    closeFds(fds); // Why: the mappings keep the memory; the fds are no longer needed.
-    return this.installRegions(mapped) ?? ACK_OK;
+    return this.installAndShare(mapped, new Map(mapped.map((r, i) => [r, fds[i]!])));
+  }
+
+  /**
+   * Installs the regions here and, with workers, has every worker map them from the same
+   * fds before the request is acknowledged (a later SET_VRING_KICK may start a ring there).
+   * The fds are closed once nobody needs them: our mappings keep the memory.
+   */
+  private installAndShare(regions: MappedRegion[], newFds: Map<MappedRegion, number>): Outcome {
+    const err = this.installRegions(regions);
+    const workers = this.workers;
+    const mem = this.memory.current;
+    if (err !== null || workers === null || mem === null) {
+      closeFds([...newFds.values()]);
+      return err ?? ACK_OK;
+    }
+    const message = { kind: 'memory' as const, generation: mem.generation, regions: regions.map((r) => ({ gpaStart: r.gpaStart, sizeBytes: r.sizeBytes, frontendVaStart: r.frontendVaStart, mmapOffset: r.mmapOffset, fd: newFds.get(r) ?? -1 })) };
+    return {
+      kind: 'deferred-outcome',
+      run: (done) =>
+        workers.mapMemory(message, (errors) => {
+          closeFds([...newFds.values()]);
+          done(errors.length === 0 ? ACK_OK : new ProtocolError('VHU_ERR_MEMORY', `queue workers could not map guest memory: ${errors.join('; ')}`));
+        }),
+    };
   }
 
   private addMemReg(p: Uint8Array, fds: number[]): Outcome {
@@ -310,9 +368,11 @@ export class VhostUserBackend {
     if (desc instanceof ProtocolError) return desc;
     if (this.regions.length >= VHOST_USER_MAX_RAM_SLOTS) return new ProtocolError('VHU_ERR_MEMORY', 'no free memory slot');
     const r = mapRegion(fds[0]!, desc);
-    closeFds(fds);
-    if (r instanceof ProtocolError) return r;
-    return this.installRegions([...this.regions, r]) ?? ACK_OK;
+    if (r instanceof ProtocolError) {
+      closeFds(fds);
+      return r;
+    }
+    return this.installAndShare([...this.regions, r], new Map([[r, fds[0]!]]));
   }
 
   private remMemReg(p: Uint8Array, fds: number[]): Outcome {
@@ -322,7 +382,7 @@ export class VhostUserBackend {
     const same = (r: MemoryRegionDesc): boolean => r.gpaStart === desc.gpaStart && r.sizeBytes === desc.sizeBytes && r.frontendVaStart === desc.frontendVaStart;
     const keep = this.regions.filter((r) => !same(r));
     if (keep.length === this.regions.length) return ACK_FAIL;
-    return this.installRegions(keep) ?? ACK_OK;
+    return this.installAndShare(keep, new Map());
   }
 
   private setVringNum(p: Uint8Array): Outcome {
@@ -384,6 +444,22 @@ export class VhostUserBackend {
     if (s instanceof ProtocolError) return s;
     const v = this.vring(s.index);
     if (v instanceof ProtocolError) return v;
+    const workers = this.workers;
+    if (v.inWorker && workers !== null) {
+      return {
+        kind: 'deferred',
+        run: (send) =>
+          workers.stopRing(v.index, (nextAvail, callFd) => {
+            v.inWorker = false;
+            v.started = false;
+            v.callFd = callFd;
+            v.kickFd = -1; // the worker closed it
+            if (nextAvail >= 0) v.base = nextAvail;
+            if (v.queue !== null) v.queue.nextAvail = v.base;
+            send(encodeVringState({ index: s.index, num: v.base }));
+          }),
+      };
+    }
     v.stop();
     return {
       kind: 'deferred',
@@ -415,6 +491,13 @@ export class VhostUserBackend {
     const v = this.vring(index);
     if (v instanceof ProtocolError) return v;
     const fd = fds[0] ?? -1;
+    if (v.inWorker && this.workers !== null && request !== R.SET_VRING_ERR) {
+      if (request === R.SET_VRING_KICK) {
+        this.log.warn({ queue: index }, 'SET_VRING_KICK on a running ring without GET_VRING_BASE; ignored');
+        closeFds(fds);
+      } else this.workers.send(this.workers.workerOf(index), { kind: 'set-call', index, fd });
+      return ACK_OK;
+    }
     if (request === R.SET_VRING_CALL) v.setFd('call', fd);
     else if (request === R.SET_VRING_ERR) v.setFd('err', fd);
     else this.startRing(v, fd);
@@ -426,6 +509,11 @@ export class VhostUserBackend {
     v.setFd('kick', kickFd);
     if (kickFd < 0) {
       this.log.warn({ queue: v.index }, 'kick without fd (polling mode) is not supported; ring stays stopped');
+      return;
+    }
+    if (this.workers !== null) {
+      v.started = true;
+      if (v.enabled) this.startInWorker(v);
       return;
     }
     const resubmit = this.recoverInflight(v);
@@ -445,6 +533,34 @@ export class VhostUserBackend {
   }
 
   /**
+   * Hands a started, enabled ring to its worker, with its kick and call fds (the worker owns
+   * them until it stops the ring). Inflight recovery and resubmission happen in the worker.
+   */
+  private startInWorker(v: Vring): void {
+    const workers = this.workers!;
+    const queue = v.queue;
+    if (queue === null || !queue.bound || v.addrs === null) {
+      this.log.warn({ queue: v.index }, 'ring started before its addresses were set; not started');
+      return;
+    }
+    workers.send(workers.workerOf(v.index), {
+      kind: 'start',
+      index: v.index,
+      size: queue.size,
+      ...v.addrs,
+      nextAvail: queue.nextAvail,
+      nextUsed: queue.nextUsed,
+      eventIdx: queue.eventIdx,
+      kickFd: v.kickFd,
+      callFd: v.callFd,
+      resubmit: [],
+    });
+    v.kickFd = -1;
+    v.callFd = -1;
+    v.inWorker = true;
+  }
+
+  /**
    * Attaches the ring's part of the inflight region and reconciles it with the used ring
    * (libvhost-user vu_check_queue_inflights): next avail = used idx + heads still in flight.
    */
@@ -454,18 +570,10 @@ export class VhostUserBackend {
     if (region === null || queue === null || !queue.bound) return [];
     if (v.index >= region.numQueues || queue.size > region.queueSize) return new Error('ring does not fit the inflight region');
     const start = v.index * region.queueRegionBytes;
-    const state = new QueueInflight(region.bytes.subarray(start, start + region.queueRegionBytes), queue.size);
-    state.init();
-    let pending: number[];
-    try {
-      pending = state.recover(queue.usedRingIdx(), (pos) => queue.usedRingHead(pos));
-    } catch (err) {
-      return err as Error;
-    }
-    v.inflightState = state;
-    queue.nextUsed = queue.usedRingIdx();
-    queue.nextAvail = (queue.nextUsed + pending.length) & 0xffff;
-    return pending;
+    const r = recoverRing(queue, region.bytes.subarray(start, start + region.queueRegionBytes));
+    if (r instanceof Error) return r;
+    v.inflightState = r.state;
+    return r.pending;
   }
 
   /** GET_INFLIGHT_FD: we allocate the region in a memfd and hand QEMU the fd to keep. */
@@ -479,7 +587,26 @@ export class VhostUserBackend {
     const mmapSize = perQueue * m.numQueues;
     const fd = native.memfdCreate('strata-inflight', mmapSize);
     this.mapInflight(fd, mmapSize, 0, m.numQueues, m.queueSize);
-    return { kind: 'reply-fd', payload: encodeInflight({ mmapSize, mmapOffset: 0, numQueues: m.numQueues, queueSize: m.queueSize }), fd };
+    const answer: Outcome = { kind: 'reply-fd', payload: encodeInflight({ mmapSize, mmapOffset: 0, numQueues: m.numQueues, queueSize: m.queueSize }), fd };
+    return this.shareInflight(fd, mmapSize, 0, m.numQueues, m.queueSize, answer, false);
+  }
+
+  /** With workers, each maps the inflight region too before `answer` goes out. */
+  private shareInflight(fd: number, mmapSize: number, mmapOffset: number, numQueues: number, queueSize: number, answer: Outcome, closeAfter: boolean): Outcome {
+    const workers = this.workers;
+    if (workers === null) {
+      if (closeAfter) closeFds([fd]);
+      return answer;
+    }
+    const message = { kind: 'inflight' as const, fd, mmapSize, mmapOffset, numQueues, queueSize, queueRegionBytes: queueRegionBytes(queueSize) };
+    return {
+      kind: 'deferred-outcome',
+      run: (done) =>
+        workers.mapInflight(message, (errors) => {
+          if (closeAfter) closeFds([fd]);
+          done(errors.length === 0 ? answer : new ProtocolError('VHU_ERR_MEMORY', `queue workers could not map the inflight region: ${errors.join('; ')}`));
+        }),
+    };
   }
 
   /** SET_INFLIGHT_FD: the region a previous back-end (or this one) created, from QEMU. */
@@ -494,11 +621,10 @@ export class VhostUserBackend {
     try {
       this.mapInflight(fd, m.mmapSize, m.mmapOffset, m.numQueues, m.queueSize);
     } catch (err) {
-      return new ProtocolError('VHU_ERR_MEMORY', 'mapping the inflight region failed', { cause: err });
-    } finally {
       closeFds(fds);
+      return new ProtocolError('VHU_ERR_MEMORY', 'mapping the inflight region failed', { cause: err });
     }
-    return ACK_OK;
+    return this.shareInflight(fd, m.mmapSize, m.mmapOffset, m.numQueues, m.queueSize, ACK_OK, true);
   }
 
   private mapInflight(fd: number, mmapSize: number, mmapOffset: number, numQueues: number, queueSize: number): void {
@@ -535,6 +661,12 @@ export class VhostUserBackend {
     if (v instanceof ProtocolError) return v;
     if (s.num > 1) return new ProtocolError('VHU_ERR_BAD_PAYLOAD', `SET_VRING_ENABLE ${s.num}`);
     v.enabled = s.num === 1;
+    // Why no stop on disable in worker mode: QEMU disables rings right before GET_VRING_BASE,
+    // which stops and drains them; a few requests processed in between are harmless.
+    if (this.workers !== null) {
+      if (v.enabled && v.started && !v.inWorker) this.startInWorker(v);
+      return ACK_OK;
+    }
     if (v.enabled) this.device.processQueue(v);
     return ACK_OK;
   }
@@ -548,6 +680,8 @@ export class VhostUserBackend {
   private setConfig(p: Uint8Array): Outcome {
     const c = decodeConfig(p);
     if (c instanceof ProtocolError) return c;
-    return this.device.setConfig(c.offset, c.payload) ? ACK_OK : ACK_FAIL;
+    if (!this.device.setConfig(c.offset, c.payload)) return ACK_FAIL;
+    this.workers?.broadcast({ kind: 'writeback', on: this.device.writebackEnabled });
+    return ACK_OK;
   }
 }

@@ -114,3 +114,26 @@ export class QueueInflight {
     return pending;
   }
 }
+
+/**
+ * Attaches queue part `bytes` of the region to `queue` and reconciles it with the used ring
+ * (libvhost-user vu_check_queue_inflights): next used = the ring's used.idx, next avail =
+ * used idx + heads still in flight. Returns the state and the heads to resubmit, oldest first.
+ */
+export function recoverRing(
+  queue: { size: number; nextUsed: number; nextAvail: number; usedRingIdx(): number; usedRingHead(position: number): number },
+  bytes: Uint8Array,
+): { state: QueueInflight; pending: number[] } | Error {
+  let state: QueueInflight;
+  let pending: number[];
+  try {
+    state = new QueueInflight(bytes, queue.size);
+    state.init();
+    pending = state.recover(queue.usedRingIdx(), (pos) => queue.usedRingHead(pos));
+  } catch (err) {
+    return err as Error;
+  }
+  queue.nextUsed = queue.usedRingIdx();
+  queue.nextAvail = (queue.nextUsed + pending.length) & 0xffff;
+  return { state, pending };
+}

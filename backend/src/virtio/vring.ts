@@ -35,6 +35,8 @@ export class Vring {
   inflight = 0;
   /** This ring's part of the shared inflight region (INFLIGHT_SHMFD), if negotiated. */
   inflightState: QueueInflight | null = null;
+  /** The ring runs in a queue worker, which owns its kick and call fds meanwhile. */
+  inWorker = false;
   /** A completion was added since the last call signal. */
   notifyPending = false;
   /** Callbacks waiting for `inflight` to reach 0 (GET_VRING_BASE, disconnect). */
@@ -142,6 +144,7 @@ export class Vring {
     this.size = 0;
     this.base = 0;
     this.enabled = false;
+    this.inWorker = false;
     this.notifyPending = false;
   }
 }
