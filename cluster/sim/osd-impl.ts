@@ -1,0 +1,65 @@
+/**
+ * Which OSD code the simulator runs, and what "done" means for it. Two implementations:
+ * - 'stub': the control-plane stand-in (stub-osd.ts): boot, beacons, heartbeats, PG reports
+ *   'active'. Checks: map consistency and control-plane liveness.
+ * - 'real': the production OSD daemon class (cluster/src/osd/), once it exists, with the
+ *   client workload and the data checkers (durability, read validity, convergence) and
+ *   liveness meaning every PG active+clean.
+ */
+import type { OsdId } from '../src/common/ids.js';
+import type { OsdFactory, SimCluster } from './cluster.js';
+import { MON_HOST, MON_PORT, OSD_PORT } from './cluster.js';
+import type { Verdict } from './checkers.js';
+import type { SimOptions } from './options.js';
+import type { Scheduler } from './scheduler.js';
+import { StubOsd } from './stub-osd.js';
+
+/** A client workload driven by the run. */
+export interface Workload {
+  start(): void;
+  /** Stops issuing new ops (in-flight ones complete). */
+  stopIssuing(): void;
+  /** True when nothing is in flight. */
+  quiet(): boolean;
+  describePending(): unknown;
+  stats(): Record<string, unknown>;
+}
+
+/** An OSD implementation as the run sees it. */
+export interface OsdImplementation {
+  readonly name: string;
+  factory(o: SimOptions): OsdFactory;
+  /** True when `osd` counts as a healthy replica again (fault budget). */
+  recovered(c: SimCluster, osd: number): boolean;
+  /** A PG state that satisfies liveness. */
+  pgDone(state: string): boolean;
+  workload(c: SimCluster, o: SimOptions, verdict: Verdict): Workload | null;
+  /** After liveness: convergence, read-back of every acknowledged write. */
+  finalChecks(c: SimCluster, verdict: Verdict, workload: Workload | null, runUntil: (untilMs: number) => void, sched: Scheduler): void;
+}
+
+const stub: OsdImplementation = {
+  name: 'stub',
+  factory: (o) => (node, env) => {
+    const osd = new StubOsd({
+      env, id: node.id, key: node.key, uuid: node.uuid, host: node.proc.host, port: OSD_PORT, mon: { host: MON_HOST, port: MON_PORT },
+      beaconMs: o.beaconMs, hbIntervalMs: 1000, hbGraceMs: Math.max(1500, o.osdGraceMs),
+    });
+    osd.start();
+    return osd;
+  },
+  recovered: (c, osd) => c.monServer?.monitor.map().osds.get(osd as OsdId)?.up === true,
+  pgDone: (state) => state === 'active' || state.startsWith('active+'),
+  workload: () => null,
+  finalChecks: () => undefined,
+};
+
+const IMPLEMENTATIONS: readonly OsdImplementation[] = [stub];
+
+/** The named implementation, or the most complete one available. */
+export function selectOsdImplementation(name?: string): OsdImplementation {
+  if (name === undefined) return IMPLEMENTATIONS[IMPLEMENTATIONS.length - 1]!;
+  const impl = IMPLEMENTATIONS.find((i) => i.name === name);
+  if (impl === undefined) throw new Error(`unknown OSD implementation '${name}' (have: ${IMPLEMENTATIONS.map((i) => i.name).join(', ')})`);
+  return impl;
+}
