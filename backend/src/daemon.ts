@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { EventEmitter } from 'eventemitter3';
 import type { Logger } from 'pino';
 import * as native from '../../native/index.js';
-import { BlkDevice, type BlkDeviceStats } from './blk/device.js';
+import { BlkDevice, addStats, emptyStats, type BlkDeviceStats } from './blk/device.js';
 import type { BlockStore } from './block-store/block-store.js';
 import { VhostUserConnection } from './vhost-user/connection.js';
 import { VhostUserBackend } from './vhost-user/handler.js';
@@ -59,7 +59,7 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
   private stopping = false;
   private pool: WorkerPool | null = null;
   /** Statistics of closed connections, added up. */
-  private readonly pastStats: BlkDeviceStats = { reads: 0, writes: 0, flushes: 0, discards: 0, writeZeroes: 0, errors: 0, readBytes: 0, writtenBytes: 0 };
+  private readonly pastStats: BlkDeviceStats = emptyStats();
 
   constructor(private readonly opts: VhostDaemonOptions) {
     super();
@@ -125,7 +125,7 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
     if (err) log.warn({ err }, 'front-end connection closed on error');
     else log.info('front-end disconnected');
     active.backend.teardown(() => {
-      for (const k of Object.keys(this.pastStats) as (keyof BlkDeviceStats)[]) this.pastStats[k] += active.device.stats[k];
+      addStats(this.pastStats, active.device.stats);
       this.active = null;
       this.emit('disconnected', id, err);
       if (!this.stopping) {
@@ -138,12 +138,9 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
   status(): DaemonStatus {
     const stats = { ...this.pastStats };
     const active = this.active;
-    if (active !== null) for (const k of Object.keys(stats) as (keyof BlkDeviceStats)[]) stats[k] += active.device.stats[k];
+    if (active !== null) addStats(stats, active.device.stats);
     // Workers report cumulative statistics (they outlive connections).
-    if (this.pool !== null) {
-      const w = this.pool.stats().stats;
-      for (const k of Object.keys(stats) as (keyof BlkDeviceStats)[]) stats[k] += w[k];
-    }
+    if (this.pool !== null) addStats(stats, this.pool.stats().stats);
     return {
       sizeBytes: this.opts.store.sizeBytes,
       readOnly: this.opts.store.readOnly,

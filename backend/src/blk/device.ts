@@ -45,6 +45,14 @@ export interface BlkDeviceOptions {
   writeback?: boolean;
 }
 
+/** A zeroed statistics record. */
+export const emptyStats = (): BlkDeviceStats => ({ reads: 0, writes: 0, flushes: 0, discards: 0, writeZeroes: 0, errors: 0, readBytes: 0, writtenBytes: 0 });
+
+/** Adds `from` into `into`, field by field. */
+export function addStats(into: BlkDeviceStats, from: BlkDeviceStats): void {
+  for (const k of Object.keys(into) as (keyof BlkDeviceStats)[]) into[k] += from[k];
+}
+
 export interface BlkDeviceStats {
   reads: number;
   writes: number;
@@ -69,7 +77,7 @@ interface BlkDeviceEvents {
 export class BlkDevice extends EventEmitter<BlkDeviceEvents> {
   readonly deviceFeatures: bigint;
   readonly maxQueueSize = MAX_QUEUE_SIZE;
-  readonly stats: BlkDeviceStats = { reads: 0, writes: 0, flushes: 0, discards: 0, writeZeroes: 0, errors: 0, readBytes: 0, writtenBytes: 0 };
+  readonly stats: BlkDeviceStats = emptyStats();
   broken = false;
   private writeback: boolean;
   private ackedFeatures = 0n;

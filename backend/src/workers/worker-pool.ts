@@ -5,12 +5,11 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { BlkDeviceStats } from '../blk/device.js';
+import { addStats, emptyStats, type BlkDeviceStats } from '../blk/device.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
 type Waiter = (m: FromWorker) => boolean;
 
-const emptyStats = (): BlkDeviceStats => ({ reads: 0, writes: 0, flushes: 0, discards: 0, writeZeroes: 0, errors: 0, readBytes: 0, writtenBytes: 0 });
 
 export class WorkerPool {
   private readonly workers: Worker[] = [];
@@ -120,7 +119,7 @@ export class WorkerPool {
     const total = emptyStats();
     let inflight = 0;
     for (const s of this.lastStats) {
-      for (const k of Object.keys(total) as (keyof BlkDeviceStats)[]) total[k] += s.stats[k];
+      addStats(total, s.stats);
       inflight += s.inflight;
     }
     return { stats: total, inflight };
