@@ -99,7 +99,7 @@ function gapsFrom(kv: Record<string, string>): Gap[] {
 
 const ms = (n: number): string => `${Math.round(n)} ms`;
 
-async function reconnectCase(t: ExecutionContext, kind: BackendKind, signal: 'SIGKILL' | 'SIGTERM', restarts: number, writeSeconds: number): Promise<void> {
+async function reconnectCase(t: ExecutionContext, kind: BackendKind, signal: 'SIGKILL' | 'SIGTERM', restarts: number, writeSeconds: number, minMiB: number): Promise<void> {
   t.timeout(CASE_TIMEOUT_MS);
   let fioStartAt: number | undefined;
   let fioEnded = false;
@@ -119,7 +119,7 @@ async function reconnectCase(t: ExecutionContext, kind: BackendKind, signal: 'SI
     backendArgs: kind === 'strata' ? ['--writethrough', '--log-level', 'info'] : [],
     script: 'reconnect.sh',
     files: ['reconnect-verify.fio'],
-    env: { WRITE_SECONDS: writeSeconds, REGION_MIB: 512 },
+    env: { WRITE_SECONDS: writeSeconds, REGION_MIB: 512, MIN_MIB: minMiB },
     jobTimeoutMs: 240_000,
     onLine: (line, ctl) => {
       if (/STRATA-STEP fio-end/.test(line)) fioEnded = true;
@@ -133,7 +133,7 @@ async function reconnectCase(t: ExecutionContext, kind: BackendKind, signal: 'SI
           const due = last + (i === 0 ? FIRST_RESTART_MS : RESTART_SPACING_MS);
           while (performance.now() < due && !fioEnded && !guestDone) await sleep(20);
           if (fioEnded || guestDone) {
-            scheduleErrors.push(`fio finished before restart ${i + 1} of ${restarts} (raise WRITE_SECONDS)`);
+            scheduleErrors.push(`fio finished before restart ${i + 1} of ${restarts} (raise WRITE_SECONDS / MIN_MIB)`);
             return;
           }
           try {
@@ -212,9 +212,9 @@ async function reconnectCase(t: ExecutionContext, kind: BackendKind, signal: 'SI
 
 for (const kind of backendsUnderTest()) {
   test(`kill -9 of the back-end three times during fio verify at QD32 over two queues loses no I/O (${kind})`, async (t) => {
-    await reconnectCase(t, kind, 'SIGKILL', 3, 20);
+    await reconnectCase(t, kind, 'SIGKILL', 3, 20, 160);
   });
   test(`SIGTERM restart of the back-end during fio verify loses no I/O (${kind})`, async (t) => {
-    await reconnectCase(t, kind, 'SIGTERM', 1, 10);
+    await reconnectCase(t, kind, 'SIGTERM', 1, 8, 64);
   });
 }
