@@ -23,6 +23,8 @@ export interface Workload {
   quiet(): boolean;
   describePending(): unknown;
   stats(): Record<string, unknown>;
+  /** Durability pass after liveness: read back every object (completes by `quiet`). */
+  readBackAll?(): void;
 }
 
 /** An OSD implementation as the run sees it. */

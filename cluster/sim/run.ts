@@ -130,6 +130,12 @@ export function runSimulation(o: SimOptions, control: RunControl = {}): RunResul
     });
     if (!check() && verdict.ok) verdict.fail('liveness', `not live ${o.livenessBoundMs} ms after faults stopped`, { pending: live.pending.slice(0, 10), workload: workload?.describePending() });
   }
+  if (verdict.ok && sched.leaks.length === 0 && workload?.readBackAll !== undefined) {
+    workload.readBackAll();
+    const until = sched.now + 30_000;
+    runUntil(until, () => workload.quiet());
+    if (!workload.quiet() && verdict.ok) verdict.fail('durability', 'final read-back did not complete within 30 s', { pending: workload.describePending() });
+  }
   if (verdict.ok && sched.leaks.length === 0) impl.finalChecks(c, verdict, workload, (until) => runUntil(until), sched);
   for (const leak of sched.leaks.slice(0, 5)) verdict.fail('determinism', `nondeterminism leak: ${leak.type} created inside event '${leak.label}'`, { atMs: leak.atMs });
   sched.dispose();
