@@ -5,12 +5,14 @@
  *   strata osd --id N …            OSD placeholder daemon (bin/osd.ts)
  *   strata osd tree|dump|out|…     admin commands (bin/cli.ts)
  *   strata status | pool … | auth … | object stat …
+ *   strata image … | bench …       images and benchmarks (bin/image-cli.ts)
  *
  * `strata osd` is dispatched by its second word: an admin word (`tree`, `out`, …) is a CLI
  * command, anything else (options) starts the daemon.
  */
 import { CLI_USAGE, OSD_ADMIN_WORDS, runCli } from './cli.js';
 import { describeError } from './bin-util.js';
+import { IMAGE_USAGE, runImageCli } from './image-cli.js';
 import { MON_USAGE, runMon } from './mon.js';
 import { OSD_USAGE, runOsd } from './osd.js';
 
@@ -19,7 +21,9 @@ export const CLUSTER_USAGE = `  mon       run the cluster monitor (strata mon --
   osd       run an OSD (strata osd --help) or an OSD admin command (tree, dump, out, in, down, rm)
   status    cluster health; also: pool, auth, object (see below)
 
-${CLI_USAGE}`;
+${CLI_USAGE}
+
+${IMAGE_USAGE}`;
 
 /**
  * Runs a cluster command. Returns false when `argv[0]` is not one (the caller prints its
@@ -37,6 +41,10 @@ export function runClusterCommand(argv: string[], exit: (code: number) => void):
       case 'osd':
         if (sub !== undefined && (OSD_ADMIN_WORDS as readonly string[]).includes(sub)) runCli(argv, exit);
         else { usage = OSD_USAGE; runOsd(argv.slice(1), exit); }
+        return true;
+      case 'image': case 'bench':
+        usage = IMAGE_USAGE;
+        runImageCli(argv, exit);
         return true;
       case 'status': case 'pool': case 'auth': case 'object':
         runCli(argv, exit);
