@@ -175,3 +175,27 @@ test('OSD-side fencing: a stale writer bypassing its local lease check cannot to
   t.deepEqual(await b.readAsync(0, 512), new Uint8Array(512).fill(2));
   await b.closeAsync();
 });
+
+test('ClusterStore exposes an image as the backend BlockStore', async (t) => {
+  const { client, images } = await setup(t);
+  await images.createAsync('bs', { sizeBytes: 2 * 1024 * 1024 });
+  const { ClusterStore } = await import('../../backend/src/block-store/cluster-store.js');
+  const store = await new Promise<InstanceType<typeof ClusterStore>>((resolve, reject) =>
+    ClusterStore.open(client, { pool: 'vms', image: 'bs', readOnly: false }, (err, s) => (err ? reject(err) : resolve(s!))));
+  t.is(store.sizeBytes, 2 * 1024 * 1024);
+  t.false(store.readOnly);
+  t.true(store.serial.length <= 20);
+  const cb = (fn: (done: (err: Error | null) => void) => void): Promise<void> => new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+  const a = new Uint8Array(4096).fill(1);
+  const b = new Uint8Array(4096).fill(2);
+  await cb((d) => store.writev(2 * 1024 * 1024 - 8192, [a, b], d));
+  await cb((d) => store.writeZeroes(2 * 1024 * 1024 - 8192, 512, false, d));
+  await cb((d) => store.flush(d));
+  const x = new Uint8Array(4096);
+  const y = new Uint8Array(4096);
+  await cb((d) => store.readv(2 * 1024 * 1024 - 8192, [x, y], d));
+  t.deepEqual(x.subarray(0, 512), new Uint8Array(512));
+  t.deepEqual(x.subarray(512), new Uint8Array(4096 - 512).fill(1));
+  t.deepEqual(y, b);
+  await cb((d) => store.close(d));
+});
