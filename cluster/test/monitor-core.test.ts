@@ -6,6 +6,8 @@
  * monitor crash + restart on the same disk.
  */
 import test from 'ava';
+import { parsePgId } from '../src/common/ids.js';
+import { pgToOsds } from '../src/placement/placement.js';
 import type { ClusterError } from '../src/common/errors.js';
 import type { Epoch, OsdId, PoolId } from '../src/common/ids.js';
 import { FileMonStore } from '../src/mon/file-mon-store.js';
@@ -145,13 +147,36 @@ test('status counts OSDs and reported PG states', (t) => {
   const ids = bootThree(env, mon);
   mon.poolCreate({ name: 'rbd', pgNum: 4 }, () => undefined);
   env.advance(100);
-  mon.reportPgStates(ids[0]!, { '0.0': 'active+clean', '0.1': 'active+clean', '0.2': 'peering' });
+  const primary = (pg: string): OsdId => pgToOsds(mon.map(), parsePgId(pg)!).primary as OsdId;
+  const report = (states: Record<string, string>): void => {
+    for (const id of ids) {
+      const mine = Object.fromEntries(Object.entries(states).filter(([pg]) => primary(pg) === id));
+      mon.reportPgStates(id, mine);
+    }
+  };
+  report({ '0.0': 'active+clean', '0.1': 'active+clean', '0.2': 'peering' });
   const s = mon.status();
   t.deepEqual(s.osds, { total: 3, up: 3, in: 3 });
   t.deepEqual(s.pgStates, { 'active+clean': 2, peering: 1, unknown: 1 });
   t.is(s.health, 'HEALTH_WARN');
-  mon.reportPgStates(ids[0]!, { '0.0': 'active+clean', '0.1': 'active+clean', '0.2': 'active+clean', '0.3': 'active+clean' });
+  report({ '0.0': 'active+clean', '0.1': 'active+clean', '0.2': 'active+clean', '0.3': 'active+clean' });
   t.is(mon.status().health, 'HEALTH_OK');
+});
+
+test('a PG state reported by an OSD that is not its primary is ignored (sim seed 0xd)', (t) => {
+  const env = new TestEnv();
+  const mon = startMon(env);
+  const ids = bootThree(env, mon);
+  mon.poolCreate({ name: 'rbd', pgNum: 4 }, () => undefined);
+  env.advance(100);
+  const p = pgToOsds(mon.map(), parsePgId('0.0')!).primary as OsdId;
+  const other = ids.find((id) => id !== p)!;
+  mon.reportPgStates(p, { '0.0': 'active+clean' });
+  mon.reportPgStates(other, { '0.0': 'peering' }); // stale: `other` replays an old epoch
+  t.is(mon.status().pgStates['active+clean'], 1);
+  t.is(mon.status().pgStates['peering'], undefined);
+  mon.reportPgStates(other, {}); // its next report omits the PG: the primary's entry stays
+  t.is(mon.status().pgStates['active+clean'], 1);
 });
 
 test('the map survives a monitor crash and restart; up OSDs get a fresh grace', (t) => {

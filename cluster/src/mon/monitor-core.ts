@@ -30,6 +30,8 @@ import { applyIncremental } from '../map/incremental.js';
 import type { Incremental, MapOp, OsdChanges, PoolChanges } from '../map/incremental.js';
 import { makePool } from '../map/map-builder.js';
 import type { PoolSpec } from '../map/map-builder.js';
+import { parsePgId } from '../common/ids.js';
+import { pgToOsds } from '../placement/placement.js';
 import { FailureDetector } from './failure-detector.js';
 import type { MonStore } from './mon-store.js';
 import { computeStatus } from './mon-status.js';
@@ -165,9 +167,12 @@ export class MonitorCore {
 
   /** `strata status`. */
   status(): MonStatus {
+    const map = this.map();
     const reported = new Map<string, string>();
-    for (const [pg, s] of this.pgStates) reported.set(pg, s.state);
-    return computeStatus(this.map(), reported);
+    // A report from an OSD that is no longer the PG's primary is stale: the PG counts as
+    // unreported until its new primary speaks.
+    for (const [pg, s] of this.pgStates) if (this.primaryOf(map, pg) === s.osd) reported.set(pg, s.state);
+    return computeStatus(map, reported);
   }
 
   // ───────────────────────────── OSD inputs ─────────────────────────────
@@ -231,8 +236,19 @@ export class MonitorCore {
 
   /** An OSD's view of the PGs it is primary for (`pgid text → state`), replacing its last report. */
   reportPgStates(osd: OsdId, states: Readonly<Record<string, string>>): void {
+    // Why the primary check: reports carry no epoch, and an OSD catching up through old maps
+    // reports PGs it was primary for at those epochs, overwriting the real primary's entry
+    // (found by the simulator, seed 0xd). Only the primary in our current map is believed.
+    const map = this.map();
     for (const [pg, s] of this.pgStates) if (s.osd === osd && states[pg] === undefined) this.pgStates.delete(pg);
-    for (const [pg, state] of Object.entries(states)) this.pgStates.set(pg, { state, osd });
+    for (const [pg, state] of Object.entries(states)) {
+      if (this.primaryOf(map, pg) === osd) this.pgStates.set(pg, { state, osd });
+    }
+  }
+
+  private primaryOf(map: ClusterMap, pg: string): number {
+    const id = parsePgId(pg);
+    return id === undefined ? -1 : pgToOsds(map, id).primary;
   }
 
   // ───────────────────────────── admin inputs ─────────────────────────────
