@@ -1,0 +1,164 @@
+/**
+ * The PG log and PG info (Ceph's pg_log_t / pg_info_t, reduced to what peering needs).
+ *
+ * Persisted in the object store's per-PG records, in the SAME transaction as the write it
+ * describes (so a crash can never keep the data without its log entry or vice versa):
+ *
+ *   pg key "<pool>.<seed hex>"
+ *     "e<epoch 10 digits>.<seq 16 digits>"  → encoded PgLogEntry   (sorted = version order)
+ *     "info"                                → encoded PgInfo       (written at peering/activation)
+ *
+ * The log is bounded (`PG_LOG_MAX`): each write that grows it past the bound removes the oldest
+ * entry in the same transaction, and the tail version moves up. Entries carry the client's
+ * reqId so a resent op is answered from the log instead of applied twice.
+ */
+import { CodecError, Reader, Writer } from '../common/codec.js';
+import type { EVersion } from '../osd/osd-protocol.js';
+import { compareVersion, ZERO_VERSION } from '../osd/osd-protocol.js';
+
+/** Entries kept per PG (Ceph osd_min_pg_log_entries is 250..3000). */
+export const PG_LOG_MAX = 3000;
+
+export const LogOp = { modify: 1, delete: 2 } as const;
+export type LogOp = (typeof LogOp)[keyof typeof LogOp];
+
+export interface PgLogEntry {
+  readonly version: EVersion;
+  readonly object: string;
+  readonly op: LogOp;
+  /** Client reqId (empty client for recovery-made entries). */
+  readonly client: string;
+  readonly tid: number;
+  /** Wire result of the op (0 for writes that applied). */
+  readonly result: number;
+}
+
+export interface PgInfo {
+  /** Newest entry in the log (also derivable from the log). */
+  lastUpdate: EVersion;
+  /** Every object is at least as new as this (objects newer than it may be missing). */
+  lastComplete: EVersion;
+  /** Oldest version NOT in the log (entries are > logTail). ZERO = log holds all history. */
+  logTail: EVersion;
+  /** Epoch of the last interval change this OSD saw activated for the PG. */
+  sameIntervalSince: number;
+  /** Epoch at which the PG was last activated with this OSD in it. */
+  lastEpochStarted: number;
+  /** True while a backfill into this OSD is unfinished (its objects are untrustworthy). */
+  backfilling: boolean;
+}
+
+export function emptyInfo(): PgInfo {
+  return { lastUpdate: ZERO_VERSION, lastComplete: ZERO_VERSION, logTail: ZERO_VERSION, sameIntervalSince: 0, lastEpochStarted: 0, backfilling: false };
+}
+
+export const INFO_KEY = 'info';
+
+/** Store key of a log entry; zero-padded so `pgList` sorts by version. */
+export function logKey(v: EVersion): string {
+  return `e${v.epoch.toString().padStart(10, '0')}.${v.seq.toString().padStart(16, '0')}`;
+}
+
+export function isLogKey(k: string): boolean {
+  return k.startsWith('e') && k.length === 28;
+}
+
+function wv(w: Writer, v: EVersion): void { w.u32(v.epoch).u64(v.seq); }
+function rv(r: Reader): EVersion { return { epoch: r.u32(), seq: r.u64() }; }
+
+export function writeLogEntry(w: Writer, e: PgLogEntry): void {
+  wv(w, e.version);
+  w.str(e.object).u8(e.op).str(e.client).u64(e.tid).u16(e.result);
+}
+export function readLogEntry(r: Reader): PgLogEntry {
+  const version = rv(r);
+  const object = r.str(4096);
+  const op = r.u8();
+  if (op !== LogOp.modify && op !== LogOp.delete) throw new CodecError(`log op ${op}`);
+  return { version, object, op, client: r.str(), tid: r.u64(), result: r.u16() };
+}
+export function encodeLogEntry(e: PgLogEntry): Uint8Array {
+  const w = new Writer(64 + e.object.length);
+  w.u8(1);
+  writeLogEntry(w, e);
+  return w.finish().slice();
+}
+export function decodeLogEntry(b: Uint8Array): PgLogEntry {
+  const r = new Reader(b);
+  if (r.u8() !== 1) throw new CodecError('log entry version');
+  const e = readLogEntry(r);
+  r.end();
+  return e;
+}
+
+export function writeInfo(w: Writer, i: PgInfo): void {
+  wv(w, i.lastUpdate); wv(w, i.lastComplete); wv(w, i.logTail);
+  w.u32(i.sameIntervalSince).u32(i.lastEpochStarted).bool(i.backfilling);
+}
+export function readInfo(r: Reader): PgInfo {
+  return { lastUpdate: rv(r), lastComplete: rv(r), logTail: rv(r), sameIntervalSince: r.u32(), lastEpochStarted: r.u32(), backfilling: r.bool() };
+}
+export function encodeInfo(i: PgInfo): Uint8Array {
+  const w = new Writer(64);
+  w.u8(1);
+  writeInfo(w, i);
+  return w.finish().slice();
+}
+export function decodeInfo(b: Uint8Array): PgInfo {
+  const r = new Reader(b);
+  if (r.u8() !== 1) throw new CodecError('pg info version');
+  const i = readInfo(r);
+  r.end();
+  return i;
+}
+
+/**
+ * In-memory PG log: entries in version order plus a reqId index for dedup.
+ */
+export class PgLog {
+  entries: PgLogEntry[] = [];
+  private readonly byReq = new Map<string, PgLogEntry>();
+  tail: EVersion = ZERO_VERSION;
+
+  static reqKey(client: string, tid: number): string { return `${client}#${tid}`; }
+
+  get head(): EVersion { return this.entries[this.entries.length - 1]?.version ?? this.tail; }
+
+  add(e: PgLogEntry): void {
+    const last = this.entries[this.entries.length - 1];
+    if (last !== undefined && compareVersion(e.version, last.version) <= 0) throw new CodecError(`log out of order ${e.version.epoch}.${e.version.seq}`);
+    this.entries.push(e);
+    if (e.client !== '') this.byReq.set(PgLog.reqKey(e.client, e.tid), e);
+  }
+
+  /** Removes the oldest entry; returns it (the caller deletes its store key in the same txn). */
+  trimOne(): PgLogEntry | undefined {
+    const e = this.entries.shift();
+    if (e === undefined) return undefined;
+    this.tail = e.version;
+    if (e.client !== '') {
+      const k = PgLog.reqKey(e.client, e.tid);
+      if (this.byReq.get(k) === e) this.byReq.delete(k);
+    }
+    return e;
+  }
+
+  findReq(client: string, tid: number): PgLogEntry | undefined {
+    return this.byReq.get(PgLog.reqKey(client, tid));
+  }
+
+  /** Replaces the whole log (adopting the authoritative one at peering). */
+  reset(entries: readonly PgLogEntry[], tail: EVersion): void {
+    this.entries = [];
+    this.byReq.clear();
+    this.tail = tail;
+    for (const e of entries) this.add(e);
+  }
+
+  /** Entries newer than `v`. */
+  after(v: EVersion): PgLogEntry[] {
+    let i = this.entries.length;
+    while (i > 0 && compareVersion(this.entries[i - 1]!.version, v) > 0) i--;
+    return this.entries.slice(i);
+  }
+}
