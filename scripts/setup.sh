@@ -14,6 +14,8 @@ command -v qemu-img >/dev/null || need_pkgs+=(qemu-utils)
 command -v fio >/dev/null || need_pkgs+=(fio)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 command -v g++ >/dev/null || need_pkgs+=(g++ make python3)
+# libvirt: the libvirt VM test (vm-tests/cases/libvirt.test.ts) runs a real libvirtd.
+{ [ -x /usr/sbin/libvirtd ] && command -v virsh >/dev/null; } || need_pkgs+=(libvirt-daemon-system libvirt-clients)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_pkgs[*]}"
   apt-get update -qq
