@@ -1,7 +1,7 @@
 /**
- * `strata osd`: the OSD *placeholder* process. The real OSD (object store, PGs, replication)
- * comes with the OSD issue and will live behind this same command line; this process already
- * does everything the monitor and clients see of an OSD:
+ * `strata osd`: the OSD process. It opens the object store in `--data` (ObjectStore) and runs
+ * the data path (`OsdCore`: replication, peering, recovery, scrub; docs/replication.md) behind
+ * the same command line and behaviours the placeholder had:
  *
  * - authenticates to the monitor as `osd.N` (its key in `--keyring`), fetches the OSD service
  *   secret (sealed with its key) and accepts only ticket-authenticated sessions with it;
@@ -20,7 +20,7 @@
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { ClusterError } from '../common/errors.js';
-import type { OsdId } from '../common/ids.js';
+import type { ObjectName, OsdId } from '../common/ids.js';
 import { NO_OSD, pgIdToString } from '../common/ids.js';
 import type { Env } from '../env/env.js';
 import { joinPath } from '../env/env.js';
@@ -35,7 +35,9 @@ import { uuidFromBytes } from '../mon/monitor-core.js';
 import { Messenger } from '../msg/messenger.js';
 import type { InboundMessage, Session } from '../msg/session.js';
 import { MsgType } from '../msg/types.js';
-import { mapAllPgs, objectToPg, pgToOsds } from '../placement/placement.js';
+import { objectToPg, pgToOsds } from '../placement/placement.js';
+import { OsdCore } from '../osd/osd-core.js';
+import { ObjectStore } from '../store/object-store.js';
 import { EXIT, UsageError, describeError, flushAndExit, loadKeyringFile, parseHostPort, parseIntOption, realEnv, rootLogger } from './bin-util.js';
 
 /** Usage of `strata osd` (the daemon). */
@@ -52,11 +54,14 @@ export const OSD_USAGE = `Usage: strata osd --id N --data DIR --addr HOST:PORT -
   --beacon-interval-ms N     beacon period (default 1000)
   --heartbeat-interval-ms N  peer ping period (default 1000)
   --heartbeat-grace-ms N     report a silent peer after N ms (default 3000)
+  --scrub-interval-ms N      scrub one PG every N ms (default 0 = off)
+  --journal-mib N            journal size of a new store (default 64)
   --log-level LEVEL          pino level (default info)`;
 
 interface OsdArgs {
   id: OsdId; data: string; addr: { host: string; port: number }; mon: { host: string; port: number }; keyring: string;
   host: string; rack: string | undefined; weight: number; beaconMs: number; hbIntervalMs: number; hbGraceMs: number; logLevel: string;
+  scrubMs: number; journalMib: number;
 }
 
 function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
@@ -66,6 +71,7 @@ function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
       id: { type: 'string' }, data: { type: 'string' }, addr: { type: 'string' }, mon: { type: 'string' }, keyring: { type: 'string' },
       host: { type: 'string' }, rack: { type: 'string' }, weight: { type: 'string' }, 'beacon-interval-ms': { type: 'string' },
       'heartbeat-interval-ms': { type: 'string' }, 'heartbeat-grace-ms': { type: 'string' }, 'log-level': { type: 'string' },
+      'scrub-interval-ms': { type: 'string' }, 'journal-mib': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -79,6 +85,7 @@ function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
     weight: Math.round(weight * WEIGHT_ONE), beaconMs: parseIntOption(values['beacon-interval-ms'], '--beacon-interval-ms', 1000),
     hbIntervalMs: parseIntOption(values['heartbeat-interval-ms'], '--heartbeat-interval-ms', 1000),
     hbGraceMs: parseIntOption(values['heartbeat-grace-ms'], '--heartbeat-grace-ms', 3000), logLevel: values['log-level'] ?? 'info',
+    scrubMs: parseIntOption(values['scrub-interval-ms'], '--scrub-interval-ms', 0), journalMib: parseIntOption(values['journal-mib'], '--journal-mib', 64),
   };
 }
 
@@ -100,15 +107,21 @@ export function runOsd(argv: string[], exit: (code: number) => void): void {
     if (err !== null || entry === undefined) { fail(err ?? new UsageError(`keyring ${args.keyring} has no ${entity}`)); return; }
     loadOrCreateUuid(env, args.data, (err2, uuid) => {
       if (err2 !== null || uuid === undefined) { fail(err2); return; }
-      const osd = new PlaceholderOsd(env, log, args, entry.key, uuid, fail);
-      osd.start();
-      const stop = (signal: string): void => {
-        log.info({ signal }, 'osd stopping');
-        osd.stop();
-        flushAndExit(log, exit, EXIT.OK);
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      ObjectStore.open(env, { dir: joinPath(args.data, 'store'), journalBytes: args.journalMib * 1024 * 1024 }, (err3, store) => {
+        if (err3 !== null || store === undefined) { fail(err3); return; }
+        const osd = new Osd(env, log, args, entry.key, uuid, store, fail);
+        osd.start();
+        let stopping = false;
+        const stop = (signal: string): void => {
+          if (stopping) return;
+          stopping = true;
+          log.info({ signal }, 'osd stopping');
+          osd.stop();
+          store.close(() => flushAndExit(log, exit, EXIT.OK));
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
     });
   });
 }
@@ -128,17 +141,18 @@ function loadOrCreateUuid(env: Env, dir: string, cb: (err: Error | null, uuid?: 
 
 interface Peer { addr: string; session: Session; lastReplyMs: number; reported: 'refused' | 'timeout' | null; upFrom: number }
 
-/** The placeholder's state: monitor client, listener, peer heartbeats. */
-class PlaceholderOsd {
+/** The OSD process state: monitor client, listener, peer heartbeats, the data path. */
+class Osd {
   private readonly msgr: Messenger;
   private readonly mon: MonClient;
   private secret: Uint8Array | undefined;
   private booting = false;
   private readonly peers = new Map<OsdId, Peer>();
   private hbTimer: ReturnType<Env['setTimeout']> | undefined;
+  private readonly core: OsdCore;
 
   constructor(private readonly env: Env, private readonly log: Logger, private readonly a: OsdArgs, key: Uint8Array,
-    private readonly uuid: string, private readonly fail: (err: unknown) => void) {
+    private readonly uuid: string, private readonly store: ObjectStore, private readonly fail: (err: unknown) => void) {
     this.msgr = new Messenger({
       env, entity: `osd.${a.id}`,
       auth: authPolicy({ allowUnauthenticated: false, serviceSecret: () => this.secret }),
@@ -153,6 +167,12 @@ class PlaceholderOsd {
     this.mon.on('connected', () => { const m = this.mon.map(); if (m !== undefined) this.reportPgs(m); });
     this.msgr.handle(MsgType.MSG_OSD_PING, (req, s) => this.onPing(req, s));
     this.msgr.handle(MsgType.MSG_OSD_OP_STAT, (req, s) => this.onStat(req, s));
+    this.core = new OsdCore({
+      env, log: log.child({ component: 'osd-core' }), id: a.id, store, msgr: this.msgr,
+      reportPgStates: (states) => this.mon.reportPgStates(a.id, states),
+      reportFailure: (osd) => { this.log.warn({ peer: osd }, 'peer refused data connection; reporting'); this.mon.reportFailure(osd, 'refused'); },
+      scrubIntervalMs: a.scrubMs,
+    });
   }
 
   start(): void {
@@ -179,6 +199,7 @@ class PlaceholderOsd {
   }
 
   stop(): void {
+    this.core.stop();
     if (this.hbTimer !== undefined) this.env.clearTimeout(this.hbTimer);
     this.mon.close();
     this.msgr.shutdown();
@@ -201,6 +222,7 @@ class PlaceholderOsd {
   }
 
   private onMap(map: ClusterMap): void {
+    this.core.handleMap(map);
     this.reportPgs(map);
     for (const [id, p] of this.peers) {
       const o = map.osds.get(id);
@@ -208,17 +230,12 @@ class PlaceholderOsd {
     }
   }
 
-  /** Placeholder PG report: every PG this OSD is primary for is 'active' (no data, never 'clean'). */
+  /** PG states come from the data path (primary PGs only). */
   private reportPgs(map: ClusterMap): void {
     const me = map.osds.get(this.a.id);
     if (me === undefined || !me.up) return;
-    const states: Record<string, string> = {};
-    for (const pool of map.pools.values()) {
-      mapAllPgs(map, pool).forEach((m, seed) => {
-        if (m.primary === this.a.id) states[`${pool.id}.${seed.toString(16)}`] = 'active';
-      });
-    }
-    this.mon.reportPgStates(this.a.id, states);
+    const states = this.core.pgStates();
+    if (Object.keys(states).length > 0) this.mon.reportPgStates(this.a.id, states);
   }
 
   private heartbeatTick(): void {
@@ -294,6 +311,7 @@ class PlaceholderOsd {
       reply(new ClusterError('CLU_ERR_WRONG_TARGET', `pg ${pgIdToString(pg)} primary is ${primary === NO_OSD ? 'none' : `osd.${primary}`}`));
       return;
     }
-    s.reply(req, { type: req.type, payload: encodeOsdStatReply(false, 0), epoch: map.epoch });
+    const st = this.store.stat({ pool: pool.id, name: op.objectName as ObjectName });
+    s.reply(req, { type: req.type, payload: encodeOsdStatReply(st !== undefined, st?.sizeBytes ?? 0), epoch: map.epoch });
   }
 }

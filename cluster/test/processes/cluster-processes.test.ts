@@ -171,8 +171,8 @@ test.serial('a monitor and 3 OSD processes boot; strata status shows 3 up, 3 in'
   t.regex(r.stdout, /2 pools, 64 pgs/);
   const tree = await cli(['osd', 'tree']);
   t.regex(tree.stdout, /host-a[\s\S]*osd\.0\s+osd\s+1\.000\s+up in/);
-  // The placeholder reports the PGs it is primary for as 'active' (never 'clean').
-  await until('pg states reported', 5000, async () => ((await cliJson(['status'])).pgStates as Record<string, number>)['active'] === 64);
+  // The OSDs (issue #5: real data path) report the PGs they are primary for; after peering, all clean.
+  await until('pg states reported', 10_000, async () => ((await cliJson(['status'])).pgStates as Record<string, number>)['active+clean'] === 64);
 });
 
 test.serial('kill -9 an OSD: marked down within the grace; restarted: marked up again', async (t) => {
