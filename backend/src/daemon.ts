@@ -32,10 +32,18 @@ export interface VhostDaemonOptions {
    * `workerStore`. Without it every queue runs on the main event loop.
    */
   workers?: { count: number; store: Omit<WorkerInit, 'workerIndex' | 'numQueues' | 'writeback' | 'logLevel'> };
+  /** What is served, reported by `status()` (e.g. a file path or a cluster image). */
+  source?: DaemonSource;
 }
+
+/** What a daemon serves: one daemon serves one file or one image (docs/e2e.md). */
+export type DaemonSource =
+  | { kind: 'file'; path: string }
+  | { kind: 'image'; pool: string; image: string; id: string; mon: string; client: string };
 
 /** What `GET /status` reports. */
 export interface DaemonStatus {
+  source?: DaemonSource;
   sizeBytes: number;
   readOnly: boolean;
   numQueues: number;
@@ -142,6 +150,7 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
     // Workers report cumulative statistics (they outlive connections).
     if (this.pool !== null) addStats(stats, this.pool.stats().stats);
     return {
+      ...(this.opts.source === undefined ? {} : { source: this.opts.source }),
       sizeBytes: this.opts.store.sizeBytes,
       readOnly: this.opts.store.readOnly,
       numQueues: this.opts.numQueues,

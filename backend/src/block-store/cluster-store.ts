@@ -15,21 +15,32 @@ import type { BlockStore, IoCallback } from './block-store.js';
 export class ClusterStore implements BlockStore {
   readonly supportsDiscard = true;
 
-  constructor(private readonly image: Image, private readonly client: ClusterClient | null = null) {}
+  private readonly serialOverride: string | undefined;
 
-  /** Opens `pool/name` on a connected client (read-only or with the exclusive lock). */
-  static open(client: ClusterClient, spec: { pool: string; image: string; readOnly: boolean; ownClient?: boolean }, cb: (err: Error | null, store?: ClusterStore) => void): void {
+  constructor(private readonly image: Image, private readonly client: ClusterClient | null = null, serial?: string) {
+    this.serialOverride = serial;
+  }
+
+  /**
+   * Opens `pool/name` on a connected client (read-only or with the exclusive lock). `leaseMs`
+   * is the lock's lease (how long a crashed holder blocks the next writer); `serial` overrides
+   * the GET_ID answer (default: the image's `strata-<id>`).
+   */
+  static open(client: ClusterClient, spec: { pool: string; image: string; readOnly: boolean; ownClient?: boolean; leaseMs?: number; serial?: string }, cb: (err: Error | null, store?: ClusterStore) => void): void {
     const images = client.images(spec.pool);
     if (images instanceof Error) { cb(images); return; }
-    images.open(spec.image, { readOnly: spec.readOnly }, (err, img) => {
+    images.open(spec.image, { readOnly: spec.readOnly, ...(spec.leaseMs === undefined ? {} : { leaseMs: spec.leaseMs }) }, (err, img) => {
       if (err !== null || img === undefined) { cb(err ?? new Error('open failed')); return; }
-      cb(null, new ClusterStore(img, spec.ownClient === true ? client : null));
+      cb(null, new ClusterStore(img, spec.ownClient === true ? client : null, spec.serial));
     });
   }
 
   get sizeBytes(): number { return this.image.sizeBytes; }
   get readOnly(): boolean { return this.image.readOnly; }
-  get serial(): string { return this.image.serial; }
+  get serial(): string { return this.serialOverride ?? this.image.serial; }
+  /** The image's name and id (for the daemon's status). */
+  get imageName(): string { return this.image.name; }
+  get imageId(): string { return this.image.id; }
 
   readv(offsetBytes: number, views: Uint8Array[], cb: IoCallback): void { this.image.readv(offsetBytes, views, cb); }
   writev(offsetBytes: number, views: Uint8Array[], cb: IoCallback): void { this.image.writev(offsetBytes, views, cb); }
