@@ -45,6 +45,19 @@ stop() {
   if [ -d "$cluster" ]; then
     echo -n "strata: cluster: "
     bash scripts/start-local-cluster.sh stop --dir "$cluster"
+    # start-local-cluster.sh's pid files hold the pid of the subshell that runs each daemon
+    # (a backgrounded shell function), so its stop can leave the node processes running:
+    # stop those whose command line names this cluster's directory, by pid.
+    local pids=() p
+    for p in /proc/[0-9]*; do
+      if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qE "main\.js (mon|osd) .*--data $cluster/"; then pids+=("${p#/proc/}"); fi
+    done
+    if [ ${#pids[@]} -gt 0 ]; then
+      kill -TERM "${pids[@]}" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "${pids[@]}" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "${pids[@]}" 2>/dev/null || true
+      echo "strata: stopped ${#pids[@]} cluster daemons left running (pids ${pids[*]})"
+    fi
   fi
 }
 
