@@ -8,7 +8,8 @@
  * final value. Also: the exclusive lock across clients, and thin reads.
  */
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,16 +27,30 @@ test('image I/O survives an OSD killed and restarted and an OSD marked out, with
   const dir = mkdtempSync(join(tmpdir(), 'strata-client-real-'));
   const port = 20000 + Math.floor(Math.random() * 20000);
   const sh = (...args: string[]): string => execFileSync('bash', [script, ...args, '--dir', dir, '--port', String(port)], { encoding: 'utf8', timeout: 60_000 });
-  const strata = (...args: string[]): string => execFileSync(process.execPath, [join(repo, 'dist/backend/src/main.js'), ...args], {
+  // Async while I/O runs: a synchronous child would freeze this process's event loop (and the client).
+  const shAsync = (...args: string[]): Promise<unknown> => promisify(execFile)('bash', [script, ...args, '--dir', dir, '--port', String(port)], { encoding: 'utf8', timeout: 60_000 });
+  const strata = (...args: string[]): Promise<unknown> => promisify(execFile)(process.execPath, [join(repo, 'dist/backend/src/main.js'), ...args], {
     encoding: 'utf8', timeout: 20_000, env: { ...process.env, STRATA_MON: `127.0.0.1:${port}`, STRATA_KEYRING: join(dir, 'keyring'), STRATA_NAME: 'client.admin' },
   });
   const clients: ClusterClient[] = [];
+  // Why resolve children: the script's pid files hold the background subshell that runs node
+  // (a function `strata() { node …; }` started with `&`), so killing that pid leaves the daemon.
+  const daemonPid = (name: string): number => {
+    const p = readFileSync(join(dir, `${name}.pid`), 'utf8').trim();
+    let kids: string[] = [];
+    try { kids = execFileSync('ps', ['-o', 'pid=', '--ppid', p], { encoding: 'utf8' }).trim().split(/\s+/).filter((x) => x !== ''); } catch { /* no children */ }
+    return Number(kids[0] ?? p);
+  };
+  const started = new Set<number>();
+  const collect = (): void => { for (const n of ['mon', 'osd.0', 'osd.1', 'osd.2', 'osd.3']) started.add(daemonPid(n)); };
   t.teardown(() => {
     for (const c of clients) c.close();
     try { sh('stop'); } catch { /* already stopped */ }
+    for (const pid of started) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     rmSync(dir, { recursive: true, force: true });
   });
   sh('start', '--osds', '4');
+  collect();
   const ring = parseKeyring(readFileSync(join(dir, 'keyring'), 'utf8'));
   if (ring instanceof ClusterError) throw ring;
   const env = testEnv({ level: 'warn' });
@@ -53,8 +68,8 @@ test('image I/O survives an OSD killed and restarted and an OSD marked out, with
   t.is((await t.throwsAsync((await connect()).openAsync('chain')) as ClusterError).code, 'CLU_ERR_BUSY');
 
   const mirror = new Uint8Array(size);
-  const chains = 32;
-  const steps = 14;
+  const chains = 24;
+  const steps = 12;
   let progress = 0;
   const chain = async (c: number): Promise<void> => {
     const base = c * 2 * objectSize; // One object region per chain (objects 0, 2, 4, …).
@@ -71,12 +86,14 @@ test('image I/O survives an OSD killed and restarted and an OSD marked out, with
   const all = Promise.all(Array.from({ length: chains }, (_, c) => chain(c)));
   const waitProgress = async (n: number): Promise<void> => { while (progress < n) await new Promise((r) => setTimeout(r, 20)); };
   await waitProgress(chains * 3);
-  const pid = readFileSync(join(dir, 'osd.1.pid'), 'utf8').trim();
-  process.kill(Number(pid), 'SIGKILL');                  // Peers see ECONNREFUSED: marked down at once.
+  const victim = daemonPid('osd.1');
+  process.kill(victim, 'SIGKILL');                        // Peers see ECONNREFUSED: marked down at once.
   await waitProgress(chains * 6);
-  sh('start', '--osds', '4');                             // Restarts osd.1 (same data dir: it recovers).
+  t.throws(() => process.kill(victim, 0));                // It is really gone.
+  await shAsync('start', '--osds', '4');                  // Restarts osd.1 (same data dir: it recovers).
+  collect();
   await waitProgress(chains * 9);
-  strata('osd', 'out', '3');                              // PGs remap away from osd.3.
+  await strata('osd', 'out', '3');                              // PGs remap away from osd.3.
   await all;
   const got = await img.readAsync(0, size);
   let bad = -1;
