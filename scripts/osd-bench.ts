@@ -25,7 +25,8 @@ import { objectToPg, pgToOsds } from '../cluster/src/placement/placement.js';
 
 const MAIN = join(fileURLToPath(import.meta.url), '../../backend/src/main.js');
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1] ?? 5) || 5;
-const dir = mkdtempSync('/var/tmp/strata-osd-bench-');
+// STRATA_BENCH_DIR: where the stores live (default /var/tmp, a real disk; /dev/shm isolates CPU from fsync).
+const dir = mkdtempSync(join(process.env['STRATA_BENCH_DIR'] ?? '/var/tmp', 'strata-osd-bench-'));
 const keyring = join(dir, 'keyring');
 const procs: ChildProcess[] = [];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -38,7 +39,9 @@ function run(args: string[]): Promise<string> {
 }
 function spawnDaemon(args: string[], log: string): ChildProcess {
   const fd = openSync(join(dir, log), 'a');
-  const c = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', fd, fd] });
+  // STRATA_BENCH_NODE_ARGS: extra node flags for the daemons, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+  const nodeArgs = (process.env['STRATA_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const c = spawn(process.execPath, [...nodeArgs, MAIN, ...args], { stdio: ['ignore', fd, fd] });
   procs.push(c);
   return c;
 }
@@ -146,7 +149,9 @@ async function main(): Promise<void> {
   await phase('4k randread', 16, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'read', offset: r.off, length: 4096 }], []); });
   await phase('1M seqwrite', 4, 1 << 20, (i) => { const name = `seq.${Math.floor(i / 4)}`; const off = (i % 4) << 20; return () => op(name, [{ op: 'write', offset: off, length: 1 << 20 }], [buf1m]); });
   mon.close();
-  for (const p of procs) p.kill('SIGKILL');
+  // SIGTERM when profiling: node writes --cpu-prof output only on a clean exit.
+  for (const p of procs) p.kill(process.env['STRATA_BENCH_NODE_ARGS'] ? 'SIGTERM' : 'SIGKILL');
+  if (process.env['STRATA_BENCH_NODE_ARGS']) await sleep(3000);
   rmSync(dir, { recursive: true, force: true });
   process.exit(0);
 }
