@@ -30,19 +30,22 @@ run_tier() { # name, glob...
   local out; out=$(mktemp)
   echo "=== tier: $name"
   npx ava --tap "$@" 2>&1 | tee "$out"
-  local p f s t
-  p=$(grep -E '^# pass ' "$out" | tail -1 | awk '{print $3}')
-  f=$(grep -E '^# fail ' "$out" | tail -1 | awk '{print $3}')
-  s=$(grep -E '^# skip ' "$out" | tail -1 | awk '{print $3}')
-  t=$(grep -E '^# tests ' "$out" | tail -1 | awk '{print $3}')
-  p=${p:-0}; f=${f:-0}; s=${s:-0}
-  # An uncaught error or a crashed test file shows as "not ok" without a summary line.
-  local notok; notok=$(grep -cE '^not ok ' "$out" || true)
-  if [ -z "$t" ] && [ "$notok" = 0 ]; then
-    echo "tier $name produced no TAP summary: counting it as one failure"
+  local rc=${PIPESTATUS[0]}
+  # Count the TAP lines themselves: ava's own summary is missing when its reporter crashes.
+  local p f s
+  p=$(grep -cE '^ok [0-9]+ ' "$out" | tr -d ' ')
+  s=$(grep -cE '^ok [0-9]+ .*# SKIP' "$out" | tr -d ' ')
+  f=$(grep -cE '^not ok [0-9]+ ' "$out" | tr -d ' ')
+  p=$((p - s))
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+    echo "tier $name: the test runner exited with $rc without reporting a failed test: counting one failure"
     f=1
   fi
-  [ "$notok" -gt "$f" ] && f=$notok
+  if [ $((p + f + s)) = 0 ]; then
+    echo "tier $name ran no test: counting one failure"
+    f=1
+  fi
+  echo "tier $name: $p passed, $f failed, $s skipped"
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
   rm -f "$out"
 }
