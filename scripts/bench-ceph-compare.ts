@@ -21,6 +21,8 @@ interface Rec {
   latMsP50?: number;
   latMsP99?: number;
   latMsAvg?: number;
+  /** 1-minute load average when the run ended (other work on the shared cores). */
+  loadAvg1?: number;
   daemons: Record<string, Daemon>;
   client: { cpuSec: number; maxRssKiB: number };
 }
@@ -35,6 +37,10 @@ const IO_BYTES: Record<string, number> = {
 const THREADS: Record<string, number> = {
   'randwrite-4k-qd1': 1, 'randwrite-4k-qd16': 16, 'randread-4k-qd1': 1, 'randread-4k-qd16': 16, 'seqwrite-1m-qd16': 16,
 };
+
+function nproc(): number {
+  try { return readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => l.startsWith('processor')).length; } catch { return 0; }
+}
 
 const file = process.argv[2];
 if (file === undefined) { process.stderr.write('usage: bench-ceph-compare RESULTS.jsonl\n'); process.exit(2); }
@@ -59,6 +65,8 @@ for (const w of Object.keys(GOALS)) {
 }
 lines.push('');
 lines.push('¹ `rbd bench` prints no latency; its average is derived as threads / IOPS.');
+const loads = recs.map((r) => r.loadAvg1).filter((l): l is number => l !== undefined);
+if (loads.length > 0) lines.push(`Load average (1 min) at the end of each run: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} on ${nproc()} cores.`);
 lines.push('');
 const lastOf = (system: string): Rec | undefined => [...recs].reverse().find((r) => r.system === system);
 for (const system of ['ceph', 'strata']) {

@@ -50,12 +50,22 @@ strata_port=7789
 conf="$cdir/ceph.conf"
 C() { ceph -c "$conf" "$@"; }
 
+# The local-cluster script's pid files hold the subshell that launched node; the daemon is its child.
+strata_pid() {
+  local p c; p=$(cat "$sdir/$1.pid" 2>/dev/null) || return 0
+  c=$(ps -o pid= --ppid "$p" 2>/dev/null | head -1 | tr -d ' ')
+  echo "${c:-$p}"
+}
+
 teardown() {
   set +e
   for p in "$cdir"/run/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
+  local spids=""; for n in mon osd.0 osd.1 osd.2; do spids+=" $(strata_pid "$n")"; done
   bash "$repo/scripts/start-local-cluster.sh" stop --dir "$sdir" >/dev/null 2>&1
+  for p in $spids; do kill "$p" 2>/dev/null; done
   sleep 2
   for p in "$cdir"/run/*.pid; do [ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null; done
+  for p in $spids; do kill -9 "$p" 2>/dev/null; done
   if [ "$keep" = 0 ]; then rm -rf "$dir"; fi
 }
 trap teardown EXIT
@@ -161,7 +171,7 @@ want strata && setup_strata
 
 # ---------- measurement helpers ----------
 ceph_pids() { for n in mon.a mgr.x osd.0 osd.1 osd.2; do echo "ceph:$n:$(cat "$cdir/run/$n.pid")"; done; }
-strata_pids() { echo "strata:mon:$(cat "$sdir/mon.pid")"; for i in 0 1 2; do echo "strata:osd.$i:$(cat "$sdir/osd.$i.pid")"; done; }
+strata_pids() { echo "strata:mon:$(strata_pid mon)"; for i in 0 1 2; do echo "strata:osd.$i:$(strata_pid "osd.$i")"; done; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hz=$(getconf CLK_TCK)
@@ -187,7 +197,8 @@ run() {
   else
     parsed=$(echo "$out" | grep '^{' | tail -1 | sed 's/^{//; s/}$//')
   fi
-  echo "{\"system\":\"$system\",\"workload\":\"$workload\",$parsed,\"daemons\":{${daemons%,}},\"client\":$client}" | tee -a "$results" >&2
+  local load; load=$(cut -d' ' -f1 /proc/loadavg)
+  echo "{\"system\":\"$system\",\"workload\":\"$workload\",$parsed,\"loadAvg1\":$load,\"daemons\":{${daemons%,}},\"client\":$client}" | tee -a "$results" >&2
 }
 
 # Commands as arrays: /usr/bin/time runs programs, not shell functions.
