@@ -52,7 +52,7 @@ function tailOf(file: string, lines: number): string {
   }
 }
 
-async function spawnAndWaitForSocket(
+export async function spawnAndWaitForSocket(
   kind: BackendKind,
   cmd: string,
   args: string[],
