@@ -77,10 +77,10 @@ export class History {
     const out = new Set<ValueHash>();
     const ackedBefore = list.filter((w) => w.outcome === 'acked' && w.endMs! < rs);
     if (ackedBefore.length === 0) out.add(ABSENT);
-    for (const w of ackedBefore) {
-      const superseded = ackedBefore.some((x) => x !== w && x.startMs > w.endMs!);
-      if (!superseded) out.add(w.value);
-    }
+    // W is superseded when some write acked before rs started after W ended (never W itself).
+    let latestStart = -Infinity;
+    for (const x of ackedBefore) latestStart = Math.max(latestStart, x.startMs);
+    for (const w of ackedBefore) if (!(latestStart > w.endMs!)) out.add(w.value);
     for (const w of list) {
       const overlaps = w.startMs <= re && (w.endMs === null || w.endMs >= rs);
       if (overlaps) out.add(w.value);

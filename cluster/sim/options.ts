@@ -51,6 +51,10 @@ export interface SimOptions {
   writeFraction: number;
   opIntervalMeanMs: number;
   maxObjectBytes: number;
+  /** Real OSD: object-store journal size (small ones checkpoint often), periodic scrub, sub-op timeout. */
+  journalBytes: number;
+  scrubIntervalMs: number;
+  peerTimeoutMs: number;
   /** Stop after this many events (0 = no limit). */
   maxEvents: number;
 }
@@ -100,8 +104,12 @@ export function optionsFromSeed(seed: Seed, overrides: Partial<SimOptions> = {})
     clientCount: r.range(1, 3),
     objectCount: r.pick([4, 16, 64]),
     writeFraction: r.pick([0.3, 0.6, 0.9]),
-    opIntervalMeanMs: r.pick([2, 10, 50]),
-    maxObjectBytes: r.pick([8192, 65536]),
+    opIntervalMeanMs: r.pick([20, 50, 120]),
+    maxObjectBytes: r.pick([6000, 20000]),
+    // Drawn last so that the draws above (and the stand-in's seeds) keep their values.
+    journalBytes: r.pick([1, 2, 8]) * 1024 * 1024,
+    scrubIntervalMs: r.pick([0, 0, 2000]),
+    peerTimeoutMs: r.pick([3000, 10_000]),
     maxEvents: 0,
   };
   return { ...o, ...overrides };

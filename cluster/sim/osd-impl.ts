@@ -13,6 +13,11 @@ import type { Verdict } from './checkers.js';
 import type { SimOptions } from './options.js';
 import type { Scheduler } from './scheduler.js';
 import { StubOsd } from './stub-osd.js';
+import { SimOsd } from './sim-osd.js';
+import { ConvergenceCheck } from './convergence.js';
+import { ObjecterWorkload } from './workload.js';
+import { pgSeed } from '../src/common/ids.js';
+import { pgToOsds } from '../src/placement/placement.js';
 
 /** A client workload driven by the run. */
 export interface Workload {
@@ -56,7 +61,55 @@ const stub: OsdImplementation = {
   finalChecks: () => undefined,
 };
 
-const IMPLEMENTATIONS: readonly OsdImplementation[] = [stub];
+function simOsdOf(c: SimCluster, osd: number): SimOsd | null {
+  const inst = c.osds[osd]?.instance;
+  return inst instanceof SimOsd ? inst : null;
+}
+
+/**
+ * The production OSD (sim-osd.ts: OsdCore over ObjectStore on the SimDisk). An OSD counts as
+ * recovered when it is up in the monitor's map and every PG whose acting set holds it is
+ * active+clean on that PG's primary (a restarted replica still missing writes is not a
+ * healthy copy yet).
+ */
+const real: OsdImplementation = {
+  name: 'real',
+  factory: (o) => (node, env) => {
+    const osd = new SimOsd({
+      env, id: node.id, key: node.key, uuid: node.uuid, host: node.proc.host, port: OSD_PORT, mon: { host: MON_HOST, port: MON_PORT },
+      beaconMs: o.beaconMs, hbIntervalMs: 1000, hbGraceMs: Math.max(1500, o.osdGraceMs),
+      journalBytes: o.journalBytes, scrubIntervalMs: o.scrubIntervalMs, peerTimeoutMs: o.peerTimeoutMs,
+      onFatal: (what, err) => env.log.error({ err }, what),
+    });
+    osd.start();
+    return osd;
+  },
+  recovered: (c, osd) => {
+    const map = c.monServer?.monitor.map();
+    if (map === undefined || map.osds.get(osd as OsdId)?.up !== true) return false;
+    for (const pool of map.pools.values()) {
+      for (let s = 0; s < pool.pgNum; s++) {
+        const m = pgToOsds(map, { pool: pool.id, seed: pgSeed(s) });
+        if (!m.acting.includes(osd as OsdId)) continue;
+        const state = simOsdOf(c, m.primary)?.core?.pgStates()[`${pool.id}.${s.toString(16)}`];
+        if (state !== 'active+clean') return false;
+      }
+    }
+    return true;
+  },
+  pgDone: (state) => state === 'active+clean',
+  workload: (c, o, verdict) => new ObjecterWorkload(c, o, verdict),
+  finalChecks: (c, verdict, _workload, runUntil, sched) => {
+    const map = c.monServer?.monitor.map();
+    if (map === undefined) { verdict.fail('convergence', 'no monitor map for the convergence check'); return; }
+    const check = new ConvergenceCheck(verdict);
+    check.start(map, (osd) => simOsdOf(c, osd)?.store ?? null);
+    for (let i = 0; i < 100 && !check.done() && verdict.ok; i++) runUntil(sched.now + 100);
+    check.finish();
+  },
+};
+
+const IMPLEMENTATIONS: readonly OsdImplementation[] = [stub, real];
 
 /** The named implementation, or the most complete one available. */
 export function selectOsdImplementation(name?: string): OsdImplementation {
