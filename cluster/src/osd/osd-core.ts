@@ -288,6 +288,8 @@ export class OsdCore {
     pg.selfMissing.clear(); pg.peerMissing.clear(); pg.peerInfos.clear(); pg.backfillPending.clear(); pg.incompletePeers.clear();
     pg.inconsistent = false;
     if (pg.role === 'primary') {
+      // Sub-ops of an older interval (a deposed primary's late REPOP) must not apply here.
+      pg.seenInterval = Math.max(pg.seenInterval, epoch);
       pg.state = pg.state === 0 ? checkTransition(0, PgState.PEERING) : checkTransition(pg.state, PgState.PEERING);
       this.startPeering(pg);
     } else {

@@ -1,0 +1,73 @@
+/**
+ * Regression tests for OSD bugs the deterministic simulator found (docs/simulation.md), each
+ * reproduced here without the simulator, on the in-process OSD harness.
+ *
+ * Seed 0x14 (real OSD): a deposed primary's late MSG_OSD_REPOP (interval 13, version 13.119)
+ * reached the OSD that had meanwhile become the PG's primary in a newer interval and had
+ * already written the same object at 16.119; the replica-side interval check compared only
+ * against intervals seen in PEER messages, never the OSD's own new interval as primary, so the
+ * stale sub-op applied and rolled the object's version back to 13.119 on that one replica
+ * (convergence checker: "object obj.2 differs across the acting set").
+ */
+import test from 'ava';
+import type { OsdId } from '../src/common/ids.js';
+import { authPolicy } from '../src/auth/handshake.js';
+import { Messenger } from '../src/msg/messenger.js';
+import { MsgType } from '../src/msg/types.js';
+import { LogOp } from '../src/pg/pg-log.js';
+import { encodeRepOp } from '../src/osd/osd-peer-protocol.js';
+import { objectToPg, pgToOsds } from '../src/placement/placement.js';
+import { waitFor } from './msg-test-env.js';
+import { OsdHarness } from './osd-harness.js';
+
+function key(i: number): Uint8Array { const k = new Uint8Array(32); k.fill(i + 1); return k; }
+
+test.serial('a deposed primary\'s REPOP of an older interval does not apply on the new primary (seed 0x14)', async (t) => {
+  const h = new OsdHarness();
+  try {
+    for (let i = 0; i < 3; i++) await h.startOsd(i);
+    h.initMap();
+    await waitFor(() => h.allClean(), 10_000);
+    const name = 'obj-stale';
+    const first = await h.op(name, [{ op: 'writefull', length: 4 }], [new Uint8Array([1, 1, 1, 1])]);
+    t.is(first.reply.result, 0);
+    const pool = h.map.pools.get(1 as never)!;
+    const pg = objectToPg(pool, name);
+    const oldPrimary = pgToOsds(h.map, pg).primary;
+    const oldInterval = h.map.epoch;
+    // The old primary goes down (its process lives on, unaware); a replica becomes primary.
+    h.apply([{ op: 'osd-set', id: oldPrimary as OsdId, changes: { up: false } }]);
+    const newPrimary = pgToOsds(h.map, pg).primary;
+    t.not(newPrimary, oldPrimary);
+    const pgKey = `${pg.pool}.${pg.seed.toString(16)}`;
+    await waitFor(() => h.osds.get(newPrimary)!.core.pgStates()[pgKey]?.startsWith('active') === true, 10_000);
+    const second = await h.op(name, [{ op: 'writefull', length: 4 }], [new Uint8Array([2, 2, 2, 2])]);
+    t.is(second.reply.result, 0);
+    const v2 = second.reply.version;
+    // The old primary's late sub-op: older interval, same seq, other data.
+    const stale = new Messenger({
+      env: h.env, entity: `osd.${oldPrimary}`,
+      auth: authPolicy({ lookupKey: (e) => h.ring.get(e) }),
+      credentials: () => ({ method: 'key', key: key(oldPrimary) }),
+    });
+    try {
+      const obj = { pool: pg.pool, name: name as never };
+      const m = encodeRepOp({
+        pg: pgKey, interval: oldInterval,
+        entry: { version: { epoch: oldInterval, seq: v2.seq }, object: name, op: LogOp.modify, client: 'client.admin/1', tid: 999, result: 0 },
+        ops: [{ op: 'write', obj, offset: 0, data: new Uint8Array([9, 9, 9, 9]) }, { op: 'version', obj, version: { epoch: oldInterval, seq: v2.seq } }],
+      });
+      const s = stale.connect({ host: '127.0.0.1', port: h.osds.get(newPrimary)!.port });
+      const err = await new Promise<string | null>((resolve) => {
+        s.request({ type: MsgType.MSG_OSD_REPOP, payload: m.payload, data: m.data }, { timeoutMs: 5000 }, (e) => resolve(e === null ? null : e.code));
+      });
+      t.is(err, 'CLU_ERR_EPOCH_STALE');
+      const st = h.osds.get(newPrimary)!.store.stat(obj);
+      t.deepEqual(st?.version, { epoch: v2.epoch, seq: v2.seq });
+    } finally {
+      stale.shutdown();
+    }
+  } finally {
+    await h.close();
+  }
+});
