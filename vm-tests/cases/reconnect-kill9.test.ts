@@ -60,12 +60,18 @@ interface DaemonRun {
   exitedCleanly: boolean;
 }
 
-/** Splits the back-end log (one "# cmd" header per process) into per-process facts. */
-function parseDaemonLog(text: string): DaemonRun[] {
+/**
+ * Splits the back-end log (one "# cmd" header per process) into per-process facts. Returns
+ * undefined when the log also holds processes that did not serve `socketPath`: another run of
+ * the same case elsewhere on the machine (same checkout) shares the log directory, and its
+ * lines interleave with ours, so per-process facts cannot be attributed.
+ */
+function parseDaemonLog(text: string, socketPath: string): DaemonRun[] | undefined {
   const runs: DaemonRun[] = [];
   let cur: DaemonRun | undefined;
   for (const line of text.split('\n')) {
     if (line.startsWith('# ')) {
+      if (!line.includes(socketPath)) return undefined;
       cur = { connectedWallMs: [], resubmitted: 0, exitedCleanly: false };
       runs.push(cur);
       continue;
@@ -108,6 +114,7 @@ async function reconnectCase(t: ExecutionContext, kind: BackendKind, signal: 'SI
   let schedule: Promise<void> | undefined;
   const name = signal === 'SIGKILL' ? 'reconnect-kill9' : 'reconnect-sigterm';
   let restartTimings: RestartTiming[] = [];
+  let socketPath = '';
   const r = await runVmCase(t, {
     name,
     backend: fileBackend(kind),
@@ -149,6 +156,7 @@ async function reconnectCase(t: ExecutionContext, kind: BackendKind, signal: 'SI
     beforeStop: async (ctl) => {
       await schedule;
       restartTimings = ctl.restarts;
+      socketPath = ctl.socketPath;
     },
   });
   await schedule;
@@ -161,7 +169,14 @@ async function reconnectCase(t: ExecutionContext, kind: BackendKind, signal: 'SI
   t.truthy(fioStartAt);
 
   const gaps = gapsFrom(r.kv);
-  const runs = parseDaemonLog(fs.readFileSync(path.join(r.logDir, 'backend.log'), 'utf8'));
+  const parsedRuns = parseDaemonLog(fs.readFileSync(path.join(r.logDir, 'backend.log'), 'utf8'), socketPath);
+  const logShared = parsedRuns === undefined;
+  const runs = parsedRuns ?? [];
+  if (logShared) {
+    t.log(`${path.join(r.logDir, 'backend.log')} also holds another run's back-end (same case running elsewhere in this checkout): daemon-log facts (reconnect time, resubmitted requests, clean exit) are not checked`);
+  } else {
+    t.is(runs.length, restarts + 1, `expected ${restarts + 1} back-end processes in the log for ${socketPath}`);
+  }
   const lines: string[] = [
     `${name} (${kind}): guest ${r.kv['cpus']} vCPUs, ${r.kv['hw_queues']} queues, calibrated ${Math.round(Number(r.kv['calibration_write_iops']))} write IOPS, ` +
       `${r.kv['size_mib_per_job']} MiB per fio process; I/Os completed per process: ${r.kv['ios.1']}, ${r.kv['ios.2']}; ` +
@@ -192,7 +207,7 @@ async function reconnectCase(t: ExecutionContext, kind: BackendKind, signal: 'SI
     );
     t.true(byJob.size > 0, `restart ${i + 1} (fio+${ms(killRel)}): no I/O stall found in the guest's completion log, so no I/O was in flight or the log is wrong; gaps: ${JSON.stringify(gaps)}`);
     t.true(stall < MAX_STALL_MS, `restart ${i + 1}: I/O stalled ${ms(stall)}`);
-    if (signal === 'SIGTERM' && kind === 'strata') {
+    if (signal === 'SIGTERM' && kind === 'strata' && !logShared) {
       t.true(runs[i]?.exitedCleanly ?? false, `restart ${i + 1}: the daemon did not log "stopped" after SIGTERM`);
     }
   });
@@ -201,11 +216,11 @@ async function reconnectCase(t: ExecutionContext, kind: BackendKind, signal: 'SI
     `  longest stall: kill -> I/O resumed ${ms(worstKillToResume)}, restart (socket ready) -> I/O resumed ${ms(worstRestartToResume)} ` +
       `(goal < ${GOAL_RESTART_TO_RESUME_MS} ms: ${worstRestartToResume < GOAL_RESTART_TO_RESUME_MS ? 'met' : 'not met'}; QEMU 7.2 retries the ` +
       `connection only once per reconnect=1 second, which bounds restart -> resumed from below by where the restart falls in that cycle)`,
-    `  requests resubmitted after restarts: ${kind === 'strata' ? resubmittedTotal : 'n/a (qsd)'}`,
+    `  requests resubmitted after restarts: ${kind !== 'strata' ? 'n/a (qsd)' : logShared ? '? (log shared with another run)' : resubmittedTotal}`,
   );
   for (const l of lines) t.log(l);
   console.log(lines.join('\n'));
-  if (signal === 'SIGKILL' && kind === 'strata') {
+  if (signal === 'SIGKILL' && kind === 'strata' && !logShared) {
     t.true(resubmittedTotal > 0, `no request was in flight at any of the ${restarts} kills (nothing resubmitted); the case did not exercise INFLIGHT_SHMFD\n${describe(r)}`);
   }
 }
