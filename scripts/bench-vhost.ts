@@ -18,10 +18,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { createDiskFile, fileBackend, type BackendHandle, type BackendKind } from '../vm-tests/harness/backends.js';
 import { composeJob, runGuest, vmLogDir } from '../vm-tests/harness/guest.js';
+import { cpuUsBetween, fmt, parseFio as parseFioSide, prefill, printTable as printAligned, ratio, sample, type Sample } from './bench-common.js';
 
 interface JobSpec {
   name: string;
@@ -39,11 +39,6 @@ const ALL_JOBS: JobSpec[] = [
   { name: 'write-1m-qd8', rw: 'write', bs: '1m', iodepth: 8 },
 ];
 
-interface Sample {
-  cpuTicks: number;
-  rssKiB: number;
-}
-
 interface JobResult {
   job: string;
   backend: BackendKind;
@@ -54,29 +49,6 @@ interface JobResult {
   ios: number;
   cpuUsPerIo: number | null;
   rssMiB: number | null;
-}
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function sample(pid: number): Sample | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised comm: state is field 3; utime 14, stime 15 (1-based).
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(rest[11]);
-    const stime = Number(rest[12]);
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const rss = /VmRSS:\s+(\d+)\s+kB/.exec(status);
-    return { cpuTicks: utime + stime, rssKiB: rss ? Number(rss[1]) : 0 };
-  } catch {
-    return undefined;
-  }
 }
 
 function fioJobFile(j: JobSpec, runtimeS: number): string {
@@ -99,28 +71,8 @@ function fioJobFile(j: JobSpec, runtimeS: number): string {
   ].join('\n');
 }
 
-interface FioSide {
-  iops?: number;
-  bw_bytes?: number;
-  total_ios?: number;
-  lat_ns?: { mean?: number; percentile?: Record<string, number> };
-  clat_ns?: { mean?: number; percentile?: Record<string, number> };
-}
-
 function parseFio(json: unknown, j: JobSpec): { iops: number; mibps: number; meanLatUs: number; p99LatUs: number; ios: number } {
-  const job = (json as { jobs?: { error?: number; read?: FioSide; write?: FioSide }[] }).jobs?.[0];
-  if (!job) throw new Error(`fio JSON for ${j.name} has no jobs`);
-  if (job.error) throw new Error(`fio job ${j.name} failed with error ${job.error}`);
-  const side = (j.rw.includes('read') ? job.read : job.write) ?? {};
-  const lat = side.lat_ns ?? side.clat_ns ?? {};
-  const p99 = lat.percentile?.['99.000000'] ?? side.clat_ns?.percentile?.['99.000000'] ?? NaN;
-  return {
-    iops: side.iops ?? 0,
-    mibps: (side.bw_bytes ?? 0) / (1024 * 1024),
-    meanLatUs: (lat.mean ?? NaN) / 1000,
-    p99LatUs: p99 / 1000,
-    ios: side.total_ios ?? 0,
-  };
+  return parseFioSide(json, j.name, j.rw.includes('read') ? 'read' : 'write');
 }
 
 async function benchBackend(kind: BackendKind, jobs: JobSpec[], o: { runtimeS: number; numQueues: number; vcpus: number; diskMiB: number }): Promise<{ accel: string; results: JobResult[] }> {
@@ -133,11 +85,7 @@ async function benchBackend(kind: BackendKind, jobs: JobSpec[], o: { runtimeS: n
   try {
     // Prefill with non-zero data so reads hit real pages, not holes.
     process.stderr.write(`bench: ${kind}: prefilling ${o.diskMiB} MiB in ${disk.path}\n`);
-    const chunk = Buffer.alloc(1024 * 1024);
-    for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
-    const fd = fs.openSync(disk.path, 'r+');
-    for (let m = 0; m < o.diskMiB; m++) fs.writeSync(fd, chunk, 0, chunk.length, m * chunk.length);
-    fs.closeSync(fd);
+    prefill(disk.path, o.diskMiB);
 
     backend = await fileBackend(kind).start({
       socketPath, file: disk.path, numQueues: o.numQueues, readOnly: false, logPath: path.join(logDir, 'backend.log'),
@@ -176,7 +124,7 @@ async function benchBackend(kind: BackendKind, jobs: JobSpec[], o: { runtimeS: n
       const f = parseFio(json, j);
       const s0 = begin.get(j.name);
       const s1 = end.get(j.name);
-      const cpuUs = s0 && s1 ? ((s1.cpuTicks - s0.cpuTicks) / CLK_TCK) * 1e6 : NaN;
+      const cpuUs = cpuUsBetween(s0, s1);
       return {
         job: j.name,
         backend: kind,
@@ -193,11 +141,6 @@ async function benchBackend(kind: BackendKind, jobs: JobSpec[], o: { runtimeS: n
   }
 }
 
-function fmt(n: number | null, digits = 1): string {
-  if (n === null || !Number.isFinite(n)) return '-';
-  return n >= 1000 ? Math.round(n).toLocaleString('en-US') : n.toFixed(digits);
-}
-
 function printTable(results: JobResult[], jobs: JobSpec[], backends: BackendKind[]): void {
   const header = ['job', 'backend', 'IOPS', 'MiB/s', 'mean lat us', 'p99 lat us', 'CPU us/IO', 'RSS MiB'];
   const rows: string[][] = [];
@@ -210,17 +153,11 @@ function printTable(results: JobResult[], jobs: JobSpec[], backends: BackendKind
     const s = results.find((x) => x.job === j.name && x.backend === 'strata');
     const q = results.find((x) => x.job === j.name && x.backend === 'qsd');
     if (s && q) {
-      const ratio = (a: number | null, b: number | null): string =>
-        a === null || b === null || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? '-' : `${(a / b).toFixed(2)}x`;
       rows.push(['', 'strata/qsd', ratio(s.iops, q.iops), ratio(s.mibps, q.mibps), ratio(s.meanLatUs, q.meanLatUs),
         ratio(s.p99LatUs, q.p99LatUs), ratio(s.cpuUsPerIo, q.cpuUsPerIo), ratio(s.rssMiB, q.rssMiB)]);
     }
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
+  printAligned(header, rows);
 }
 
 async function main(): Promise<void> {
