@@ -65,6 +65,12 @@ export class History {
     return [...this.writes.keys()].sort();
   }
 
+  /** The last `n` writes of `object`, for a violation's details. */
+  describe(object: string, n = 8): string[] {
+    const list = this.writes.get(object) ?? [];
+    return list.slice(-n).map((w) => `${w.client} [${w.startMs.toFixed(1)}, ${w.endMs === null ? '…' : w.endMs.toFixed(1)}] ${w.outcome} ${w.value}${w.version === null ? '' : ` v${w.version.epoch}.${w.version.seq}`}`);
+  }
+
   /** True when some write has no outcome yet. */
   hasPending(): boolean {
     for (const list of this.writes.values()) if (list.some((w) => w.outcome === 'pending')) return true;

@@ -99,7 +99,7 @@ export function optionsFromSeed(seed: Seed, overrides: Partial<SimOptions> = {})
     clockRateSpread: r.pick([0, 0.001, 0.01]),
     wallSkewMs: r.pick([0, 50, 500]),
     warmupMs: 4000,
-    faultPhaseMs: r.pick([15_000, 30_000, 45_000]),
+    faultPhaseMs: r.pick([10_000, 15_000, 25_000]),
     livenessBoundMs: 40_000,
     clientCount: r.range(1, 3),
     objectCount: r.pick([4, 16, 64]),

@@ -115,12 +115,14 @@ export function runSimulation(o: SimOptions, control: RunControl = {}): RunResul
   // Faults stop: heal everything, then liveness within the bound.
   atlas.stopAndHeal();
   const healedAt = sched.now;
+  // --events=N cut the run short: there is no end state to check (prefix runs, determinism).
+  const truncated = (): boolean => sched.eventCount >= maxEvents;
   let live = { done: false, pending: ['not evaluated'] };
   const check = (): boolean => {
     live = livenessState({ server: c.monServer, osdIds: c.osds.map((n) => n.id), pgDone: impl.pgDone, clients: liveClients });
     return live.done && (workload?.quiet() ?? true);
   };
-  if (verdict.ok && sched.leaks.length === 0) {
+  if (verdict.ok && sched.leaks.length === 0 && !truncated()) {
     workload?.stopIssuing();
     let lastCheck = -Infinity;
     runUntil(healedAt + o.livenessBoundMs, () => {
@@ -128,15 +130,16 @@ export function runSimulation(o: SimOptions, control: RunControl = {}): RunResul
       lastCheck = sched.now;
       return check();
     });
-    if (!check() && verdict.ok) verdict.fail('liveness', `not live ${o.livenessBoundMs} ms after faults stopped`, { pending: live.pending.slice(0, 10), workload: workload?.describePending() });
+    if (!check() && verdict.ok && !truncated()) verdict.fail('liveness', `not live ${o.livenessBoundMs} ms after faults stopped`, { pending: live.pending.slice(0, 10), workload: workload?.describePending() });
   }
-  if (verdict.ok && sched.leaks.length === 0 && workload?.readBackAll !== undefined) {
+  if (verdict.ok && sched.leaks.length === 0 && !truncated() && workload?.readBackAll !== undefined) {
     workload.readBackAll();
     const until = sched.now + 30_000;
     runUntil(until, () => workload.quiet());
-    if (!workload.quiet() && verdict.ok) verdict.fail('durability', 'final read-back did not complete within 30 s', { pending: workload.describePending() });
+    if (!workload.quiet() && verdict.ok && !truncated()) verdict.fail('durability', 'final read-back did not complete within 30 s', { pending: workload.describePending() });
   }
-  if (verdict.ok && sched.leaks.length === 0) impl.finalChecks(c, verdict, workload, (until) => runUntil(until), sched);
+  let finalStats: Record<string, unknown> | undefined;
+  if (verdict.ok && sched.leaks.length === 0 && !truncated()) finalStats = impl.finalChecks(c, verdict, workload, (until) => runUntil(until), sched);
   for (const leak of sched.leaks.slice(0, 5)) verdict.fail('determinism', `nondeterminism leak: ${leak.type} created inside event '${leak.label}'`, { atMs: leak.atMs });
   sched.dispose();
   const stats: Record<string, unknown> = {
@@ -146,6 +149,7 @@ export function runSimulation(o: SimOptions, control: RunControl = {}): RunResul
     epoch: maps.publishedEpoch,
     logLines: ring.written,
     ...(workload?.stats() ?? {}),
+    ...(finalStats ?? {}),
   };
   const ok = verdict.ok;
   return {

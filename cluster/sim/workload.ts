@@ -128,7 +128,7 @@ export class ObjecterWorkload implements Workload {
       this.readsChecked++;
       const allowed = this.history.allowed(object, start, this.now());
       if (!allowed.has(got)) {
-        this.verdict.fail(final ? 'durability' : 'read-validity', `${client.name} read ${object} = ${got}, allowed: ${[...allowed].join(' | ')}`, { startMs: start });
+        this.verdict.fail(final ? 'durability' : 'read-validity', `${client.name} read ${object} = ${got}, allowed: ${[...allowed].join(' | ')}`, { startMs: start, writes: this.history.describe(object) });
       }
     });
   }

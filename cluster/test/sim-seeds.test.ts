@@ -2,7 +2,7 @@
  * CI seeds of the deterministic simulator: every seed of cluster/sim/regression-seeds.txt
  * must pass; known-failing seeds (documented bugs outside cluster/sim) are run and reported
  * but do not fail; then random seeds run while a small wall-clock budget lasts
- * (SIM_RANDOM_SEEDS, default 3; SIM_BUDGET_MS, default 20000). A failing seed's title and
+ * (SIM_RANDOM_SEEDS, default 2; SIM_BUDGET_MS, default 8000: the real OSD costs 0.5–6 s of CPU per seed). A failing seed's title and
  * message carry the reproduce command. A random seed failing only by a documented bug outside
  * cluster/sim (seed-list.ts `knownFailure`) is logged, not failed.
  */
@@ -38,8 +38,8 @@ test('known-failing seeds are reported (not failing CI)', (t) => {
 });
 
 test('random seeds within the time budget', (t) => {
-  const count = Number(process.env['SIM_RANDOM_SEEDS'] ?? '3');
-  const budgetMs = Number(process.env['SIM_BUDGET_MS'] ?? '20000');
+  const count = Number(process.env['SIM_RANDOM_SEEDS'] ?? '2');
+  const budgetMs = Number(process.env['SIM_BUDGET_MS'] ?? '8000');
   const start = performance.now();
   const failures: string[] = [];
   let ran = 0;
