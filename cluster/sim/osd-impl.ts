@@ -2,9 +2,9 @@
  * Which OSD code the simulator runs, and what "done" means for it. Two implementations:
  * - 'stub': the control-plane stand-in (stub-osd.ts): boot, beacons, heartbeats, PG reports
  *   'active'. Checks: map consistency and control-plane liveness.
- * - 'real': the production OSD daemon class (cluster/src/osd/), once it exists, with the
- *   client workload and the data checkers (durability, read validity, convergence) and
- *   liveness meaning every PG active+clean.
+ * - 'real' (the default): the production OsdCore over ObjectStore on the SimDisk (sim-osd.ts),
+ *   with the Objecter workload and the data checkers (durability, read validity, version
+ *   order, convergence) and liveness meaning every PG active+clean.
  */
 import type { OsdId } from '../src/common/ids.js';
 import type { OsdFactory, SimCluster } from './cluster.js';
@@ -42,7 +42,7 @@ export interface OsdImplementation {
   pgDone(state: string): boolean;
   workload(c: SimCluster, o: SimOptions, verdict: Verdict): Workload | null;
   /** After liveness: convergence, read-back of every acknowledged write. */
-  finalChecks(c: SimCluster, verdict: Verdict, workload: Workload | null, runUntil: (untilMs: number) => void, sched: Scheduler): void;
+  finalChecks(c: SimCluster, verdict: Verdict, workload: Workload | null, runUntil: (untilMs: number) => void, sched: Scheduler): Record<string, unknown> | undefined;
 }
 
 const stub: OsdImplementation = {
@@ -101,11 +101,12 @@ const real: OsdImplementation = {
   workload: (c, o, verdict) => new ObjecterWorkload(c, o, verdict),
   finalChecks: (c, verdict, _workload, runUntil, sched) => {
     const map = c.monServer?.monitor.map();
-    if (map === undefined) { verdict.fail('convergence', 'no monitor map for the convergence check'); return; }
+    if (map === undefined) { verdict.fail('convergence', 'no monitor map for the convergence check'); return undefined; }
     const check = new ConvergenceCheck(verdict);
     check.start(map, (osd) => simOsdOf(c, osd)?.store ?? null);
     for (let i = 0; i < 100 && !check.done() && verdict.ok; i++) runUntil(sched.now + 100);
     check.finish();
+    return { objectsCompared: check.objectsCompared };
   },
 };
 

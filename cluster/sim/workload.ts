@@ -10,7 +10,7 @@
  *   must return an allowed value (no acked write lost or rolled back);
  * - version order: later acked writes carry greater versions.
  *
- * Not yet run in CI: it needs the OSD daemon class (osd-impl.ts selects it when it exists).
+ * Runs with the real OSD (osd-impl.ts 'real', the default); the stand-in serves no data.
  */
 import { crc32c } from '../src/common/crc32c.js';
 import type { ClusterError } from '../src/common/errors.js';
