@@ -1,7 +1,8 @@
 /**
  * The admin CLI: `strata status`, `strata osd tree|dump|out|in|down|rm`, `strata pool
- * create|ls|set|rm`, `strata auth add|caps|ls|get|rm`, and `strata object stat` (a client
- * op through an OSD, to check tickets and caps end to end). Each run: resolve the config,
+ * create|ls|set|rm`, `strata auth add|caps|ls|get|rm`, `strata object stat` (a client
+ * op through an OSD, to check tickets and caps end to end) and `strata pg scrub PGID
+ * [--repair]` (an admin request to the PG's primary OSD). Each run: resolve the config,
  * load the keyring, authenticate to the monitor with the entity's key, send one
  * `MSG_MON_COMMAND`, print the result (text, or `--json`), exit with a documented code
  * (bin-util.ts `EXIT`).
@@ -19,8 +20,10 @@ import { SEALED_KEYRING_AAD } from '../mon/mon-commands.js';
 import { decodeOsdStatReply, encodeOsdStat } from '../mon/mon-protocol.js';
 import { MsgType } from '../msg/types.js';
 import { objectToPg, pgToOsds } from '../placement/placement.js';
-import { pgIdToString } from '../common/ids.js';
-import type { OsdId } from '../common/ids.js';
+import { parsePgId, pgIdToString } from '../common/ids.js';
+import type { OsdId, PgId } from '../common/ids.js';
+import { encodeScrubRequest } from '../osd/osd-peer-protocol.js';
+import type { ScrubResult } from '../osd/osd-core.js';
 import { EXIT, UsageError, describeError, flushAndExit, keyringFileIo, loadKeyringFile, parseHostPort, parseIntOption, realEnv, resolveClientConfig, rootLogger } from './bin-util.js';
 import { formatCommandResult } from './cli-format.js';
 
@@ -34,6 +37,7 @@ export const CLI_USAGE = `Admin commands (talk to the monitor):
   strata auth add ENTITY [--caps 'mon=allow r' 'osd=allow rw pool=vms'] [-o FILE]
   strata auth caps ENTITY 'mon=…' 'osd=…' | auth ls | auth get ENTITY [-o FILE] | auth rm ENTITY
   strata object stat POOL OBJECT                               (client op through the PG's primary OSD)
+  strata pg scrub PGID [--repair]                              (PGID = POOL.SEED, e.g. 1.1f; compare replicas, repair from the authoritative copy)
 Common options:
   --mon HOST:PORT   (env STRATA_MON, config 'mon = …', default 127.0.0.1:6789)
   --keyring PATH    (env STRATA_KEYRING, config 'keyring = …', default /etc/strata/keyring)
@@ -49,6 +53,7 @@ interface CliOptions {
   json: boolean; timeoutMs: number; output: string | undefined;
   size: number; minSize: number; pgNum: number; failureDomain: string;
   caps: string[];
+  repair: boolean;
 }
 
 /** Runs one admin command; `words` are the positional words after `strata`. */
@@ -60,6 +65,7 @@ export function runCli(argv: string[], exit: (code: number) => void): void {
       'timeout-ms': { type: 'string' }, output: { type: 'string', short: 'o' }, size: { type: 'string' },
       'min-size': { type: 'string' }, 'pg-num': { type: 'string' }, 'failure-domain': { type: 'string' },
       caps: { type: 'string', multiple: true }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      repair: { type: 'boolean' },
     },
   });
   if (values.help === true) { process.stdout.write(CLI_USAGE + '\n'); exit(EXIT.OK); return; }
@@ -69,6 +75,7 @@ export function runCli(argv: string[], exit: (code: number) => void): void {
     size, minSize: parseIntOption(values['min-size'], '--min-size', Math.max(1, size - 1)),
     pgNum: parseIntOption(values['pg-num'], '--pg-num', 64), failureDomain: values['failure-domain'] ?? 'host',
     caps: values.caps ?? [],
+    repair: values.repair === true,
   };
   const built = buildCommand(positionals, opts);
   // Why: `strata … | head` closes stdout early; that is not an error of the command.
@@ -94,6 +101,7 @@ export function runCli(argv: string[], exit: (code: number) => void): void {
         flushAndExit(log, exit, EXIT.OK);
       };
       if (built.kind === 'object-stat') { objectStat(env, mon, built.pool, built.object, opts, done); return; }
+      if (built.kind === 'pg-scrub') { pgScrub(env, mon, built.pg, opts, done); return; }
       mon.command(built.cmd, (e, result) => {
         if (e !== null || result === undefined) { done(e); return; }
         const prefix = String(built.cmd['prefix']);
@@ -104,7 +112,7 @@ export function runCli(argv: string[], exit: (code: number) => void): void {
   });
 }
 
-type Built = { kind: 'mon'; cmd: Record<string, unknown> } | { kind: 'object-stat'; pool: string; object: string };
+type Built = { kind: 'mon'; cmd: Record<string, unknown> } | { kind: 'object-stat'; pool: string; object: string } | { kind: 'pg-scrub'; pg: PgId };
 
 /** Turns CLI words into a monitor command (`prefix` = Ceph-style words). */
 export function buildCommand(words: string[], o: CliOptions): Built {
@@ -114,6 +122,12 @@ export function buildCommand(words: string[], o: CliOptions): Built {
     return rest;
   };
   const mon = (cmd: Record<string, unknown>): Built => ({ kind: 'mon', cmd });
+  if (w0 === 'pg' && w1 === 'scrub') {
+    const [id] = need(1, 'pg scrub PGID [--repair]');
+    const pg = parsePgId(id ?? '');
+    if (pg === undefined) throw new UsageError(`bad PGID '${id ?? ''}' (want POOL.SEED, e.g. 1.1f)`);
+    return { kind: 'pg-scrub', pg };
+  }
   if (w0 === 'status' && w1 === undefined) return mon({ prefix: 'status' });
   if (w0 === 'osd' && (w1 === 'tree' || w1 === 'dump')) { need(0, `osd ${w1}`); return mon({ prefix: `osd ${w1}` }); }
   if (w0 === 'osd' && (w1 === 'out' || w1 === 'in' || w1 === 'down' || w1 === 'rm')) {
@@ -197,6 +211,40 @@ function objectStat(env: Env, mon: MonClient, poolName: string, object: string, 
         const facts = { pool: poolName, object, pg: pgIdToString(pg), osd: primary.id, exists: r.exists, sizeBytes: r.sizeBytes };
         if (!r.exists) { done(new ClusterError('CLU_ERR_NOT_FOUND', `${poolName}/${object}: no such object (pg ${facts.pg} on osd.${primary.id})`)); return; }
         done(null, o.json ? JSON.stringify(facts) : `${poolName}/${object} size ${r.sizeBytes} (pg ${facts.pg}, osd.${primary.id})`);
+      });
+    });
+  });
+}
+
+/**
+ * `strata pg scrub PGID [--repair]`: map → the PG's primary → ticket session →
+ * MSG_OSD_PG_SCRUB (admin: the entity needs 'mon=allow rw'). The primary compares object
+ * versions and checksums across the acting set and, with --repair, rewrites bad copies from
+ * the authoritative one. Exit 0 when the PG is consistent (or was repaired), 1 otherwise.
+ */
+function pgScrub(env: Env, mon: MonClient, pg: PgId, o: CliOptions, done: (e: unknown, text?: string) => void): void {
+  const deadline = env.setTimeout(() => done(new ClusterError('CLU_ERR_TIMEOUT', `no map from the monitor in ${o.timeoutMs} ms`)), o.timeoutMs);
+  mon.latestMap((map: ClusterMap) => {
+    env.clearTimeout(deadline);
+    const pool = map.pools.get(pg.pool);
+    if (pool === undefined) { done(new ClusterError('CLU_ERR_NOT_FOUND', `pool ${pg.pool}`)); return; }
+    if (pg.seed >= pool.pgNum) { done(new ClusterError('CLU_ERR_NOT_FOUND', `pg ${pgIdToString(pg)}: pool ${pool.name} has ${pool.pgNum} PGs`)); return; }
+    const primary = map.osds.get(pgToOsds(map, pg).primary as OsdId);
+    if (primary === undefined || !primary.up) { done(new ClusterError('CLU_ERR_UNAVAILABLE', `pg ${pgIdToString(pg)} has no primary up`)); return; }
+    mon.ticket((err, t) => {
+      if (err !== null || t === undefined) { done(err); return; }
+      const s = mon.msgr.connect(parseHostPort(primary.addr, 'osd addr'), { credentials: () => ({ method: 'ticket', ticket: t.ticket, sessionKey: t.sessionKey }) });
+      s.request({ type: MsgType.MSG_OSD_PG_SCRUB, payload: encodeScrubRequest(pg.pool, pg.seed, o.repair), epoch: map.epoch }, { timeoutMs: o.timeoutMs }, (err2, reply) => {
+        s.close();
+        if (err2 !== null || reply === undefined) { done(err2); return; }
+        const r = JSON.parse(new TextDecoder().decode(reply.payload)) as ScrubResult;
+        const bad = r.inconsistent.length > 0 && r.repaired < r.inconsistent.length;
+        const text = o.json ? JSON.stringify({ ...r, osd: primary.id }, null, 2)
+          : [`pg ${r.pg} (osd.${primary.id}): ${r.objects} objects scrubbed, ${r.inconsistent.length} inconsistent, ${r.repaired} repaired`,
+            ...r.inconsistent.map((x) => `  ${x.object} on osd.${x.osd}: ${x.reason}`)].join('\n');
+        if (!bad) { done(null, text); return; }
+        process.stdout.write(text + '\n');
+        done(new ClusterError('CLU_ERR_IO', `pg ${r.pg} is inconsistent (run with --repair)`));
       });
     });
   });

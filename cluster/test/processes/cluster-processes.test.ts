@@ -175,6 +175,22 @@ test.serial('a monitor and 3 OSD processes boot; strata status shows 3 up, 3 in'
   await until('pg states reported', 10_000, async () => ((await cliJson(['status'])).pgStates as Record<string, number>)['active+clean'] === 64);
 });
 
+test.serial('strata pg scrub PGID [--repair] asks the primary to scrub and prints the result', async (t) => {
+  dumpLogsOnFailure(t);
+  const pools = (await cliJson(['osd', 'dump'])).pools as { id: number; name: string }[];
+  const vms = pools.find((p) => p.name === 'vms')!;
+  const r = await cli(['pg', 'scrub', `${vms.id}.1f`]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, new RegExp(`^pg ${vms.id}\\.1f \\(osd\\.\\d\\): 0 objects scrubbed, 0 inconsistent, 0 repaired`));
+  const j = await cli(['pg', 'scrub', `${vms.id}.0`, '--repair', '--json']);
+  t.is(j.code, 0, j.stderr);
+  const res = JSON.parse(j.stdout) as { pg: string; objects: number; inconsistent: unknown[]; repaired: number; osd: number };
+  t.is(res.pg, `${vms.id}.0`);
+  t.deepEqual(res.inconsistent, []);
+  t.is((await cli(['pg', 'scrub', 'nope'])).code, 2, 'malformed PGID is a usage error');
+  t.is((await cli(['pg', 'scrub', `${vms.id}.ff`])).code, 3, 'seed beyond pg_num: not found');
+});
+
 test.serial('kill -9 an OSD: marked down within the grace; restarted: marked up again', async (t) => {
   dumpLogsOnFailure(t);
   const killedAt = Date.now();
