@@ -25,6 +25,11 @@ import { objectToPg, pgToOsds } from '../cluster/src/placement/placement.js';
 
 const MAIN = join(fileURLToPath(import.meta.url), '../../backend/src/main.js');
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1] ?? 5) || 5;
+// `--only w1,w16,r1,r16,seq`: run a subset of the phases (e.g. to profile one of them).
+const onlyArg = process.argv.indexOf('--only') >= 0 ? process.argv[process.argv.indexOf('--only') + 1] ?? '' : '';
+const only = onlyArg === '' ? null : new Set(onlyArg.split(','));
+// `--verbose`: also print CPU µs/op per process (client, osd.0..2) after each phase.
+const verbose = process.argv.includes('--verbose');
 // STRATA_BENCH_DIR: where the stores live (default /var/tmp, a real disk; /dev/shm isolates CPU from fsync).
 const dir = mkdtempSync(join(process.env['STRATA_BENCH_DIR'] ?? '/var/tmp', 'strata-osd-bench-'));
 const keyring = join(dir, 'keyring');
@@ -114,8 +119,10 @@ async function main(): Promise<void> {
   // Prefill the objects the random tests use (sparse 4 MiB objects: one write at the end).
   await Promise.all(Array.from({ length: OBJECTS }, (_, i) => op(`bench.${i}`, [{ op: 'write', offset: OBJ_BYTES - 4096, length: 4096 }], [buf4k])));
   const rows: string[] = [];
-  const phase = async (label: string, qd: number, bytes: number, next: (i: number) => () => Promise<void>): Promise<void> => {
+  const phase = async (key: string, label: string, qd: number, bytes: number, next: (i: number) => () => Promise<void>): Promise<void> => {
+    if (only !== null && !only.has(key)) return;
     const lat: number[] = [];
+    const per0 = osds.map((p) => cpuTicks(p.pid!));
     const cpu0 = osds.reduce((a, p) => a + cpuTicks(p.pid!), 0);
     const self0 = process.cpuUsage();
     const t0 = performance.now();
@@ -140,19 +147,33 @@ async function main(): Promise<void> {
     const row = `| ${label.padEnd(22)} | ${String(qd).padStart(2)} | ${(lat.length / el).toFixed(0).padStart(6)} | ${(lat.length * bytes / el / 1048576).toFixed(1).padStart(6)} | ${p(0.5).toFixed(0).padStart(6)} | ${p(0.99).toFixed(0).padStart(6)} | ${cpuUs.toFixed(0).padStart(5)} | ${Math.max(...rss).toFixed(0).padStart(4)} |`;
     rows.push(row);
     process.stdout.write(row + '\n');
+    if (verbose) {
+      const per = osds.map((p, i) => `osd.${i} ${((cpuTicks(p.pid!) - per0[i]!) * TICK_US / lat.length).toFixed(0)}`);
+      process.stdout.write(`    CPU µs/op: client ${((self.user + self.system) / lat.length).toFixed(0)} (user ${(self.user / lat.length).toFixed(0)}), ${per.join(', ')}\n`);
+    }
   };
   process.stdout.write('| test                   | qd |   IOPS |  MiB/s | p50 µs | p99 µs | CPU µs/op | OSD RSS MiB |\n|---|---|---|---|---|---|---|---|\n');
   const rnd = (): { name: string; off: number } => ({ name: `bench.${Math.floor(Math.random() * OBJECTS)}`, off: Math.floor(Math.random() * (OBJ_BYTES / 4096)) * 4096 });
-  await phase('4k randwrite', 1, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'write', offset: r.off, length: 4096 }], [buf4k]); });
-  await phase('4k randwrite', 16, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'write', offset: r.off, length: 4096 }], [buf4k]); });
-  await phase('4k randread', 1, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'read', offset: r.off, length: 4096 }], []); });
-  await phase('4k randread', 16, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'read', offset: r.off, length: 4096 }], []); });
-  await phase('1M seqwrite', 4, 1 << 20, (i) => { const name = `seq.${Math.floor(i / 4)}`; const off = (i % 4) << 20; return () => op(name, [{ op: 'write', offset: off, length: 1 << 20 }], [buf1m]); });
+  if (only?.has('idle') === true) {
+    // Background CPU of an idle cluster (ticks, beacons, timers): ms of CPU per second per process.
+    const per0 = osds.map((p) => cpuTicks(p.pid!));
+    const self0 = process.cpuUsage();
+    await sleep(seconds * 1000);
+    const self = process.cpuUsage(self0);
+    const per = osds.map((p, i) => `osd.${i} ${((cpuTicks(p.pid!) - per0[i]!) * TICK_US / 1000 / seconds).toFixed(1)}`);
+    process.stdout.write(`idle CPU ms/s: client ${((self.user + self.system) / 1000 / seconds).toFixed(1)}, ${per.join(', ')}\n`);
+  }
+  await phase('w1', '4k randwrite', 1, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'write', offset: r.off, length: 4096 }], [buf4k]); });
+  await phase('w16', '4k randwrite', 16, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'write', offset: r.off, length: 4096 }], [buf4k]); });
+  await phase('r1', '4k randread', 1, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'read', offset: r.off, length: 4096 }], []); });
+  await phase('r16', '4k randread', 16, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'read', offset: r.off, length: 4096 }], []); });
+  await phase('seq', '1M seqwrite', 4, 1 << 20, (i) => { const name = `seq.${Math.floor(i / 4)}`; const off = (i % 4) << 20; return () => op(name, [{ op: 'write', offset: off, length: 1 << 20 }], [buf1m]); });
   mon.close();
   // SIGTERM when profiling: node writes --cpu-prof output only on a clean exit.
   for (const p of procs) p.kill(process.env['STRATA_BENCH_NODE_ARGS'] ? 'SIGTERM' : 'SIGKILL');
   if (process.env['STRATA_BENCH_NODE_ARGS']) await sleep(3000);
-  rmSync(dir, { recursive: true, force: true });
+  // STRATA_BENCH_KEEP=1: keep the directory (daemon logs, e.g. with --trace-gc) and print it.
+  if (process.env['STRATA_BENCH_KEEP']) process.stdout.write(`kept ${dir}\n`); else rmSync(dir, { recursive: true, force: true });
   process.exit(0);
 }
 
