@@ -106,6 +106,24 @@ test('connection refused marks down immediately; timeouts need two reporters', (
   t.false(mon.map().osds.get(2 as OsdId)?.up);
 });
 
+test('failure reports from an OSD that is down in the map are ignored (sim seed 0x54)', (t) => {
+  const env = new TestEnv();
+  const mon = startMon(env);
+  const ids = bootThree(env, mon);
+  beat(env, mon, ids, 1000);
+  mon.reportFailure('client.x', 2 as OsdId, 'refused');
+  env.advance(100);
+  t.false(mon.map().osds.get(2 as OsdId)?.up, 'osd.2 is down');
+  mon.reportFailure('osd.2', 0 as OsdId, 'refused'); // replayed after a partition healed
+  mon.reportFailure('osd.2', 1 as OsdId, 'timeout');
+  env.advance(100);
+  t.true(mon.map().osds.get(0 as OsdId)?.up, 'a down reporter cannot mark osd.0 down');
+  t.true(mon.map().osds.get(1 as OsdId)?.up);
+  mon.reportFailure('osd.1', 0 as OsdId, 'refused');
+  env.advance(100);
+  t.false(mon.map().osds.get(0 as OsdId)?.up, 'an up reporter still can');
+});
+
 test('subscribers get each new epoch as an incremental, late ones catch up, far-behind ones get a full map', (t) => {
   const env = new TestEnv();
   const mon = startMon(env);

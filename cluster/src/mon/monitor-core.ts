@@ -223,6 +223,11 @@ export class MonitorCore {
   reportFailure(reporter: string, target: OsdId, kind: FailureKind): void {
     const osd = this.projectedMap().osds.get(target);
     if (osd === undefined || !osd.up) return;
+    // Why: an OSD that is down in our map may be partitioned away or replaying reports it
+    // queued while cut off; believing it marked the last holder of acknowledged writes down
+    // (simulator seed 0x54). Ceph too only takes failure reports from up OSDs.
+    const m = /^osd\.(\d+)$/.exec(reporter);
+    if (m !== null && this.projectedMap().osds.get(Number(m[1]) as OsdId)?.up !== true) return;
     const upCount = [...this.projectedMap().osds.values()].filter((o) => o.up).length;
     if (kind === 'refused' || this.detector.report(target, reporter, this.env.nowMs(), upCount)) {
       this.markDown(target, kind === 'refused' ? 'connection refused' : 'peer reports');

@@ -316,6 +316,8 @@ export class OsdCore {
   // ------------------------------------------------------------------ peer sessions
 
   private peer(id: OsdId): Session | undefined {
+    // Why: timers and late callbacks may still run after stop(); the messenger is shut down.
+    if (this.stopped) return undefined;
     const p = this.peers.get(id);
     if (p !== undefined) return p.session;
     const o = this.map?.osds.get(id);
