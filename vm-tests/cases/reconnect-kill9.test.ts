@@ -201,7 +201,7 @@ async function reconnectCase(t: ExecutionContext, kind: BackendKind, signal: 'SI
       `  ${signal} #${i + 1} at fio+${(killRel / 1000).toFixed(1)} s: old daemon exited after ${ms(rt.exitedAt - rt.signalAt)}, ` +
         `new socket ready ${ms(ready)} after the signal, QEMU reconnected ${connected === undefined ? '?' : ms(connected - rt.signalWallMs)} after it; ` +
         `stall (kill -> I/O resumed) ${ms(stall)} [per fio process: ${[...byJob.entries()].map(([j, g]) => `${j}: ${g.end - g.start}`).join(', ') || 'none'}], ` +
-        `restart -> I/O resumed ${ms(resumeAfterRestart)}; requests resubmitted by the new daemon: ${run ? run.resubmitted : '?'}`,
+        `restart -> I/O resumed ${ms(resumeAfterRestart)}; requests resubmitted by the new daemon: ${kind !== 'strata' ? 'n/a' : run ? run.resubmitted : '?'}`,
     );
   });
   const resubmittedTotal = runs.slice(1).reduce((s, x) => s + x.resubmitted, 0);
