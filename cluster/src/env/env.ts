@@ -46,6 +46,11 @@ export interface OpenOptions {
   truncate?: boolean;
   /** Open read-only (O_RDONLY); otherwise O_RDWR. */
   readOnly?: boolean;
+  /**
+   * O_DSYNC: each `pwrite` on this fd is durable (as after `fdatasync`) when its callback runs.
+   * Only honoured when `Disk.dsyncWrites` is true; otherwise ignored (callers must check).
+   */
+  dsync?: boolean;
 }
 
 /**
@@ -61,6 +66,12 @@ export interface OpenOptions {
  *   mix.
  */
 export interface Disk {
+  /**
+   * True when `open` honours `OpenOptions.dsync` (the real disk). Why: a durable write then
+   * costs one system call and one thread-pool hop instead of two (pwrite, then fdatasync).
+   * Disks without it (the simulator's) keep the pwrite + fdatasync model.
+   */
+  readonly dsyncWrites?: boolean;
   open(path: string, options: OpenOptions, cb: (err: DiskError | null, fd: Fd) => void): void;
   /** Reads up to `buf.length` bytes at `position`; `bytesRead` < length only at EOF. */
   pread(fd: Fd, buf: Uint8Array, position: number, cb: (err: DiskError | null, bytesRead: number) => void): void;

@@ -4,8 +4,12 @@
  *
  * - `setNoDelay(true)`: frames are written whole (header, payload and data in one corked
  *   batch), so Nagle would only add latency to small replies.
- * - `write(chunks)` corks, writes each chunk (no concatenation) and uncorks, so libuv issues a
- *   single `writev`. It returns false once Node's writable buffer is above its high-water mark
+ * - `write(chunks)` corks the socket (once per event-loop turn), writes each chunk (no
+ *   concatenation) and uncorks in `process.nextTick`, i.e. when the current callback returns
+ *   and before control goes back to the event loop. Every frame written during one callback
+ *   (the replies of a group commit, the repops of a burst of client ops) therefore leaves in a
+ *   single `writev`: fewer system calls here and fewer wake-ups of the receiver. The frames
+ *   leave no later than they would have (nothing waits for a timer). It returns false once Node's writable buffer is above its high-water mark
  *   (`writableNeedDrain`), and `onDrain` fires when it empties: the messenger then resumes.
  * - Events from Node are already asynchronous, which keeps the no-Zalgo rule of `Net`.
  */
@@ -21,6 +25,12 @@ class RealNetSocket implements NetSocket {
   readonly remoteAddress: string;
   private lastError: Error | undefined;
   private closing = false;
+  /** Corked, with an uncork scheduled for the end of this turn. */
+  private corked = false;
+  private readonly flush = (): void => {
+    this.corked = false;
+    this.sock.uncork();
+  };
 
   constructor(private readonly sock: net.Socket) {
     this.remoteAddress = `${sock.remoteAddress ?? '?'}:${sock.remotePort ?? 0}`;
@@ -33,9 +43,12 @@ class RealNetSocket implements NetSocket {
   write(chunks: readonly Uint8Array[]): boolean {
     const sock = this.sock;
     if (sock.destroyed) return false;
-    sock.cork();
+    if (!this.corked) {
+      this.corked = true;
+      sock.cork();
+      process.nextTick(this.flush);
+    }
     for (const c of chunks) sock.write(c);
-    sock.uncork();
     return !sock.writableNeedDrain;
   }
 

@@ -25,6 +25,7 @@ function openFlags(o: OpenOptions): number {
   if (o.create === true) flags |= c.O_CREAT;
   if (o.exclusive === true) flags |= c.O_EXCL;
   if (o.truncate === true) flags |= c.O_TRUNC;
+  if (o.dsync === true) flags |= c.O_DSYNC;
   return flags;
 }
 
@@ -55,6 +56,7 @@ function preadAll(fd: number, buf: Uint8Array, position: number, done: number, c
 /** The real disk over `node:fs` callbacks (never the synchronous API: keeps the loop free). */
 export function createRealDisk(): Disk {
   return {
+    dsyncWrites: true,
     open: (path, options, cb) => fs.open(path, openFlags(options), 0o600, (err, fd) => cb(err ? asDiskError(err) : null, (err ? -1 : fd) as Fd)),
     pread: (fd, buf, position, cb) => preadAll(fd, buf, position, 0, cb),
     pwrite: (fd, data, position, cb) => pwriteAll(fd, data, position, cb),

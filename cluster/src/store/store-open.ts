@@ -155,6 +155,7 @@ function loadStore(env: Env, dir: string, cb: Cb<OpenedStore>): void {
           const journal = new Journal({
             env, fd: fds.journalFd, journalBytes: fds.journalBytes, gen, head: end.offset, nextSeq: end.seq,
             syncData: (done) => gates.dataGate.afterCurrent(() => disk.fdatasync(fds.dataFd, done)),
+            dsync: disk.dsyncWrites === true,
           });
           checkpointer.attach(journal, gen);
           const stopReason = stop === undefined ? scan.stopReason : 'direct-crc';
@@ -173,7 +174,8 @@ function loadStore(env: Env, dir: string, cb: Cb<OpenedStore>): void {
 
 function openFiles(env: Env, dir: string, pos: MetaPosition, cb: (err: ClusterError | null, fds?: { journalFd: Fd; dataFd: Fd; journalBytes: number }) => void): void {
   const disk = env.disk;
-  disk.open(joinPath(dir, 'journal'), {}, (err, journalFd) => {
+  // O_DSYNC where the disk supports it: each journal batch is then one durable pwrite.
+  disk.open(joinPath(dir, 'journal'), { dsync: disk.dsyncWrites === true }, (err, journalFd) => {
     if (err) return cb(ioError('open journal', err));
     const hdr = new Uint8Array(HEADER_BYTES);
     disk.pread(journalFd, hdr, 0, (err2) => {
