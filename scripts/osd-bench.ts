@@ -89,7 +89,11 @@ async function main(): Promise<void> {
   const pool = [...map.pools.values()].find((p) => p.name === 'bench')!;
   const creds = await new Promise<{ ticket: Uint8Array; sessionKey: Uint8Array }>((res, rej) => mon.ticket((e, c) => (e ? rej(e) : res(c!))));
   const sessions = new Map<number, Session>();
+  // Why a cache: placement per op (hash + CRUSH) is client work the OSD path should not be charged for.
+  const targets = new Map<string, { s: Session; seed: number }>();
   const sessionFor = (name: string): { s: Session; seed: number } => {
+    const hit = targets.get(name);
+    if (hit !== undefined) return hit;
     const pg = objectToPg(pool, name);
     const primary = pgToOsds(map, pg).primary;
     let s = sessions.get(primary);
@@ -99,7 +103,9 @@ async function main(): Promise<void> {
       s = mon.msgr.connect({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)) }, { credentials: () => ({ method: 'ticket', ...creds }) });
       sessions.set(primary, s);
     }
-    return { s, seed: pg.seed };
+    const t = { s, seed: pg.seed };
+    targets.set(name, t);
+    return t;
   };
   let tid = 1;
   const op = (name: string, ops: OsdOp[], data: Uint8Array[]): Promise<void> => new Promise((resolve, reject) => {
