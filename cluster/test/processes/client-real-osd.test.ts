@@ -1,8 +1,8 @@
 /**
  * The client library against real daemons: scripts/start-local-cluster.sh starts a monitor and
  * 4 real OSD processes (object store, replication, peering) on 127.0.0.1; this test drives an
- * image through ClusterClient while an OSD is killed with SIGKILL and restarted and another is
- * marked out (PGs remap), then checks that every write completed and the image equals an
+ * image through ClusterClient while an OSD is killed with SIGKILL and restarted, a fifth OSD is
+ * added and another is marked out (PGs remap), then checks that every write completed and the image equals an
  * in-memory mirror. Each object region is written by a sequential chain of writes to the same
  * offset, so a lost write or a stale attempt re-applied after a later one shows up as a wrong
  * final value. Also: the exclusive lock across clients, and thin reads.
@@ -23,7 +23,7 @@ import { testEnv } from '../msg-test-env.js';
 const repo = join(fileURLToPath(import.meta.url), '../../../../..');
 const script = join(repo, 'scripts/start-local-cluster.sh');
 
-test('image I/O survives an OSD killed and restarted and an OSD marked out, with no write lost or replayed', async (t) => {
+test('image I/O survives an OSD killed and restarted, an OSD added and one marked out, with no write lost or replayed', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'strata-client-real-'));
   const port = 20000 + Math.floor(Math.random() * 20000);
   const sh = (...args: string[]): string => execFileSync('bash', [script, ...args, '--dir', dir, '--port', String(port)], { encoding: 'utf8', timeout: 60_000 });
@@ -45,6 +45,7 @@ test('image I/O survives an OSD killed and restarted and an OSD marked out, with
   const collect = (): void => { for (const n of ['mon', 'osd.0', 'osd.1', 'osd.2', 'osd.3']) started.add(daemonPid(n)); };
   t.teardown(() => {
     for (const c of clients) c.close();
+    for (const n of ['mon', 'osd.0', 'osd.1', 'osd.2', 'osd.3', 'osd.4']) { try { started.add(daemonPid(n)); } catch { /* no pid file */ } }
     try { sh('stop'); } catch { /* already stopped */ }
     for (const pid of started) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     rmSync(dir, { recursive: true, force: true });
@@ -68,7 +69,7 @@ test('image I/O survives an OSD killed and restarted and an OSD marked out, with
   t.is((await t.throwsAsync((await connect()).openAsync('chain')) as ClusterError).code, 'CLU_ERR_BUSY');
 
   const mirror = new Uint8Array(size);
-  const chains = 24;
+  const chains = 16;
   const steps = 12;
   let progress = 0;
   const chain = async (c: number): Promise<void> => {
@@ -92,7 +93,10 @@ test('image I/O survives an OSD killed and restarted and an OSD marked out, with
   t.throws(() => process.kill(victim, 0));                // It is really gone.
   await shAsync('start', '--osds', '4');                  // Restarts osd.1 (same data dir: it recovers).
   collect();
-  await waitProgress(chains * 9);
+  await waitProgress(chains * 8);
+  await shAsync('start', '--osds', '5');                  // A new OSD (osd.4): PGs remap onto it.
+  started.add(daemonPid('osd.4'));
+  await waitProgress(chains * 10);
   await strata('osd', 'out', '3');                              // PGs remap away from osd.3.
   await all;
   const got = await img.readAsync(0, size);
