@@ -39,6 +39,9 @@ test.serial('cluster image: 4 KiB random writes verify at QD1 and QD32 over two 
   const r = await runVmCase(t, {
     name: 'cluster-multiqueue-verify', backend: clusterBackend(img), diskMiB: 1, numQueues: 2, vcpus: 2,
     script: 'multiqueue.sh', files: ['multiqueue-verify.fio'],
+    // 2 x 4096 QD1 writes + read-back at the cluster's QD1 latency (3 replicas, each a TCG
+    // guest's request through the OSDs' journals) under a loaded 2-core host: minutes, not s.
+    jobTimeoutMs: 420_000,
   });
   assertJobPassed(t, r, ['mq'], { verify: true });
   t.is(fioJobs(r.fioJson['mq']).length, 4, `expected 2 QD1 + 2 QD32 fio jobs\n${describe(r)}`);
@@ -54,7 +57,7 @@ test.serial('cluster image: mixed sizes 4 KiB..1 MiB verify at QD16', async (t) 
   const img = await image('mixed', 256);
   const r = await runVmCase(t, {
     name: 'cluster-mixed-sizes-verify', backend: clusterBackend(img), diskMiB: 1,
-    script: 'mixed-sizes.sh', files: ['mixed-sizes-verify.fio'],
+    script: 'mixed-sizes.sh', files: ['mixed-sizes-verify.fio'], jobTimeoutMs: 420_000,
   });
   assertJobPassed(t, r, ['mixed'], { verify: true });
 });
@@ -62,7 +65,7 @@ test.serial('cluster image: mixed sizes 4 KiB..1 MiB verify at QD16', async (t) 
 test.serial('cluster image: ext4 mkfs, files, remount, checksums, fsck, fstrim', async (t) => {
   t.timeout(CASE_TIMEOUT_MS);
   const img = await image('ext4', 256);
-  const r = await runVmCase(t, { name: 'cluster-fs-integrity', backend: clusterBackend(img), diskMiB: 1, script: 'fs-integrity.sh' });
+  const r = await runVmCase(t, { name: 'cluster-fs-integrity', backend: clusterBackend(img), diskMiB: 1, script: 'fs-integrity.sh', jobTimeoutMs: 420_000 });
   assertJobPassed(t, r);
   t.is(r.kv['files'], '204', `expected 204 files checksummed\n${describe(r)}`);
   t.is(r.kv['verified'], '204', `expected 204 files verified after remount\n${describe(r)}`);
