@@ -1,0 +1,213 @@
+// End-to-end benchmark: the same guest fio jobs as scripts/bench-vhost.ts (same job names, same
+// fio settings: libaio, O_DIRECT, time-based, norandommap) in the same VM-test guest, on four
+// back-ends in one run:
+//   strata-file     strata vhost --file on a prefilled /dev/shm file
+//   strata-cluster  strata vhost --image on a local strata cluster (mon + 3 OSDs, pool size 3)
+//   qsd-file        qemu-storage-daemon exporting the prefilled file
+//   qsd-rbd         qemu-storage-daemon with its rbd driver (librbd, rbd cache off through
+//                   cache.direct=on) on an image of a real Ceph (16.2, 3 BlueStore OSDs, size 3)
+//                   brought up by scripts/bench-ceph.sh --only ceph --keep
+// Cluster images are imported from the same prefilled file (reads hit data, not holes). Prints
+// the table and the ratios strata-cluster/qsd-rbd (Ceph) and strata-cluster/strata-file.
+//
+//   npx tsc -p tsconfig.json && node dist/scripts/bench-e2e.js [--runtime 8] [--jobs a,b]
+//        [--backends strata-file,strata-cluster,qsd-file,qsd-rbd] [--disk-mib 512]
+//        [--ceph-dir DIR (a Ceph already kept by bench-ceph.sh; default: start one)] [--json FILE]
+//
+// The job list and fio file are bench-vhost.ts's (that script runs its main on import, so they
+// are repeated here; keep the two in step).
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createDiskFile, fileBackend, QSD_BINARY, spawnAndWaitForSocket, strataMain, type BackendFactory, type BackendHandle } from '../vm-tests/harness/backends.js';
+import { clusterBackend, startLocalCluster, type ClusterImage, type LocalCluster } from '../vm-tests/harness/cluster-backend.js';
+import { composeJob, runGuest, vmLogDir } from '../vm-tests/harness/guest.js';
+import { cpuUsBetween, fmt, parseFio, prefill, printTable, ratio, sample, type Sample } from './bench-common.js';
+
+interface JobSpec { name: string; rw: 'randread' | 'randwrite' | 'read' | 'write'; bs: string; iodepth: number }
+
+const ALL_JOBS: JobSpec[] = [
+  { name: 'randread-4k-qd1', rw: 'randread', bs: '4k', iodepth: 1 },
+  { name: 'randread-4k-qd32', rw: 'randread', bs: '4k', iodepth: 32 },
+  { name: 'randwrite-4k-qd1', rw: 'randwrite', bs: '4k', iodepth: 1 },
+  { name: 'randwrite-4k-qd32', rw: 'randwrite', bs: '4k', iodepth: 32 },
+  { name: 'read-1m-qd8', rw: 'read', bs: '1m', iodepth: 8 },
+  { name: 'write-1m-qd8', rw: 'write', bs: '1m', iodepth: 8 },
+];
+
+function fioJobFile(j: JobSpec, runtimeS: number): string {
+  return ['[global]', 'filename=/dev/vda', 'ioengine=libaio', 'direct=1', 'time_based=1', `runtime=${runtimeS}`, 'norandommap=1', 'randrepeat=0',
+    'lat_percentiles=1', 'group_reporting=1', `[${j.name}]`, `rw=${j.rw}`, `bs=${j.bs}`, `iodepth=${j.iodepth}`, ''].join('\n');
+}
+
+type Kind = 'strata-file' | 'strata-cluster' | 'qsd-file' | 'qsd-rbd';
+const KINDS: Kind[] = ['strata-file', 'strata-cluster', 'qsd-file', 'qsd-rbd'];
+
+interface Result { job: string; backend: Kind; iops: number; mibps: number; meanLatUs: number; p99LatUs: number; ios: number; cpuUsPerIo: number | null }
+
+/** Boots one guest against `factory`, runs every job, samples the back-end's CPU around each. */
+async function benchOne(kind: Kind, factory: BackendFactory, file: string, jobs: JobSpec[], o: { runtimeS: number; numQueues: number; vcpus: number }): Promise<Result[]> {
+  const label = `bench-e2e-${kind}`;
+  const logDir = vmLogDir(label);
+  const sockDir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-'));
+  const socketPath = path.join(sockDir, 'vub0.sock');
+  let backend: BackendHandle | undefined;
+  try {
+    backend = await factory.start({ socketPath, file, numQueues: o.numQueues, readOnly: false, logPath: path.join(logDir, 'backend.log'), startTimeoutMs: 60_000 });
+    const b = backend;
+    const files: Record<string, string> = {};
+    const body: string[] = [];
+    for (const j of jobs) {
+      files[`${j.name}.fio`] = fioJobFile(j, o.runtimeS);
+      body.push(`strata_step bench-begin ${j.name}`, `strata_fio ${j.name} /tmp/${j.name}.fio`, `strata_step bench-end ${j.name}`);
+    }
+    const begin = new Map<string, Sample>();
+    const end = new Map<string, Sample>();
+    process.stderr.write(`bench-e2e: ${kind}: booting the guest, ${jobs.length} jobs x ${o.runtimeS} s\n`);
+    const r = await runGuest({
+      name: label, job: composeJob(body.join('\n'), files), disks: [{ socketPath, numQueues: o.numQueues }], vcpus: o.vcpus,
+      jobTimeoutMs: jobs.length * (o.runtimeS + 30) * 1000 + 60_000,
+      abortIf: () => (b.exitStatus() === undefined ? undefined : `the ${kind} back-end exited (${b.exitStatus()})`),
+      onLine: (line) => {
+        const m = /STRATA-STEP bench-(begin|end) (\S+)/.exec(line);
+        if (!m) return;
+        const s = sample(b.pid);
+        if (s) (m[1] === 'begin' ? begin : end).set(m[2] ?? '', s);
+        if (m[1] === 'end') process.stderr.write(`bench-e2e: ${kind}: ${m[2]} done\n`);
+      },
+    });
+    if (r.rc !== 0) throw new Error(`bench guest failed (rc=${r.rc}) for ${kind}: ${r.failures.join(' | ')}\n${r.tail(30)}\nback-end log:\n${b.logTail()}`);
+    return jobs.map((j): Result => {
+      const json = r.fioJson[j.name];
+      if (json === undefined) throw new Error(`no fio output for ${j.name} (${kind})`);
+      const f = parseFio(json, j.name, j.rw.includes('read') ? 'read' : 'write');
+      const cpuUs = cpuUsBetween(begin.get(j.name), end.get(j.name));
+      return { job: j.name, backend: kind, ...f, cpuUsPerIo: Number.isFinite(cpuUs) && f.ios > 0 ? cpuUs / f.ios : null };
+    });
+  } finally {
+    await backend?.stop();
+    fs.rmSync(sockDir, { recursive: true, force: true });
+  }
+}
+
+/** qemu-storage-daemon with the rbd driver on `pool/image` of the Ceph whose conf is `conf`. */
+function qsdRbd(conf: string, pool: string, image: string): BackendFactory {
+  return {
+    kind: 'qsd',
+    start: (o) => spawnAndWaitForSocket('qsd', QSD_BINARY, [
+      '--blockdev', `driver=rbd,node-name=rbd0,pool=${pool},image=${image},conf=${conf.replace(/,/g, ',,')},user=admin,cache.direct=on,discard=unmap`,
+      '--export', `type=vhost-user-blk,id=exp0,node-name=rbd0,addr.type=unix,addr.path=${o.socketPath.replace(/,/g, ',,')},writable=on,num-queues=${o.numQueues}`,
+    ], o),
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runtime: { type: 'string', default: '8' },
+      jobs: { type: 'string' },
+      backends: { type: 'string', default: KINDS.join(',') },
+      'num-queues': { type: 'string', default: '1' },
+      vcpus: { type: 'string', default: '1' },
+      'disk-mib': { type: 'string', default: '512' },
+      'ceph-dir': { type: 'string' },
+      json: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log('usage: node dist/scripts/bench-e2e.js [--runtime S] [--jobs a,b] [--backends ' + KINDS.join(',') + '] [--disk-mib N] [--ceph-dir DIR] [--json FILE]');
+    return;
+  }
+  const runtimeS = Number(values.runtime);
+  const numQueues = Number(values['num-queues']);
+  const vcpus = Number(values.vcpus);
+  const diskMiB = Number(values['disk-mib']);
+  const jobs = (values.jobs ? values.jobs.split(',') : ALL_JOBS.map((j) => j.name)).map((n) => {
+    const j = ALL_JOBS.find((x) => x.name === n.trim());
+    if (!j) throw new Error(`unknown job "${n}"; known: ${ALL_JOBS.map((x) => x.name).join(', ')}`);
+    return j;
+  });
+  const kinds = (values.backends ?? '').split(',').map((s) => s.trim()).filter(Boolean).map((k) => {
+    if (!(KINDS as string[]).includes(k)) throw new Error(`unknown back-end "${k}" (${KINDS.join(', ')})`);
+    return k as Kind;
+  });
+  const started = new Date().toISOString();
+  const disk = createDiskFile('bench-e2e', diskMiB);
+  process.stderr.write(`bench-e2e: prefilling ${diskMiB} MiB in ${disk.path}\n`);
+  prefill(disk.path, diskMiB);
+  const results: Result[] = [];
+  let cluster: LocalCluster | undefined;
+  let cephDir = values['ceph-dir'];
+  let startedCeph = false;
+  const notes: string[] = [];
+  try {
+    for (const kind of kinds) {
+      if (kind === 'strata-file' || kind === 'qsd-file') {
+        results.push(...await benchOne(kind, fileBackend(kind === 'qsd-file' ? 'qsd' : 'strata'), disk.path, jobs, { runtimeS, numQueues, vcpus }));
+      } else if (kind === 'strata-cluster') {
+        process.stderr.write('bench-e2e: strata-cluster: starting a local cluster (mon + 3 OSDs) and importing the prefilled file\n');
+        cluster = await startLocalCluster({ osds: 3, parentDir: '/var/tmp' });
+        await cluster.admin(['pool', 'create', 'vms', '--size', '3', '--min-size', '2', '--pg-num', '32', '--failure-domain', 'osd']);
+        await cluster.waitHealthy();
+        await cluster.admin(['image', 'import', disk.path, 'vms/bench'], 600_000);
+        const keyring = await cluster.addClient('client.bench', 'vms');
+        const img: ClusterImage = { cluster, pool: 'vms', image: 'bench', spec: 'vms/bench', client: 'client.bench', keyring };
+        results.push(...await benchOne(kind, clusterBackend(img), disk.path, jobs, { runtimeS, numQueues, vcpus }));
+        await cluster.stop();
+        cluster = undefined;
+      } else {
+        if (cephDir === undefined) {
+          cephDir = '/var/tmp/strata-bench-e2e-ceph';
+          process.stderr.write(`bench-e2e: qsd-rbd: bringing up Ceph with scripts/bench-ceph.sh --only ceph --keep --dir ${cephDir} (it runs its own rbd bench first)\n`);
+          const r = spawnSync('bash', [path.join(path.dirname(strataMain()), '..', '..', '..', 'scripts', 'bench-ceph.sh'), '--only', 'ceph', '--keep', '--dir', cephDir, '--image-size', `${diskMiB}M`], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 1_200_000 });
+          startedCeph = true;
+          if (r.status !== 0) throw new Error(`bench-ceph.sh failed (status ${r.status ?? r.signal})`);
+        }
+        const conf = path.join(cephDir, 'ceph', 'ceph.conf');
+        if (!fs.existsSync(conf)) throw new Error(`no Ceph config at ${conf}`);
+        try { execFileSync('rbd', ['-c', conf, 'rm', 'rbd/e2e'], { stdio: 'ignore', timeout: 120_000 }); } catch { /* not there yet */ }
+        process.stderr.write('bench-e2e: qsd-rbd: importing the prefilled file into rbd/e2e\n');
+        execFileSync('rbd', ['-c', conf, 'import', disk.path, 'rbd/e2e'], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 600_000 });
+        results.push(...await benchOne(kind, qsdRbd(conf, 'rbd', 'e2e'), disk.path, jobs, { runtimeS, numQueues, vcpus }));
+      }
+    }
+  } finally {
+    await cluster?.stop();
+    disk.remove();
+    if (startedCeph && cephDir !== undefined) {
+      // Stop the Ceph daemons bench-ceph.sh left running (--keep), by their pid files.
+      const run = path.join(cephDir, 'ceph', 'run');
+      for (const f of fs.existsSync(run) ? fs.readdirSync(run).filter((x) => x.endsWith('.pid')) : []) {
+        const pid = Number(fs.readFileSync(path.join(run, f), 'utf8').trim());
+        try { if (pid > 0) process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+      }
+      notes.push(`Ceph in ${cephDir} stopped`);
+    }
+  }
+  const accel = process.env['STRATA_ACCEL'] ?? 'auto';
+  console.log(`\nend-to-end benchmark: runtime ${runtimeS} s/job, ${vcpus} vCPU, ${numQueues} queue(s), ${diskMiB} MiB disk, accel ${accel}, host ${os.cpus().length} CPUs, ${started}\n`);
+  const rows: string[][] = [];
+  for (const j of jobs) {
+    for (const k of kinds) {
+      const r = results.find((x) => x.job === j.name && x.backend === k);
+      if (r) rows.push([j.name, k, fmt(r.iops, 0), fmt(r.mibps), fmt(r.meanLatUs), fmt(r.p99LatUs), fmt(r.cpuUsPerIo)]);
+    }
+    const c = results.find((x) => x.job === j.name && x.backend === 'strata-cluster');
+    const ceph = results.find((x) => x.job === j.name && x.backend === 'qsd-rbd');
+    const f = results.find((x) => x.job === j.name && x.backend === 'strata-file');
+    if (c && ceph) rows.push(['', 'cluster/Ceph', ratio(c.iops, ceph.iops), ratio(c.mibps, ceph.mibps), ratio(c.meanLatUs, ceph.meanLatUs), ratio(c.p99LatUs, ceph.p99LatUs), '']);
+    if (c && f) rows.push(['', 'cluster/file', ratio(c.iops, f.iops), ratio(c.mibps, f.mibps), ratio(c.meanLatUs, f.meanLatUs), ratio(c.p99LatUs, f.p99LatUs), '']);
+  }
+  printTable(['job', 'backend', 'IOPS', 'MiB/s', 'mean lat us', 'p99 lat us', 'CPU us/IO'], rows);
+  console.log('CPU us/IO: the vhost-user back-end process only (not the OSDs or Ceph daemons).');
+  for (const n of notes) console.log(n);
+  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ started, runtimeS, vcpus, numQueues, diskMiB, results }, null, 2));
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench-e2e: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
