@@ -109,7 +109,20 @@ export interface ClusterMap {
   readonly poolMax: number;
   /** Derived from `osds`; see the module comment. */
   readonly tree: CrushBucket;
+  /**
+   * Ceph's `pg_upmap_items`: per PG (key `pgIdToString`, e.g. "1.2a"), explicit exceptions
+   * to the computed placement, written by the balancer (placement/balancer.ts). Each pair
+   * `[from, to]` replaces `from` by `to` in the PG's raw set when that is valid
+   * (placement.ts `applyUpmapItems`), and is ignored otherwise. Never empty lists.
+   */
+  readonly pgUpmapItems: ReadonlyMap<string, readonly UpmapItem[]>;
 }
+
+/** One `pg_upmap_items` pair: move the replica on `[0]` (from) to `[1]` (to). */
+export type UpmapItem = readonly [from: OsdId, to: OsdId];
+
+/** Most pairs one PG may carry (a PG has at most POOL_SIZE_MAX replicas). */
+export const UPMAP_ITEMS_MAX = POOL_SIZE_MAX;
 
 /** Hash id of a bucket: rjenkins of "type:name", top bit set so it never equals an OSD id. */
 export function bucketHashId(type: BucketType, name: string): number {
@@ -169,6 +182,7 @@ export function emptyMap(fsid: string, createdMs: number): ClusterMap {
     pools: new Map(),
     poolMax: -1,
     tree: buildTree(osds),
+    pgUpmapItems: new Map(),
   };
 }
 

@@ -8,9 +8,10 @@
  * op.
  */
 import { ClusterError } from '../common/errors.js';
-import type { Epoch, OsdId, PoolId } from '../common/ids.js';
-import { buildTree, validateOsd, validatePool } from './cluster-map.js';
-import type { ClusterMap, OsdInfo, PoolInfo } from './cluster-map.js';
+import type { Epoch, OsdId, PgId, PoolId } from '../common/ids.js';
+import { parsePgId, pgIdToString } from '../common/ids.js';
+import { UPMAP_ITEMS_MAX, buildTree, validateOsd, validatePool } from './cluster-map.js';
+import type { ClusterMap, OsdInfo, PoolInfo, UpmapItem } from './cluster-map.js';
 
 /** Fields of an OSD that `osd-set` may change. */
 export type OsdChanges = { -readonly [K in 'uuid' | 'addr' | 'up' | 'in' | 'weight' | 'location' | 'upFrom' | 'downAt']?: OsdInfo[K] };
@@ -26,7 +27,11 @@ export type MapOp =
   | { readonly op: 'osd-remove'; readonly id: OsdId }
   | { readonly op: 'pool-add'; readonly pool: PoolInfo }
   | { readonly op: 'pool-set'; readonly id: PoolId; readonly changes: PoolChanges }
-  | { readonly op: 'pool-remove'; readonly id: PoolId };
+  | { readonly op: 'pool-remove'; readonly id: PoolId }
+  /** Sets (replaces) a PG's `pg_upmap_items` (Ceph `osd pg-upmap-items`). */
+  | { readonly op: 'pg-upmap-items-set'; readonly pg: PgId; readonly items: readonly UpmapItem[] }
+  /** Drops a PG's `pg_upmap_items` (Ceph `osd rm-pg-upmap-items`). */
+  | { readonly op: 'pg-upmap-items-remove'; readonly pg: PgId };
 
 /** The delta that turns map `epoch - 1` into map `epoch`. */
 export interface Incremental {
@@ -56,9 +61,17 @@ export function applyIncremental(map: ClusterMap, inc: Incremental): ClusterMap 
   const pools = new Map(map.pools);
   let poolMax = map.poolMax;
   let osdsChanged = false;
+  // Why copy-on-write: most epochs touch no upmap item, and the map is shared by every holder.
+  let upmaps: Map<string, readonly UpmapItem[]> | undefined;
+  const writableUpmaps = (): Map<string, readonly UpmapItem[]> => (upmaps ??= new Map(map.pgUpmapItems));
   for (const op of inc.ops) {
-    if (op.op.startsWith('osd-')) osdsChanged = applyOsdOp(osds, op) || osdsChanged;
-    else poolMax = applyPoolOp(pools, op, poolMax);
+    if (op.op.startsWith('osd-')) {
+      osdsChanged = applyOsdOp(osds, op) || osdsChanged;
+      if (op.op === 'osd-remove') dropOsdFromUpmaps(upmaps ?? map.pgUpmapItems, op.id, writableUpmaps);
+    } else if (op.op.startsWith('pool-')) {
+      poolMax = applyPoolOp(pools, op, poolMax);
+      if (op.op === 'pool-remove') dropPoolUpmaps(upmaps ?? map.pgUpmapItems, op.id, writableUpmaps);
+    } else applyUpmapOp(osds, pools, upmaps ?? map.pgUpmapItems, op, writableUpmaps);
   }
   return {
     epoch: inc.epoch,
@@ -71,7 +84,58 @@ export function applyIncremental(map: ClusterMap, inc: Incremental): ClusterMap 
     // Why only on change: the tree is the costliest part to derive, and most epochs only flip
     // up/down, which the tree does not encode.
     tree: osdsChanged ? buildTree(osds) : map.tree,
+    pgUpmapItems: upmaps ?? map.pgUpmapItems,
   };
+}
+
+/**
+ * A removed OSD's id may be reused by the next new OSD (the monitor allocates the lowest free
+ * id), so pairs naming it are dropped here rather than left to attract data to a stranger.
+ * Out OSDs keep their pairs (ignored while out; the balancer cleans them).
+ */
+function dropOsdFromUpmaps(cur: ReadonlyMap<string, readonly UpmapItem[]>, id: OsdId, writable: () => Map<string, readonly UpmapItem[]>): void {
+  for (const [pg, items] of cur) {
+    if (!items.some(([f, t]) => f === id || t === id)) continue;
+    const kept = items.filter(([f, t]) => f !== id && t !== id);
+    if (kept.length === 0) writable().delete(pg);
+    else writable().set(pg, kept);
+  }
+}
+
+/** A removed pool's PGs lose their items (pool ids are never reused, but the map stays clean). */
+function dropPoolUpmaps(cur: ReadonlyMap<string, readonly UpmapItem[]>, pool: PoolId, writable: () => Map<string, readonly UpmapItem[]>): void {
+  for (const pg of cur.keys()) if (parsePgId(pg)?.pool === pool) writable().delete(pg);
+}
+
+/**
+ * Applies a pg-upmap op. A set is checked for shape only (PG exists, OSDs exist, 1..10 pairs,
+ * no OSD named twice, from ≠ to); whether a pair takes effect is decided at placement time
+ * (placement.ts), because that depends on state that changes without touching the item.
+ */
+function applyUpmapOp(
+  osds: ReadonlyMap<OsdId, OsdInfo>, pools: ReadonlyMap<PoolId, PoolInfo>, cur: ReadonlyMap<string, readonly UpmapItem[]>,
+  op: MapOp, writable: () => Map<string, readonly UpmapItem[]>,
+): void {
+  if (op.op !== 'pg-upmap-items-set' && op.op !== 'pg-upmap-items-remove') throw invalid(`not a pg-upmap op: ${op.op}`);
+  const key = pgIdToString(op.pg);
+  if (op.op === 'pg-upmap-items-remove') {
+    if (!cur.has(key)) throw invalid(`pg ${key} has no upmap items`);
+    writable().delete(key);
+    return;
+  }
+  const pool = pools.get(op.pg.pool);
+  if (pool === undefined || !Number.isInteger(op.pg.seed) || op.pg.seed < 0 || op.pg.seed >= pool.pgNum) throw invalid(`pg ${key} does not exist`);
+  if (op.items.length === 0 || op.items.length > UPMAP_ITEMS_MAX) throw invalid(`pg ${key}: ${op.items.length} upmap pairs (want 1..${UPMAP_ITEMS_MAX})`);
+  const named = new Set<OsdId>();
+  for (const [from, to] of op.items) {
+    if (from === to) throw invalid(`pg ${key}: upmap pair ${from} → ${to} maps an OSD to itself`);
+    for (const id of [from, to]) {
+      if (!osds.has(id)) throw invalid(`pg ${key}: osd.${id} does not exist`);
+      if (named.has(id)) throw invalid(`pg ${key}: osd.${id} named twice in upmap pairs`);
+      named.add(id);
+    }
+  }
+  writable().set(key, op.items.map(([f, t]): UpmapItem => [f, t]));
 }
 
 /** Applies one OSD op; returns true when the tree must be rebuilt. */
@@ -178,6 +242,17 @@ export function diffOps(a: ClusterMap, b: ClusterMap): MapOp[] {
       const changes = changedFields(pa, pb) as PoolChanges;
       if (Object.keys(changes).length > 0) ops.push({ op: 'pool-set', id, changes });
     }
+  }
+  // Items of removed pools/OSDs are dropped by those ops; what b still has must be set.
+  const removedOsds = new Set(ops.flatMap((op) => (op.op === 'osd-remove' ? [op.id] : [])));
+  for (const [pg, items] of a.pgUpmapItems) {
+    const id = parsePgId(pg);
+    const survives = items.some(([f, t]) => !removedOsds.has(f) && !removedOsds.has(t));
+    if (id !== undefined && !b.pgUpmapItems.has(pg) && b.pools.has(id.pool) && survives) ops.push({ op: 'pg-upmap-items-remove', pg: id });
+  }
+  for (const [pg, items] of b.pgUpmapItems) {
+    const id = parsePgId(pg);
+    if (id !== undefined && JSON.stringify(a.pgUpmapItems.get(pg)) !== JSON.stringify(items)) ops.push({ op: 'pg-upmap-items-set', pg: id, items });
   }
   return ops;
 }

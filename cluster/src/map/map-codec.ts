@@ -2,7 +2,7 @@
  * Binary encoding of maps and incrementals (little-endian, common/codec.ts). Both start with
  * a magic and a version byte; a decoder rejects versions it does not know with
  * `CLU_ERR_DECODE` rather than guessing. Golden bytes are pinned in
- * `cluster/test/map-codec.test.ts`; changing the layout needs a new version number.
+ * `cluster/test/map.test.ts`; changing the layout needs a new version number.
  *
  * Map v1:
  *   u32 magic 'SMAP' | u8 version=1 | u32 epoch | str fsid | u64 createdMs | u64 modifiedMs
@@ -16,23 +16,40 @@
  * Op:    u8 tag (1 osd-add, 2 osd-set, 3 osd-remove, 4 pool-add, 5 pool-set, 6 pool-remove)
  *        osd-set/pool-set: u32 id | u16 presence mask | present fields in declaration order.
  * The tree is derived (cluster-map.ts), so it is not encoded.
+ *
+ * Version 2 (pg_upmap_items) = version 1 plus:
+ *   Map v2: … v1 fields … | u32 upmapCount | upmap* (ascending pool, then seed)
+ *   Upmap:  u32 pool | u32 seed | u8 n (1..10) | (u32 from | u32 to)*n
+ *   Incremental v2: v1 layout; op tags 7 pg-upmap-items-set (u32 pool | u32 seed | u8 n |
+ *          pairs) and 8 pg-upmap-items-remove (u32 pool | u32 seed) are legal only in v2.
+ * Encoders write the LOWEST version that can carry the value: a map without upmap items and
+ * an incremental without upmap ops are byte-identical to v1 (the v1 golden vectors still
+ * hold, and a v1-only decoder keeps working until the balancer is first used — Ceph's
+ * encode-by-feature idea). Decoders accept 1 and 2.
  */
 import { CodecError, Reader, Writer } from '../common/codec.js';
-import type { Epoch, OsdId, PoolId } from '../common/ids.js';
-import { buildTree } from './cluster-map.js';
-import type { ClusterMap, FailureDomain, OsdInfo, OsdLocation, PoolInfo } from './cluster-map.js';
+import type { Epoch, OsdId, PgId, PgSeed, PoolId } from '../common/ids.js';
+import { parsePgId, pgIdToString } from '../common/ids.js';
+import { UPMAP_ITEMS_MAX, buildTree } from './cluster-map.js';
+import type { ClusterMap, FailureDomain, OsdInfo, OsdLocation, PoolInfo, UpmapItem } from './cluster-map.js';
 import type { Incremental, MapOp, OsdChanges, PoolChanges } from './incremental.js';
 
 /** 'SMAP' little-endian. */
 export const MAP_MAGIC = 0x50414d53;
 /** 'SINC' little-endian. */
 export const INC_MAGIC = 0x434e4953;
-export const MAP_VERSION = 1;
-export const INC_VERSION = 1;
+/** Newest versions written (only when needed; see the module comment). */
+export const MAP_VERSION = 2;
+export const INC_VERSION = 2;
 /** Bounds on counts read from untrusted bytes. */
 const MAX_ITEMS = 1 << 20;
 
-const OP_TAGS = { 'osd-add': 1, 'osd-set': 2, 'osd-remove': 3, 'pool-add': 4, 'pool-set': 5, 'pool-remove': 6 } as const;
+const OP_TAGS = {
+  'osd-add': 1, 'osd-set': 2, 'osd-remove': 3, 'pool-add': 4, 'pool-set': 5, 'pool-remove': 6,
+  'pg-upmap-items-set': 7, 'pg-upmap-items-remove': 8,
+} as const;
+/** Op tags from this value on need incremental v2. */
+const FIRST_V2_TAG = 7;
 const OSD_SET_FIELDS = ['uuid', 'addr', 'up', 'in', 'weight', 'location', 'upFrom', 'downAt'] as const;
 const POOL_SET_FIELDS = ['name', 'size', 'minSize', 'pgNum', 'failureDomain', 'objectSizeBytes', 'stripeUnitBytes', 'stripeCount'] as const;
 
@@ -101,30 +118,76 @@ function readCount(r: Reader): number {
   return n;
 }
 
-function checkHeader(r: Reader, magic: number, version: number, what: string): void {
+/** Reads magic and version; returns the version (1..maxVersion). */
+function checkHeader(r: Reader, magic: number, maxVersion: number, what: string): number {
   const m = r.u32();
   if (m !== magic) throw new CodecError(`${what}: bad magic 0x${m.toString(16)}`);
   const v = r.u8();
-  if (v !== version) throw new CodecError(`${what}: unsupported version ${v}`);
+  if (v < 1 || v > maxVersion) throw new CodecError(`${what}: unsupported version ${v}`);
+  return v;
+}
+
+function writePg(w: Writer, pg: PgId): void {
+  w.u32(pg.pool).u32(pg.seed);
+}
+
+function readPg(r: Reader): PgId {
+  const pool = r.u32();
+  const seed = r.u32();
+  if (pool > 0x7fff_ffff) throw new CodecError(`bad pool id ${pool}`);
+  return { pool: pool as PoolId, seed: seed as PgSeed };
+}
+
+function writeUpmapItems(w: Writer, items: readonly UpmapItem[]): void {
+  w.u8(items.length);
+  for (const [from, to] of items) w.u32(from).u32(to);
+}
+
+function readUpmapItems(r: Reader): UpmapItem[] {
+  const n = r.u8();
+  if (n < 1 || n > UPMAP_ITEMS_MAX) throw new CodecError(`bad upmap pair count ${n}`);
+  const items: UpmapItem[] = [];
+  for (let i = 0; i < n; i++) items.push([r.u32() as OsdId, r.u32() as OsdId]);
+  return items;
+}
+
+/** Upmap entries in canonical order (pool, then seed), with parsed ids. */
+function sortedUpmaps(map: ClusterMap): { pg: PgId; items: readonly UpmapItem[] }[] {
+  const out: { pg: PgId; items: readonly UpmapItem[] }[] = [];
+  for (const [key, items] of map.pgUpmapItems) {
+    const pg = parsePgId(key);
+    if (pg === undefined) throw new CodecError(`bad upmap key ${key}`);
+    out.push({ pg, items });
+  }
+  return out.sort((a, b) => (a.pg.pool - b.pg.pool) || (a.pg.seed - b.pg.seed));
 }
 
 /** Encodes a full map (canonical: OSDs and pools in ascending id order). */
 export function encodeMap(map: ClusterMap): Uint8Array {
   const w = new Writer(1024);
-  w.u32(MAP_MAGIC).u8(MAP_VERSION).u32(map.epoch).str(map.fsid).u64(map.createdMs).u64(map.modifiedMs).i32(map.poolMax);
+  const version = map.pgUpmapItems.size > 0 ? 2 : 1;
+  w.u32(MAP_MAGIC).u8(version).u32(map.epoch).str(map.fsid).u64(map.createdMs).u64(map.modifiedMs).i32(map.poolMax);
   const osds = [...map.osds.values()].sort((a, b) => a.id - b.id);
   w.u32(osds.length);
   for (const o of osds) writeOsd(w, o);
   const pools = [...map.pools.values()].sort((a, b) => a.id - b.id);
   w.u32(pools.length);
   for (const p of pools) writePool(w, p);
+  if (version >= 2) {
+    const upmaps = sortedUpmaps(map);
+    w.u32(upmaps.length);
+    for (const u of upmaps) {
+      writePg(w, u.pg);
+      writeUpmapItems(w, u.items);
+    }
+  }
   return w.finish().slice();
 }
 
 /** Decodes a full map; throws `CodecError` (code CLU_ERR_DECODE) on any malformation. */
 export function decodeMap(bytes: Uint8Array): ClusterMap {
   const r = new Reader(bytes);
-  checkHeader(r, MAP_MAGIC, MAP_VERSION, 'map');
+  const version = checkHeader(r, MAP_MAGIC, MAP_VERSION, 'map');
   const epoch = r.u32() as Epoch;
   const fsid = r.str();
   const createdMs = r.u64();
@@ -142,8 +205,19 @@ export function decodeMap(bytes: Uint8Array): ClusterMap {
     if (pools.has(p.id)) throw new CodecError(`duplicate pool ${p.id}`);
     pools.set(p.id, p);
   }
+  const pgUpmapItems = new Map<string, readonly UpmapItem[]>();
+  if (version >= 2) {
+    const n = readCount(r);
+    // Canonical form: a map without items is always written as v1.
+    if (n === 0) throw new CodecError('map v2 without upmap items');
+    for (let i = n; i > 0; i--) {
+      const key = pgIdToString(readPg(r));
+      if (pgUpmapItems.has(key)) throw new CodecError(`duplicate upmap for pg ${key}`);
+      pgUpmapItems.set(key, readUpmapItems(r));
+    }
+  }
   r.end();
-  return { epoch, fsid, createdMs, modifiedMs, osds, pools, poolMax, tree: buildTree(osds) };
+  return { epoch, fsid, createdMs, modifiedMs, osds, pools, poolMax, tree: buildTree(osds), pgUpmapItems };
 }
 
 function writeOsdChanges(w: Writer, c: OsdChanges): void {
@@ -213,11 +287,14 @@ function writeOp(w: Writer, op: MapOp): void {
     case 'pool-add': return writePool(w, op.pool);
     case 'pool-set': w.u32(op.id); return writePoolChanges(w, op.changes);
     case 'pool-remove': return void w.u32(op.id);
+    case 'pg-upmap-items-set': writePg(w, op.pg); return writeUpmapItems(w, op.items);
+    case 'pg-upmap-items-remove': return writePg(w, op.pg);
   }
 }
 
-function readOp(r: Reader): MapOp {
+function readOp(r: Reader, version: number): MapOp {
   const tag = r.u8();
+  if (tag >= FIRST_V2_TAG && version < 2) throw new CodecError(`map op tag ${tag} needs incremental v2`);
   switch (tag) {
     case 1: return { op: 'osd-add', osd: readOsd(r) };
     case 2: return { op: 'osd-set', id: r.u32() as OsdId, changes: readOsdChanges(r) };
@@ -225,6 +302,8 @@ function readOp(r: Reader): MapOp {
     case 4: return { op: 'pool-add', pool: readPool(r) };
     case 5: return { op: 'pool-set', id: r.u32() as PoolId, changes: readPoolChanges(r) };
     case 6: return { op: 'pool-remove', id: r.u32() as PoolId };
+    case 7: return { op: 'pg-upmap-items-set', pg: readPg(r), items: readUpmapItems(r) };
+    case 8: return { op: 'pg-upmap-items-remove', pg: readPg(r) };
     default: throw new CodecError(`unknown map op tag ${tag}`);
   }
 }
@@ -232,7 +311,8 @@ function readOp(r: Reader): MapOp {
 /** Encodes an incremental (ops in their given order: order is semantic). */
 export function encodeIncremental(inc: Incremental): Uint8Array {
   const w = new Writer(128);
-  w.u32(INC_MAGIC).u8(INC_VERSION).u32(inc.epoch).str(inc.fsid).u64(inc.modifiedMs).u32(inc.ops.length);
+  const version = inc.ops.some((op) => OP_TAGS[op.op] >= FIRST_V2_TAG) ? 2 : 1;
+  w.u32(INC_MAGIC).u8(version).u32(inc.epoch).str(inc.fsid).u64(inc.modifiedMs).u32(inc.ops.length);
   for (const op of inc.ops) writeOp(w, op);
   return w.finish().slice();
 }
@@ -240,12 +320,12 @@ export function encodeIncremental(inc: Incremental): Uint8Array {
 /** Decodes an incremental; throws `CodecError` on any malformation. */
 export function decodeIncremental(bytes: Uint8Array): Incremental {
   const r = new Reader(bytes);
-  checkHeader(r, INC_MAGIC, INC_VERSION, 'incremental');
+  const version = checkHeader(r, INC_MAGIC, INC_VERSION, 'incremental');
   const epoch = r.u32() as Epoch;
   const fsid = r.str();
   const modifiedMs = r.u64();
   const ops: MapOp[] = [];
-  for (let i = readCount(r); i > 0; i--) ops.push(readOp(r));
+  for (let i = readCount(r); i > 0; i--) ops.push(readOp(r, version));
   r.end();
   return { epoch, fsid, modifiedMs, ops };
 }

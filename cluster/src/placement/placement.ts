@@ -4,7 +4,8 @@
  *
  *   name ──rjenkins──► hash ──stable_mod(pgNum)──► PG seed                (Ceph, unchanged)
  *   (seed, pool) ──crush_hash32_2──► x ("pps": equal seeds of two pools place differently)
- *   x ──straw2 draw for every in OSD, rank, skip used hosts──► raw set
+ *   x ──straw2 draw for every in OSD, rank, skip used hosts──► placement
+ *   placement ──pg_upmap_items of the PG, each pair if valid──► raw set
  *   raw ──drop down OSDs, keep order──► up = acting; primary = acting[0]
  *
  * Rank-and-skip straw2 (why not Ceph's descent, see crush-firstn.ts for the baseline):
@@ -25,11 +26,19 @@
  * - The walk is bounded by the OSD count (every candidate is visited at most once); when
  *   there are fewer usable domains than `size`, the set is shorter rather than looping.
  * Cost: O(osds · log osds) per PG (one hash + one log per OSD); callers cache per epoch.
+ *
+ * pg_upmap_items (Ceph's balancer exceptions, written by placement/balancer.ts): each pair
+ * `[from, to]` of the PG, in order, replaces `from` by `to` in the set when `from` is in it,
+ * `to` is not, `to` exists, is in and has weight > 0, and — rule `host` — no OTHER member of
+ * the set is on `to`'s host. Otherwise the pair is ignored, so an exception can never break
+ * the failure domain nor place data on an out OSD. Deliberately NOT required: `to` being up
+ * (Ceph does not either). A down `to` is a hole like any down raw member; requiring up would
+ * make every OSD restart move its upmapped PGs away and back.
  */
 import { crushHash32_2, stableMod, strHashRjenkins } from '../common/hash.js';
-import { NO_OSD, pgSeed } from '../common/ids.js';
+import { NO_OSD, pgIdToString, pgSeed } from '../common/ids.js';
 import type { OsdId, PgId } from '../common/ids.js';
-import type { ClusterMap, CrushBucket, CrushNode, FailureDomain, PoolInfo } from '../map/cluster-map.js';
+import type { ClusterMap, CrushBucket, CrushNode, FailureDomain, PoolInfo, UpmapItem } from '../map/cluster-map.js';
 import { straw2Draw } from './straw2.js';
 
 /** Ceph's choose_total_tries; bounds the retry loop of the CRUSH baseline (crush-firstn.ts). */
@@ -37,11 +46,11 @@ export const CHOOSE_TRIES_MAX = 50;
 
 /** Result of mapping one PG. */
 export interface PgMapping {
-  /** Placement output: `in` OSDs on distinct failure domains, up or not. */
+  /** Placement output after pg_upmap_items: `in` OSDs on distinct failure domains, up or not. */
   readonly raw: readonly OsdId[];
   /** `raw` minus down OSDs, order kept. */
   readonly up: readonly OsdId[];
-  /** The OSDs serving the PG; equals `up` until pg_temp/upmap exist. */
+  /** The OSDs serving the PG; equals `up` until pg_temp exists. */
   readonly acting: readonly OsdId[];
   /** `acting[0]`, or NO_OSD (-1) when the PG has no live OSD. */
   readonly primary: OsdId | typeof NO_OSD;
@@ -68,9 +77,47 @@ export function pgPlacementSeed(pg: PgId): number {
 export function pgToOsds(map: ClusterMap, pg: PgId): PgMapping {
   const pool = map.pools.get(pg.pool);
   if (pool === undefined || pg.seed >= pool.pgNum) return EMPTY_MAPPING;
-  const raw = rankAndSkip(map, pgPlacementSeed(pg), pool.size, pool.failureDomain);
+  const placed = rankAndSkip(map, pgPlacementSeed(pg), pool.size, pool.failureDomain);
+  const raw = map.pgUpmapItems.size === 0 ? placed : applyUpmapItems(map, pool, placed, map.pgUpmapItems.get(pgIdToString(pg)));
   const up = raw.filter((id) => map.osds.get(id)?.up === true);
   return { raw, up, acting: up, primary: up[0] ?? NO_OSD };
+}
+
+/**
+ * The placement of `pg` BEFORE its pg_upmap_items (what the hash alone gives). The balancer
+ * needs it to rewrite items; everyone else uses `pgToOsds`. Unknown pool or seed: [].
+ */
+export function pgPlacement(map: ClusterMap, pg: PgId): readonly OsdId[] {
+  const pool = map.pools.get(pg.pool);
+  if (pool === undefined || pg.seed >= pool.pgNum) return [];
+  return rankAndSkip(map, pgPlacementSeed(pg), pool.size, pool.failureDomain);
+}
+
+/** Whether `to` may receive an upmapped replica: exists, in, weight > 0 (up is not required). */
+export function upmapTargetUsable(map: ClusterMap, to: OsdId): boolean {
+  const o = map.osds.get(to);
+  return o !== undefined && o.in && o.weight > 0;
+}
+
+/**
+ * Applies a PG's pg_upmap_items to its placement `placed`; see the module comment for when
+ * a pair is valid. Pure; returns `placed` itself when no pair applies.
+ */
+export function applyUpmapItems(map: ClusterMap, pool: PoolInfo, placed: readonly OsdId[], items: readonly UpmapItem[] | undefined): readonly OsdId[] {
+  if (items === undefined) return placed;
+  let cur = placed;
+  for (const [from, to] of items) {
+    const i = cur.indexOf(from);
+    if (i < 0 || cur.includes(to) || !upmapTargetUsable(map, to)) continue;
+    if (pool.failureDomain === 'host') {
+      const host = map.osds.get(to)?.location.host;
+      if (cur.some((id, j) => j !== i && map.osds.get(id)?.location.host === host)) continue;
+    }
+    const next = [...cur];
+    next[i] = to;
+    cur = next;
+  }
+  return cur;
 }
 
 /** A leaf with its host key, flattened from the tree once per tree object. */
