@@ -31,6 +31,9 @@ while [ $# -gt 0 ]; do
 done
 
 strata() { node "$repo/dist/backend/src/main.js" "$@"; }
+# For `daemon ... &` only: exec makes the backgrounded subshell become node, so $! (written to
+# the pid file) is the daemon itself and `stop` signals the right process.
+daemon() { exec node "$repo/dist/backend/src/main.js" "$@"; }
 mon_addr="127.0.0.1:$port"
 keyring="$dir/keyring"
 export STRATA_MON="$mon_addr" STRATA_KEYRING="$keyring" STRATA_NAME=client.admin
@@ -57,7 +60,7 @@ start() {
     strata mon --mkfs --data "$dir/mon" --keyring "$keyring" >/dev/null
   fi
   if ! running "$dir/mon.pid"; then
-    strata mon --data "$dir/mon" --addr "$mon_addr" --keyring "$keyring" >>"$dir/mon.log" 2>&1 &
+    daemon mon --data "$dir/mon" --addr "$mon_addr" --keyring "$keyring" >>"$dir/mon.log" 2>&1 &
     echo $! >"$dir/mon.pid"
   fi
   wait_mon
@@ -68,7 +71,7 @@ start() {
       strata auth get "osd.$i" -o "$k" >/dev/null 2>&1 || strata auth add "osd.$i" --caps 'mon=allow r' -o "$k" >/dev/null
     fi
     if ! running "$dir/osd.$i.pid"; then
-      strata osd --id "$i" --data "$dir/osd.$i" --addr "127.0.0.1:$((port + 11 + i))" --mon "$mon_addr" \
+      daemon osd --id "$i" --data "$dir/osd.$i" --addr "127.0.0.1:$((port + 11 + i))" --mon "$mon_addr" \
         --keyring "$k" --host "host-$(osd_letter "$i")" >>"$dir/osd.$i.log" 2>&1 &
       echo $! >"$dir/osd.$i.pid"
     fi
