@@ -2,7 +2,8 @@
  * The admin CLI: `strata status`, `strata osd tree|dump|out|in|down|rm`, `strata pool
  * create|ls|set|rm`, `strata auth add|caps|ls|get|rm`, `strata object stat` (a client
  * op through an OSD, to check tickets and caps end to end) and `strata pg scrub PGID
- * [--repair]` (an admin request to the PG's primary OSD). Each run: resolve the config,
+ * [--repair]` (an admin request to the PG's primary OSD), `strata balancer run|status`
+ * (pg_upmap_items balancer in the monitor). Each run: resolve the config,
  * load the keyring, authenticate to the monitor with the entity's key, send one
  * `MSG_MON_COMMAND`, print the result (text, or `--json`), exit with a documented code
  * (bin-util.ts `EXIT`).
@@ -38,6 +39,8 @@ export const CLI_USAGE = `Admin commands (talk to the monitor):
   strata auth caps ENTITY 'mon=…' 'osd=…' | auth ls | auth get ENTITY [-o FILE] | auth rm ENTITY
   strata object stat POOL OBJECT                               (client op through the PG's primary OSD)
   strata pg scrub PGID [--repair]                              (PGID = POOL.SEED, e.g. 1.1f; compare replicas, repair from the authoritative copy)
+  strata balancer run [--max-changes N] [--max-deviation N]    (pg_upmap_items: even out replicas per OSD; default 1000 moves, ±1 replica)
+  strata balancer status                                       (per-pool, per-OSD replica counts vs weight-proportional target)
 Common options:
   --mon HOST:PORT   (env STRATA_MON, config 'mon = …', default 127.0.0.1:6789)
   --keyring PATH    (env STRATA_KEYRING, config 'keyring = …', default /etc/strata/keyring)
@@ -54,6 +57,7 @@ interface CliOptions {
   size: number; minSize: number; pgNum: number; failureDomain: string;
   caps: string[];
   repair: boolean;
+  maxChanges: number | undefined; maxDeviation: number | undefined;
 }
 
 /** Runs one admin command; `words` are the positional words after `strata`. */
@@ -65,7 +69,7 @@ export function runCli(argv: string[], exit: (code: number) => void): void {
       'timeout-ms': { type: 'string' }, output: { type: 'string', short: 'o' }, size: { type: 'string' },
       'min-size': { type: 'string' }, 'pg-num': { type: 'string' }, 'failure-domain': { type: 'string' },
       caps: { type: 'string', multiple: true }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      repair: { type: 'boolean' },
+      repair: { type: 'boolean' }, 'max-changes': { type: 'string' }, 'max-deviation': { type: 'string' },
     },
   });
   if (values.help === true) { process.stdout.write(CLI_USAGE + '\n'); exit(EXIT.OK); return; }
@@ -76,6 +80,8 @@ export function runCli(argv: string[], exit: (code: number) => void): void {
     pgNum: parseIntOption(values['pg-num'], '--pg-num', 64), failureDomain: values['failure-domain'] ?? 'host',
     caps: values.caps ?? [],
     repair: values.repair === true,
+    maxChanges: values['max-changes'] === undefined ? undefined : parseIntOption(values['max-changes'], '--max-changes', 0),
+    maxDeviation: values['max-deviation'] === undefined ? undefined : parseIntOption(values['max-deviation'], '--max-deviation', 1),
   };
   const built = buildCommand(positionals, opts);
   // Why: `strata … | head` closes stdout early; that is not an error of the command.
@@ -106,7 +112,7 @@ export function runCli(argv: string[], exit: (code: number) => void): void {
         if (e !== null || result === undefined) { done(e); return; }
         const prefix = String(built.cmd['prefix']);
         if (result['sealedKeyring'] !== undefined) { writeKeyring(env, entry.key, result, opts, prefix, done); return; }
-        done(null, opts.json ? JSON.stringify(result, null, 2) : formatCommandResult(prefix, result));
+        done(null, opts.json ? JSON.stringify(result, null, 2) : prefix.startsWith('balancer ') ? formatBalancer(prefix, result) : formatCommandResult(prefix, result));
       });
     });
   });
@@ -151,8 +157,40 @@ export function buildCommand(words: string[], o: CliOptions): Built {
   }
   if (w0 === 'auth' && w1 === 'ls') { need(0, 'auth ls'); return mon({ prefix: 'auth ls' }); }
   if (w0 === 'auth' && (w1 === 'get' || w1 === 'rm')) { const [entity] = need(1, `auth ${w1} ENTITY`); return mon({ prefix: `auth ${w1}`, entity }); }
+  if (w0 === 'balancer' && w1 === 'status') { need(0, 'balancer status'); return mon({ prefix: 'balancer status' }); }
+  if (w0 === 'balancer' && w1 === 'run') {
+    need(0, 'balancer run [--max-changes N] [--max-deviation N]');
+    return mon({ prefix: 'balancer run', ...(o.maxChanges === undefined ? {} : { maxChanges: o.maxChanges }), ...(o.maxDeviation === undefined ? {} : { maxDeviation: o.maxDeviation }) });
+  }
   if (w0 === 'object' && w1 === 'stat') { const [pool, object] = need(2, 'object stat POOL OBJECT'); return { kind: 'object-stat', pool: pool!, object: object! }; }
   throw new UsageError(`unknown command 'strata ${words.join(' ')}'`);
+}
+
+type Rec = Record<string, unknown>;
+
+/** Text output of `balancer run` / `balancer status` (pure). */
+export function formatBalancer(prefix: string, r: Rec): string {
+  const dev = (p: Rec): string => `${Number(p['maxDeviation']).toFixed(2)} replicas (${Number(p['maxDeviationPct']).toFixed(1)}%)`;
+  if (prefix === 'balancer run') {
+    const before = (r['before'] as Rec[] | undefined) ?? [];
+    const after = (r['after'] as Rec[] | undefined) ?? [];
+    const head = Number(r['changedPgs']) === 0
+      ? `nothing to do (epoch ${String(r['epoch'])})`
+      : `${String(r['moves'])} replica moves, ${String(r['cleaned'])} pgs cleaned, ${String(r['changedPgs'])} pgs changed (epoch ${String(r['epoch'])})`;
+    return [head, ...before.map((b, i) => `  pool ${String(b['name'])}: max deviation ${dev(b)} → ${after[i] === undefined ? '?' : dev(after[i])}`)].join('\n');
+  }
+  const lines = [`epoch ${String(r['epoch'])}  auto ${r['auto'] === true ? 'on' : 'off'}  last run epoch ${String(r['lastRunEpoch'])}`];
+  for (const p of (r['pools'] as Rec[] | undefined) ?? []) {
+    lines.push(`pool ${String(p['pool'])} '${String(p['name'])}': max deviation ${dev(p)}, ${String(p['upmappedPgs'])} pgs with upmap items`);
+    lines.push(`  ${'OSD'.padEnd(8)} ${'PGS'.padStart(6)} ${'TARGET'.padStart(8)} ${'DEV'.padStart(7)}`);
+    for (const o of (p['osds'] as Rec[] | undefined) ?? []) {
+      const count = Number(o['count']);
+      const target = Number(o['target']);
+      const pct = target > 0 ? ((100 * (count - target)) / target).toFixed(1) + '%' : '-';
+      lines.push(`  ${`osd.${String(o['osd'])}`.padEnd(8)} ${String(count).padStart(6)} ${target.toFixed(1).padStart(8)} ${pct.padStart(7)}`);
+    }
+  }
+  return lines.join('\n');
 }
 
 /** `mon=allow r` / `osd=allow rw pool=vms` words → caps text. */

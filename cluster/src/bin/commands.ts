@@ -4,7 +4,7 @@
  *   strata mon …                   monitor daemon (bin/mon.ts)
  *   strata osd --id N …            OSD placeholder daemon (bin/osd.ts)
  *   strata osd tree|dump|out|…     admin commands (bin/cli.ts)
- *   strata status | pool … | auth … | object stat … | pg scrub …
+ *   strata status | pool … | auth … | object stat … | pg scrub … | balancer run|status
  *   strata image … | bench …       images and benchmarks (bin/image-cli.ts)
  *
  * `strata osd` is dispatched by its second word: an admin word (`tree`, `out`, …) is a CLI
@@ -19,7 +19,7 @@ import { OSD_USAGE, runOsd } from './osd.js';
 /** Usage lines for the top-level `strata` help. */
 export const CLUSTER_USAGE = `  mon       run the cluster monitor (strata mon --help)
   osd       run an OSD (strata osd --help) or an OSD admin command (tree, dump, out, in, down, rm)
-  status    cluster health; also: pool, auth, object, pg (see below)
+  status    cluster health; also: pool, auth, object, pg, balancer (see below)
 
 ${CLI_USAGE}
 
@@ -46,7 +46,7 @@ export function runClusterCommand(argv: string[], exit: (code: number) => void):
         usage = IMAGE_USAGE;
         runImageCli(argv, exit);
         return true;
-      case 'status': case 'pool': case 'auth': case 'object': case 'pg':
+      case 'status': case 'pool': case 'auth': case 'object': case 'pg': case 'balancer':
         runCli(argv, exit);
         return true;
       default:

@@ -74,6 +74,11 @@ export function executeMonCommand(ctx: MonCommandContext, cmd: MonCommand, cb: C
       else ctx.auth.setCaps(cmd.entity, cmd.caps, done);
       return;
     }
+    case 'balancer status': return cb(null, { ...core.balancerStatus() });
+    case 'balancer run': {
+      const opts = { ...(cmd.maxChanges === undefined ? {} : { maxChanges: cmd.maxChanges }), ...(cmd.maxDeviation === undefined ? {} : { maxDeviation: cmd.maxDeviation }) };
+      return core.balancerRun(opts, (err, r) => (err !== null ? cb(err) : cb(null, { ...r })));
+    }
     case 'auth rm':
       return ctx.auth.remove(cmd.entity, (err) => {
         if (err !== null) return cb(err);

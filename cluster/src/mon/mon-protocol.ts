@@ -246,17 +246,21 @@ export type MonCommand =
   | { readonly prefix: 'auth add'; readonly entity: string; readonly caps: CapsText }
   | { readonly prefix: 'auth caps'; readonly entity: string; readonly caps: CapsText }
   | { readonly prefix: 'auth ls' }
-  | { readonly prefix: 'auth get' | 'auth rm'; readonly entity: string };
+  | { readonly prefix: 'auth get' | 'auth rm'; readonly entity: string }
+  | { readonly prefix: 'balancer status' }
+  | { readonly prefix: 'balancer run'; readonly maxChanges?: number; readonly maxDeviation?: number };
 
 /** Every command prefix, for usage text and validation. */
 export const MON_COMMAND_PREFIXES = [
   'status', 'osd tree', 'osd dump', 'osd out', 'osd in', 'osd down', 'osd rm',
   'pool create', 'pool ls', 'pool set', 'pool rm', 'auth add', 'auth caps', 'auth ls', 'auth get', 'auth rm',
+  'balancer status', 'balancer run',
 ] as const;
 
 /** Mon caps a command needs: reads need `allow r`; changes and anything showing keys need `allow rw`. */
 export function monCommandNeedsWrite(cmd: MonCommand): boolean {
-  return !(cmd.prefix === 'status' || cmd.prefix === 'osd tree' || cmd.prefix === 'osd dump' || cmd.prefix === 'pool ls' || cmd.prefix === 'auth ls');
+  return !(cmd.prefix === 'status' || cmd.prefix === 'osd tree' || cmd.prefix === 'osd dump' || cmd.prefix === 'pool ls' || cmd.prefix === 'auth ls'
+    || cmd.prefix === 'balancer status');
 }
 
 function invalid(message: string): ClusterError {
@@ -290,8 +294,15 @@ export function parseMonCommand(json: unknown): MonCommand | ClusterError {
   const o = json as Record<string, unknown>;
   const prefix = o['prefix'];
   switch (prefix) {
-    case 'status': case 'osd tree': case 'osd dump': case 'pool ls': case 'auth ls':
+    case 'status': case 'osd tree': case 'osd dump': case 'pool ls': case 'auth ls': case 'balancer status':
       return { prefix };
+    case 'balancer run': {
+      const maxChanges = o['maxChanges'] === undefined ? undefined : int(o, 'maxChanges', 0, 100_000);
+      if (maxChanges instanceof ClusterError) return maxChanges;
+      const maxDeviation = o['maxDeviation'] === undefined ? undefined : int(o, 'maxDeviation', 1, 1_000_000);
+      if (maxDeviation instanceof ClusterError) return maxDeviation;
+      return { prefix, ...(maxChanges === undefined ? {} : { maxChanges }), ...(maxDeviation === undefined ? {} : { maxDeviation }) };
+    }
     case 'osd out': case 'osd in': case 'osd down': case 'osd rm': {
       const id = int(o, 'id', 0, ID_MAX);
       return id instanceof ClusterError ? id : { prefix, id: id as OsdId };

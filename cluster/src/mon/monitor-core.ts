@@ -19,6 +19,14 @@
  * it. Pending ops are batched into ONE new epoch per proposal: at most one proposal every
  * `proposalIntervalMs`, proposed on the next turn when the monitor has been idle longer than
  * that. A request's callback fires after the epoch holding its change is durable.
+ *
+ * Balancer (placement/balancer.ts): `balancerRun` computes pg_upmap_items ops on the
+ * projected map and stages them like any admin change (so they land in one new epoch with
+ * whatever else is pending). With `balancerAuto`, `tick` runs it once the map has settled:
+ * no pending or in-flight proposal, no map change for `balancerSettleMs`, no OSD down+in
+ * (a degraded cluster is recovering; moving data then only adds work), and the committed
+ * epoch not yet balanced. Auto runs move at most `balancerAutoMaxChanges` replicas each, so
+ * a big imbalance is worked off in paced steps.
  */
 import { assert } from '../common/assert.js';
 import { ClusterError } from '../common/errors.js';
@@ -32,6 +40,8 @@ import { makePool } from '../map/map-builder.js';
 import type { PoolSpec } from '../map/map-builder.js';
 import { parsePgId } from '../common/ids.js';
 import { pgToOsds } from '../placement/placement.js';
+import { computeUpmaps, poolBalances } from '../placement/balancer.js';
+import type { BalancerOptions, PoolBalance } from '../placement/balancer.js';
 import { FailureDetector } from './failure-detector.js';
 import type { MonStore } from './mon-store.js';
 import { computeStatus } from './mon-status.js';
@@ -49,6 +59,12 @@ export interface MonitorCoreOptions {
   minDownReporters?: number;
   /** Beyond this many incrementals a subscriber gets a full map instead. */
   maxIncrementalsPerPush?: number;
+  /** Run the upmap balancer by itself after map changes settle (default false). */
+  balancerAuto?: boolean;
+  /** Quiet time after the last map change before an automatic run (default 60 s). */
+  balancerSettleMs?: number;
+  /** Replica moves per automatic run (default 50). */
+  balancerAutoMaxChanges?: number;
   /** Called once when the store fails: the process must exit (state is no longer trusted). */
   onFatal?: (err: Error) => void;
 }
@@ -83,11 +99,38 @@ export type EpochCallback<T = object> = (err: ClusterError | null, result?: T & 
 
 interface Waiter { readonly cb: (err: ClusterError | null, epoch: Epoch) => void }
 
+/** Outcome of a balancer run (`strata balancer run`). */
+export interface BalancerRunResult {
+  /** Replica moves staged (each moves one PG replica's data). */
+  readonly moves: number;
+  /** PGs whose dead pairs were dropped (no data moves). */
+  readonly cleaned: number;
+  /** PGs whose pg_upmap_items changed (= map ops). */
+  readonly changedPgs: number;
+  /** Worst |count − target| in replicas per pool, before and after. */
+  readonly before: readonly { pool: number; name: string; maxDeviation: number; maxDeviationPct: number }[];
+  readonly after: readonly { pool: number; name: string; maxDeviation: number; maxDeviationPct: number }[];
+}
+
+/** `strata balancer status`. */
+export interface BalancerStatus {
+  readonly epoch: Epoch;
+  readonly auto: boolean;
+  /** Epoch of the last balancer change, 0 when none since start. */
+  readonly lastRunEpoch: number;
+  readonly pools: readonly PoolBalance[];
+}
+
 /** The monitor state machine. */
 export class MonitorCore {
   private readonly env: Env;
   private readonly store: MonStore;
   private readonly options: Required<Omit<MonitorCoreOptions, 'env' | 'store' | 'fsid' | 'onFatal'>>;
+  /** When the committed map last changed (for the balancer's settle time). */
+  private lastMapChangeMs = 0;
+  /** Committed epoch the automatic balancer found nothing (more) to do at. */
+  private balancedEpoch = 0;
+  private lastBalancerEpoch = 0;
   private readonly detector: FailureDetector;
   private committed: ClusterMap | undefined;
   private projected: ClusterMap | undefined;
@@ -111,6 +154,9 @@ export class MonitorCore {
       proposalIntervalMs: init.proposalIntervalMs ?? 50,
       minDownReporters: init.minDownReporters ?? 2,
       maxIncrementalsPerPush: init.maxIncrementalsPerPush ?? 100,
+      balancerAuto: init.balancerAuto ?? false,
+      balancerSettleMs: init.balancerSettleMs ?? 60_000,
+      balancerAutoMaxChanges: init.balancerAutoMaxChanges ?? 50,
     };
     this.detector = new FailureDetector(this.options);
   }
@@ -119,6 +165,7 @@ export class MonitorCore {
   start(cb: (err: ClusterError | null) => void): void {
     const map = this.store.latestMap();
     const finish = (): void => {
+      this.lastMapChangeMs = this.env.nowMs();
       this.scheduleTick();
       this.env.log.info({ epoch: this.committed?.epoch }, 'monitor started');
       cb(null);
@@ -300,6 +347,47 @@ export class MonitorCore {
     this.stageAndWait([op], cb);
   }
 
+  /**
+   * `strata balancer run`: computes pg_upmap_items on the projected map and stages them as
+   * one change. Nothing to do → answers at once with the current epoch and moves 0 (no epoch).
+   */
+  balancerRun(options: Pick<BalancerOptions, 'maxChanges' | 'maxDeviation'>, cb: EpochCallback<BalancerRunResult>): void {
+    if (this.fatal !== undefined) return this.failSoon(cb, new ClusterError('CLU_ERR_UNAVAILABLE', 'monitor store failed'));
+    const r = computeUpmaps(this.projectedMap(), options);
+    const brief = (b: PoolBalance): BalancerRunResult['before'][number] => ({ pool: b.pool, name: b.name, maxDeviation: b.maxDeviation, maxDeviationPct: b.maxDeviationPct });
+    const result: BalancerRunResult = { moves: r.moves, cleaned: r.cleaned, changedPgs: r.ops.length, before: r.before.map(brief), after: r.after.map(brief) };
+    if (r.ops.length === 0) {
+      const epoch = this.map().epoch;
+      this.env.setImmediate(() => cb(null, { ...result, epoch }));
+      return;
+    }
+    this.lastBalancerEpoch = this.nextEpoch();
+    const err = this.stage(r.ops);
+    if (err !== undefined) return this.failSoon(cb, err);
+    this.env.log.info({ moves: r.moves, cleaned: r.cleaned, pgs: r.ops.length }, 'balancer staged upmaps');
+    this.wait((e, epoch) => (e ? cb(e) : cb(null, { ...result, epoch })));
+  }
+
+  /** `strata balancer status`: per pool, per OSD replica counts against their targets. */
+  balancerStatus(): BalancerStatus {
+    const map = this.map();
+    return { epoch: map.epoch, auto: this.options.balancerAuto, lastRunEpoch: this.lastBalancerEpoch, pools: poolBalances(map) };
+  }
+
+  /** One automatic balancer step when the map has settled; see the module comment. */
+  private autoBalance(now: number): void {
+    if (!this.options.balancerAuto || this.inflight || this.pendingOps.length > 0 || this.fatal !== undefined) return;
+    const map = this.map();
+    if (map.epoch === this.balancedEpoch || now - this.lastMapChangeMs < this.options.balancerSettleMs) return;
+    if ([...map.osds.values()].some((o) => o.in && !o.up)) return;
+    const maxChanges = this.options.balancerAutoMaxChanges;
+    this.balancerRun({ maxChanges }, (err, r) => {
+      if (err !== null) return void this.env.log.warn({ err }, 'automatic balancer run failed');
+      // Budget exhausted: more to do after the next settle; otherwise this epoch is balanced.
+      if (r !== undefined && r.moves < maxChanges) this.balancedEpoch = r.epoch;
+    });
+  }
+
   // ───────────────────────────── subscriptions ─────────────────────────────
 
   /**
@@ -397,6 +485,7 @@ export class MonitorCore {
     const map = this.store.latestMap();
     assert(map !== undefined && map.epoch === inc.epoch, 'store did not install the epoch');
     this.committed = map;
+    this.lastMapChangeMs = this.env.nowMs();
     // Pending ops were validated on top of this epoch's result, so they still apply.
     this.projected = applyIncremental(map, { epoch: (map.epoch + 1) as Epoch, fsid: map.fsid, modifiedMs: map.modifiedMs, ops: this.pendingOps });
     this.env.log.info({ epoch: map.epoch, ops: inc.ops.length }, 'map epoch committed');
@@ -442,6 +531,7 @@ export class MonitorCore {
       this.autoOut.add(id);
       this.env.log.info({ osd: id }, 'osd marked out after down interval');
     }
+    this.autoBalance(now);
   }
 }
 
