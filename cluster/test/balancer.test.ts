@@ -152,3 +152,18 @@ test('pools are balanced each on its own; an osd-rule pool too', (t) => {
   for (const b of poolBalances(after)) t.true(b.maxDeviation <= 1, `${b.name} ${b.maxDeviation}`);
   assertHostSeparation(t, after);
 });
+
+test('movement-aware re-run (reference = the balanced map): an OSD out moves ≤ 1.1× the ideal in total', (t) => {
+  const start = balanced(layout(32));
+  const p = pool1(start);
+  const out = nextMap(start, [{ op: 'osd-set', id: 0 as OsdId, changes: { in: false } }]);
+  const plain = nextMap(out, computeUpmaps(out).ops);
+  const aware = nextMap(out, computeUpmaps(out, { reference: start }).ops);
+  const ideal = 1 / 32;
+  const awareRatio = measureMovement(start, aware, p).movedFraction / ideal;
+  t.true(awareRatio <= 1.1, `aware ${awareRatio}`);
+  t.true(awareRatio < measureMovement(start, plain, p).movedFraction / ideal);
+  const u = measureUniformity(aware, p);
+  t.true(u.maxOverPct <= 5 && u.maxUnderPct <= 5);
+  assertHostSeparation(t, aware);
+});

@@ -131,6 +131,11 @@ export class MonitorCore {
   /** Committed epoch the automatic balancer found nothing (more) to do at. */
   private balancedEpoch = 0;
   private lastBalancerEpoch = 0;
+  /**
+   * The map the balancer last left (in memory only): its best guess of where the data is,
+   * so a re-run prefers moves that send replicas back or redirect ones already moving.
+   */
+  private balancerReference: ClusterMap | undefined;
   private readonly detector: FailureDetector;
   private committed: ClusterMap | undefined;
   private projected: ClusterMap | undefined;
@@ -353,10 +358,11 @@ export class MonitorCore {
    */
   balancerRun(options: Pick<BalancerOptions, 'maxChanges' | 'maxDeviation'>, cb: EpochCallback<BalancerRunResult>): void {
     if (this.fatal !== undefined) return this.failSoon(cb, new ClusterError('CLU_ERR_UNAVAILABLE', 'monitor store failed'));
-    const r = computeUpmaps(this.projectedMap(), options);
+    const r = computeUpmaps(this.projectedMap(), { ...options, ...(this.balancerReference === undefined ? {} : { reference: this.balancerReference }) });
     const brief = (b: PoolBalance): BalancerRunResult['before'][number] => ({ pool: b.pool, name: b.name, maxDeviation: b.maxDeviation, maxDeviationPct: b.maxDeviationPct });
     const result: BalancerRunResult = { moves: r.moves, cleaned: r.cleaned, changedPgs: r.ops.length, before: r.before.map(brief), after: r.after.map(brief) };
     if (r.ops.length === 0) {
+      this.balancerReference = this.projectedMap();
       const epoch = this.map().epoch;
       this.env.setImmediate(() => cb(null, { ...result, epoch }));
       return;
@@ -364,6 +370,7 @@ export class MonitorCore {
     this.lastBalancerEpoch = this.nextEpoch();
     const err = this.stage(r.ops);
     if (err !== undefined) return this.failSoon(cb, err);
+    this.balancerReference = this.projectedMap();
     this.env.log.info({ moves: r.moves, cleaned: r.cleaned, pgs: r.ops.length }, 'balancer staged upmaps');
     this.wait((e, epoch) => (e ? cb(e) : cb(null, { ...result, epoch })));
   }

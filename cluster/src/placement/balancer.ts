@@ -37,7 +37,7 @@ import { pgIdToString, pgSeed } from '../common/ids.js';
 import { UPMAP_ITEMS_MAX } from '../map/cluster-map.js';
 import type { ClusterMap, PoolInfo, UpmapItem } from '../map/cluster-map.js';
 import type { MapOp } from '../map/incremental.js';
-import { applyUpmapItems, pgPlacement } from './placement.js';
+import { applyUpmapItems, pgPlacement, pgToOsds } from './placement.js';
 
 /** Options of a balancer run. */
 export interface BalancerOptions {
@@ -47,6 +47,14 @@ export interface BalancerOptions {
   readonly maxChanges?: number;
   /** Only these pools; default every pool. */
   readonly pools?: readonly PoolId[];
+  /**
+   * Where the data is now: a map whose PG mappings are what the OSDs hold (in the monitor,
+   * the last map the balancer left; Ceph only balances clean PGs for the same reason). When
+   * given, each move is chosen to add as little data movement relative to it as possible:
+   * send a replica back where it was (−1), or redirect a replica that is moving anyway (0),
+   * before moving one that had settled (+1). Without it every move counts +1.
+   */
+  readonly reference?: ClusterMap;
 }
 
 export const BALANCER_DEFAULT_MAX_DEVIATION = 1;
@@ -94,6 +102,8 @@ interface PgState {
   raw: readonly OsdId[];
   /** Items as they are in the map (to know whether an op is needed). */
   readonly original: readonly UpmapItem[];
+  /** The PG's OSDs in the reference map (where its data is), if one was given. */
+  readonly ref: ReadonlySet<OsdId> | undefined;
 }
 
 /** OSDs that take a share: in, weight > 0. Sorted by id. */
@@ -101,15 +111,22 @@ function eligibleOsds(map: ClusterMap): { id: OsdId; weight: number }[] {
   return [...map.osds.values()].filter((o) => o.in && o.weight > 0).sort((a, b) => a.id - b.id).map((o) => ({ id: o.id, weight: o.weight }));
 }
 
-function poolPgs(map: ClusterMap, pool: PoolInfo): PgState[] {
+function poolPgs(map: ClusterMap, pool: PoolInfo, reference?: ClusterMap): PgState[] {
   const out: PgState[] = [];
   for (let s = 0; s < pool.pgNum; s++) {
     const pg: PgId = { pool: pool.id, seed: pgSeed(s) };
     const placed = pgPlacement(map, pg);
     const items = map.pgUpmapItems.get(pgIdToString(pg)) ?? [];
-    out.push({ pg, placed, items, original: items, raw: applyUpmapItems(map, pool, placed, items) });
+    const ref = reference === undefined ? undefined : new Set(pgToOsds(reference, pg).raw);
+    out.push({ pg, placed, items, original: items, raw: applyUpmapItems(map, pool, placed, items), ref });
   }
   return out;
+}
+
+/** Data movement a src → dst move adds relative to the reference (see BalancerOptions). */
+function movementDelta(p: PgState, src: OsdId, dst: OsdId): number {
+  if (p.ref === undefined) return 1;
+  return (p.ref.has(dst) ? 0 : 1) - (p.ref.has(src) ? 0 : 1);
 }
 
 function targetsOf(map: ClusterMap, pgs: readonly PgState[]): Map<OsdId, number> {
@@ -209,7 +226,7 @@ export function computeUpmaps(map: ClusterMap, options: BalancerOptions = {}): B
   let cleaned = 0;
   const pools = [...map.pools.values()].filter((p) => options.pools === undefined || options.pools.includes(p.id)).sort((a, b) => a.id - b.id);
   for (const pool of pools) {
-    const pgs = poolPgs(map, pool);
+    const pgs = poolPgs(map, pool, options.reference);
     const targets = targetsOf(map, pgs);
     const counts = countsOf(targets, pgs);
     before.push(summarize(pool, targets, counts, pgs.filter((p) => p.items.length > 0).length));
@@ -277,6 +294,7 @@ function tryOneMove(
       if (!p.raw.includes(src) || p.placed.includes(src)) continue;
       for (const [from, to] of p.items) {
         if (to !== src || p.raw.includes(from) || !improves(src, from) || !worthIt(src, from)) continue;
+        if (movementDelta(p, src, from) > 0 && p.ref !== undefined) continue; // Left to b., where cost decides.
         if (undo !== undefined && (dev(from) - dev(undo.dst) || from - undo.dst) >= 0) continue;
         const next = itemsForMove(map, pool, p, src, from);
         if (next !== undefined && next.items.length < p.items.length) undo = { p, dst: from, next };
@@ -286,17 +304,20 @@ function tryOneMove(
       apply(undo.p, src, undo.dst, undo.next);
       return true;
     }
-    // b. Move a replica to the most under-full OSD that can take one; fewest new pairs first.
+    // b. Move a replica to the most under-full OSD that can take one; least added data
+    //    movement (with a reference), then fewest new pairs, first.
     for (const dst of byDeficit) {
       if (!improves(src, dst) || !worthIt(src, dst)) continue;
-      let best: { p: PgState; next: { items: UpmapItem[]; raw: readonly OsdId[] }; growth: number } | undefined;
+      let best: { p: PgState; next: { items: UpmapItem[]; raw: readonly OsdId[] }; cost: number } | undefined;
       for (const p of pgs) {
         if (!p.raw.includes(src) || p.raw.includes(dst)) continue;
+        const delta = movementDelta(p, src, dst);
+        if (best !== undefined && 4 * delta - 1 >= best.cost) continue; // Cannot beat best.
         const next = itemsForMove(map, pool, p, src, dst);
         if (next === undefined) continue;
-        const growth = next.items.length - p.items.length;
-        if (best === undefined || growth < best.growth) best = { p, next, growth };
-        if (growth < 0) break;
+        const cost = 4 * delta + (next.items.length - p.items.length);
+        if (best === undefined || cost < best.cost) best = { p, next, cost };
+        if (cost <= -5) break; // Movement −1 and one pair fewer: nothing is better.
       }
       if (best !== undefined) {
         apply(best.p, src, dst, best.next);
