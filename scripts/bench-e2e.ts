@@ -168,6 +168,25 @@ async function main(): Promise<void> {
         }
         const conf = path.join(cephDir, 'ceph', 'ceph.conf');
         if (!fs.existsSync(conf)) throw new Error(`no Ceph config at ${conf}`);
+        if (startedCeph) {
+          // bench-ceph.sh --keep keeps the data but its exit trap stops the daemons: start them
+          // again from the kept configuration (they daemonize; pid files in ceph/run).
+          process.stderr.write('bench-e2e: qsd-rbd: starting the kept Ceph daemons (mon.a, mgr.x, osd.0-2)\n');
+          execFileSync('ceph-mon', ['-c', conf, '-i', 'a'], { stdio: 'ignore', timeout: 60_000 });
+          execFileSync('ceph-mgr', ['-c', conf, '-i', 'x'], { stdio: 'ignore', timeout: 60_000 });
+          for (const id of ['0', '1', '2']) execFileSync('ceph-osd', ['-c', conf, '-i', id], { stdio: 'ignore', timeout: 60_000 });
+          const until = Date.now() + 120_000;
+          for (;;) {
+            let up = 0;
+            try {
+              const st = JSON.parse(execFileSync('ceph', ['-c', conf, 'osd', 'stat', '-f', 'json'], { timeout: 20_000 }).toString()) as { num_up_osds?: number };
+              up = st.num_up_osds ?? 0;
+            } catch { /* not yet */ }
+            if (up === 3) break;
+            if (Date.now() > until) throw new Error('the kept Ceph OSDs did not come up within 120 s');
+            spawnSync('sleep', ['1']);
+          }
+        }
         try { execFileSync('rbd', ['-c', conf, 'rm', 'rbd/e2e'], { stdio: 'ignore', timeout: 120_000 }); } catch { /* not there yet */ }
         process.stderr.write('bench-e2e: qsd-rbd: importing the prefilled file into rbd/e2e\n');
         execFileSync('rbd', ['-c', conf, 'import', disk.path, 'rbd/e2e'], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 600_000 });
