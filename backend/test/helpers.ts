@@ -21,7 +21,7 @@ export interface Fixture {
 }
 
 export function startDaemon(
-  opts: { sizeBytes?: number; numQueues?: number; readOnly?: boolean; workers?: number; prefill?: (fd: number) => void; store?: BlockStore; log?: Logger } = {},
+  opts: { sizeBytes?: number; numQueues?: number; readOnly?: boolean; workers?: number; prefill?: (fd: number) => void; store?: BlockStore; storeFactory?: (inner: FileStore) => BlockStore; log?: Logger } = {},
 ): Fixture {
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
   const dir = fs.mkdtempSync(path.join(base, 'strata-test-'));
@@ -33,7 +33,7 @@ export function startDaemon(
   opts.prefill?.(fd);
   fs.closeSync(fd);
   const store = FileStore.open(filePath, { readOnly: opts.readOnly ?? false, serial: 'strata-test-disk' });
-  const served = opts.store ?? store;
+  const served = opts.store ?? opts.storeFactory?.(store) ?? store;
   const log = opts.log ?? pino({ level: process.env.STRATA_TEST_LOG ?? 'silent' });
   const workers = opts.workers === undefined ? {} : { workers: { count: opts.workers, store: { filePath, readOnly: opts.readOnly ?? false, direct: false, io: 'auto' as const, serial: 'strata-test-disk' } } };
   const daemon = new VhostDaemon({ store: served, numQueues: opts.numQueues ?? 2, log, socketPath, ...workers });

@@ -294,7 +294,11 @@ export class BlkDevice extends EventEmitter<BlkDeviceEvents> {
 
   private complete(vring: Vring, mem: GuestMemory): void {
     this.memoryTable!.unpin(mem);
-    vring.requestDone();
+    // Why mark before requestDone: the last completion of a drain wakes the idle waiters at
+    // once (disconnect teardown, GET_VRING_BASE), which may reset the ring and close its call
+    // fd before our setImmediate runs; Vring.reset() signals a pending completion, so it must
+    // already be marked. Otherwise the guest never hears of that request (seen as a guest hung
+    // after a graceful SIGTERM restart).
     if (!vring.notifyPending) {
       vring.notifyPending = true;
       this.notifyQueue.push(vring);
@@ -303,6 +307,7 @@ export class BlkDevice extends EventEmitter<BlkDeviceEvents> {
       this.notifyScheduled = true;
       setImmediate(this.flushNotifications);
     }
+    vring.requestDone();
   }
 
   /** Sends at most one call signal per queue for the completions of this loop turn. */
