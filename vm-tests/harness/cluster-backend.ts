@@ -14,7 +14,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnAndWaitForSocket, strataMain, type BackendFactory, type BackendStartOptions } from './backends.js';
-import { onProcessExit, sleep } from './util.js';
+import { cacheDir, onProcessExit, sleep } from './util.js';
 
 export interface ClusterProcess {
   name: string;
@@ -211,6 +211,11 @@ export async function startLocalCluster(o: LocalClusterOptions = {}): Promise<Lo
       imageInfo: async (spec) => JSON.parse(await admin(['image', 'info', spec, '--json'])) as { usedBytes: number; sizeBytes: number; objectCount: number },
       stop: async () => {
         await stopAll();
+        // Keep the daemons' logs for post-mortems (.cache/vm-logs/cluster-logs/<dir name>/).
+        try {
+          const keep = cacheDir('vm-logs', 'cluster-logs', path.basename(dir));
+          for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.log'))) fs.copyFileSync(path.join(dir, f), path.join(keep, f));
+        } catch { /* best effort */ }
         fs.rmSync(dir, { recursive: true, force: true });
       },
     };
