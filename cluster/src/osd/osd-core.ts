@@ -33,7 +33,8 @@ import { INFO_KEY, LogOp, PG_LOG_MAX, PgLog, decodeInfo, decodeLogEntry, emptyIn
 import type { PgInfo, PgLogEntry } from '../pg/pg-log.js';
 import { PgState, checkTransition, pgStateString } from '../pg/pg-state.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { Transaction } from '../store/types.js';
+import { assert } from '../common/assert.js';
+import { StoreLimits, Transaction } from '../store/types.js';
 import type { ObjectId, TxnOp } from '../store/types.js';
 import {
   ASSERT_F_ABSENT, LOCK_ATTR_PREFIX, OP_MAP_WAIT_MS, OP_QUEUE_TIMEOUT_MS, OSD_FLAG_FAILOK, ZERO_VERSION, compareVersion,
@@ -156,6 +157,9 @@ class Pg {
 }
 
 /** The OSD's data path. */
+// Log adoption must fit one store transaction (see adoptLog).
+assert(2 * PG_LOG_MAX + 2 <= StoreLimits.opsPerTxnMax, 'PG log adoption would exceed the store transaction limit');
+
 export class OsdCore {
   private map: ClusterMap | undefined;
   private readonly pgs = new Map<string, Pg>();
@@ -863,7 +867,10 @@ export class OsdCore {
     });
   }
 
-  /** Persists `info` and the log `entries` (replacing the current log) in one transaction. */
+  /**
+   * Persists `info` and the log `entries` (replacing the current log) in one transaction.
+   * Bounded by 2 × PG_LOG_MAX + 2 ops, within StoreLimits.opsPerTxnMax (asserted at load).
+   */
   private adoptLog(pg: Pg, info: PgInfo, entries: readonly PgLogEntry[], tail: EVersion, cb: (err: ClusterError | null) => void): void {
     const txn = new Transaction();
     const want = new Set(entries.map((e) => logKey(e.version)));

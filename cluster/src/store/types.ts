@@ -19,8 +19,13 @@ export const StoreLimits = {
   attrsPerObjectMax: 64,
   /** Largest PG-metadata value (a PG-log entry or the PG info). */
   pgValueBytesMax: 256 * 1024,
-  /** Ops in one transaction. */
-  opsPerTxnMax: 1024,
+  /**
+   * Ops in one transaction. Why 8192: a replica adopting the authoritative PG log during
+   * peering replaces up to the whole log atomically — up to PG_LOG_MAX (3000) removals plus
+   * as many insertions plus the info (osd-core.ts asserts the bound). 1024 left such PGs
+   * stuck peering after an OSD was killed under load (seen in the cluster VM tests).
+   */
+  opsPerTxnMax: 8192,
 } as const;
 
 /**
