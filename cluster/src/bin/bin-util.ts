@@ -16,7 +16,7 @@ import { createRealEnv } from '../env/real.js';
 import { RealNet } from '../env/real-net.js';
 import { loadKeyring } from '../auth/keyring.js';
 import type { Keyring, KeyringFileIo } from '../auth/keyring.js';
-import { readWholeFile, writeFileAtomic } from '../mon/disk-util.js';
+import { readWholeFile, writeFileAtomic } from '../env/disk-file.js';
 
 /**
  * Exit codes of every cluster command (docs/operations.md):

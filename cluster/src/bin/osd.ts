@@ -28,7 +28,7 @@ import { capsAllow } from '../auth/caps.js';
 import { authPolicy } from '../auth/handshake.js';
 import type { ClusterMap } from '../map/cluster-map.js';
 import { poolByName, WEIGHT_ONE } from '../map/cluster-map.js';
-import { readWholeFile, writeFileAtomic } from '../mon/disk-util.js';
+import { readWholeFile, writeFileAtomic } from '../env/disk-file.js';
 import { MonClient } from '../mon/mon-client.js';
 import { decodeOsdPing, decodeOsdStat, encodeOsdPing, encodeOsdStatReply } from '../mon/mon-protocol.js';
 import { uuidFromBytes } from '../mon/monitor-core.js';

@@ -35,7 +35,7 @@ import { joinPath } from '../env/env.js';
 import { decodeIncremental, decodeMap, encodeIncremental, encodeMap } from '../map/map-codec.js';
 import { MonStoreState } from './mon-store-state.js';
 import type { MonStore, MonStoreTxn } from './mon-store.js';
-import { readWholeFile, writeFileAtomic } from './disk-util.js';
+import { readWholeFile, writeFileAtomic } from '../env/disk-file.js';
 
 const RECORD_MAGIC = 0x524c4d53; // 'SMLR'
 const SNAPSHOT_MAGIC = 0x4e534d53; // 'SMSN'

@@ -19,7 +19,7 @@
  */
 import type { DiskError, Env, Fd } from '../env/env.js';
 import type { BlockAllocator, InflightGate } from './allocator.js';
-import { writeFileAtomic } from './disk-io.js';
+import { writeFileAtomic } from '../env/disk-file.js';
 import type { Journal } from './journal.js';
 import { encodeMeta } from './meta-codec.js';
 import type { FlushMap } from './meta-codec.js';

@@ -1,47 +1,15 @@
 /**
- * Callback helpers over `env.disk` for the store: whole-file read, atomic replace, and
- * crc-verified block reads from the data file. Errors become `ClusterError`s here, with the
+ * Callback helpers over `env.disk` for the store: crc-verified block reads from the data file. Errors become `ClusterError`s here, with the
  * errno kept as `cause` (GUIDE §6).
  */
 import { crc32c } from '../common/crc32c.js';
 import { ClusterError, clusterCodeFromErrno } from '../common/errors.js';
 import type { Disk, DiskError, Fd } from '../env/env.js';
-import { joinPath } from '../env/env.js';
 import { BLOCK_BYTES } from './types.js';
 
 /** Wraps a disk error with what the store was doing. */
 export function ioError(what: string, err: DiskError): ClusterError {
   return new ClusterError(clusterCodeFromErrno(err.code), `object store: ${what}: ${err.message}`, { cause: err, details: { errno: err.code } });
-}
-
-/** Reads all of `path`. */
-export function readWholeFile(disk: Disk, path: string, cb: (err: DiskError | null, bytes: Uint8Array) => void): void {
-  disk.open(path, { readOnly: true }, (err, fd) => {
-    if (err) return cb(err, new Uint8Array(0));
-    disk.fsize(fd, (err2, sizeBytes) => {
-      if (err2) return disk.close(fd, () => cb(err2, new Uint8Array(0)));
-      const buf = new Uint8Array(sizeBytes);
-      disk.pread(fd, buf, 0, (err3, n) => disk.close(fd, () => cb(err3, buf.subarray(0, n))));
-    });
-  });
-}
-
-/** Replaces `dir/name` atomically and durably (tmp → fdatasync → rename → fsync dir). */
-export function writeFileAtomic(disk: Disk, dir: string, name: string, data: Uint8Array, cb: (err: DiskError | null) => void): void {
-  const tmp = joinPath(dir, `${name}.tmp`);
-  disk.open(tmp, { create: true, truncate: true }, (err, fd) => {
-    if (err) return cb(err);
-    disk.pwrite(fd, data, 0, (err2) => {
-      if (err2) return disk.close(fd, () => cb(err2));
-      disk.fdatasync(fd, (err3) => {
-        disk.close(fd, (err4) => {
-          const e = err3 ?? err4;
-          if (e) return cb(e);
-          disk.rename(tmp, joinPath(dir, name), (err5) => (err5 ? cb(err5) : disk.fsyncDir(dir, cb)));
-        });
-      });
-    });
-  });
 }
 
 /** One block to read and check: data-file block `loc` must have crc32c `crc`. */

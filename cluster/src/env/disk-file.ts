@@ -1,9 +1,10 @@
 /**
- * Small callback helpers over `env.disk` shared by stores: read a whole file, and replace a
+ * Callback helpers over `env.disk` shared by the monitor store, the object store and the
+ * daemons' keyring handling: read a whole file, and replace a
  * file atomically (write tmp → fdatasync → rename → fsync dir).
  */
-import type { Disk, DiskError } from '../env/env.js';
-import { joinPath } from '../env/env.js';
+import type { Disk, DiskError } from './env.js';
+import { joinPath } from './env.js';
 
 /** Reads all of `path`. */
 export function readWholeFile(disk: Disk, path: string, cb: (err: DiskError | null, bytes: Uint8Array) => void): void {
