@@ -116,7 +116,19 @@ export interface ClusterMap {
    * (placement.ts `applyUpmapItems`), and is ignored otherwise. Never empty lists.
    */
   readonly pgUpmapItems: ReadonlyMap<string, readonly UpmapItem[]>;
+  /**
+   * PG history (Vitastor's `pg/history`, the role of Ceph's past_intervals): per PG (key
+   * `pgIdToString`), the acting sets the PG went active with since it was last clean. The
+   * primary records its acting set here (`pg-history-add`, through the monitor) before the
+   * interval accepts a client write, and `pg-history-reset` shrinks it to the clean acting set.
+   * Peering activates only when, for every set listed, at least one member has been queried
+   * (docs/replication.md §4). Sets are ordered as the acting set was; never empty lists.
+   */
+  readonly pgHistory: ReadonlyMap<string, readonly PgHistorySet[]>;
 }
+
+/** One acting set of a PG's history (primary first, as the acting set was). */
+export type PgHistorySet = readonly OsdId[];
 
 /** One `pg_upmap_items` pair: move the replica on `[0]` (from) to `[1]` (to). */
 export type UpmapItem = readonly [from: OsdId, to: OsdId];
@@ -183,6 +195,7 @@ export function emptyMap(fsid: string, createdMs: number): ClusterMap {
     poolMax: -1,
     tree: buildTree(osds),
     pgUpmapItems: new Map(),
+    pgHistory: new Map(),
   };
 }
 

@@ -10,8 +10,8 @@
 import { ClusterError } from '../common/errors.js';
 import type { Epoch, OsdId, PgId, PoolId } from '../common/ids.js';
 import { parsePgId, pgIdToString } from '../common/ids.js';
-import { UPMAP_ITEMS_MAX, buildTree, validateOsd, validatePool } from './cluster-map.js';
-import type { ClusterMap, OsdInfo, PoolInfo, UpmapItem } from './cluster-map.js';
+import { POOL_SIZE_MAX, UPMAP_ITEMS_MAX, buildTree, validateOsd, validatePool } from './cluster-map.js';
+import type { ClusterMap, OsdInfo, PgHistorySet, PoolInfo, UpmapItem } from './cluster-map.js';
 
 /** Fields of an OSD that `osd-set` may change. */
 export type OsdChanges = { -readonly [K in 'uuid' | 'addr' | 'up' | 'in' | 'weight' | 'location' | 'upFrom' | 'downAt']?: OsdInfo[K] };
@@ -31,7 +31,13 @@ export type MapOp =
   /** Sets (replaces) a PG's `pg_upmap_items` (Ceph `osd pg-upmap-items`). */
   | { readonly op: 'pg-upmap-items-set'; readonly pg: PgId; readonly items: readonly UpmapItem[] }
   /** Drops a PG's `pg_upmap_items` (Ceph `osd rm-pg-upmap-items`). */
-  | { readonly op: 'pg-upmap-items-remove'; readonly pg: PgId };
+  | { readonly op: 'pg-upmap-items-remove'; readonly pg: PgId }
+  /** Appends an acting set to a PG's history unless it is already listed (the primary, before I/O). */
+  | { readonly op: 'pg-history-add'; readonly pg: PgId; readonly set: PgHistorySet }
+  /** The PG's history becomes exactly `[set]` (the primary, when active+clean at full size). */
+  | { readonly op: 'pg-history-reset'; readonly pg: PgId; readonly set: PgHistorySet }
+  /** Drops a PG's history (diffOps; an admin declaring its older copies lost). */
+  | { readonly op: 'pg-history-remove'; readonly pg: PgId };
 
 /** The delta that turns map `epoch - 1` into map `epoch`. */
 export interface Incremental {
@@ -64,14 +70,23 @@ export function applyIncremental(map: ClusterMap, inc: Incremental): ClusterMap 
   // Why copy-on-write: most epochs touch no upmap item, and the map is shared by every holder.
   let upmaps: Map<string, readonly UpmapItem[]> | undefined;
   const writableUpmaps = (): Map<string, readonly UpmapItem[]> => (upmaps ??= new Map(map.pgUpmapItems));
+  let history: Map<string, readonly PgHistorySet[]> | undefined;
+  const writableHistory = (): Map<string, readonly PgHistorySet[]> => (history ??= new Map(map.pgHistory));
   for (const op of inc.ops) {
     if (op.op.startsWith('osd-')) {
       osdsChanged = applyOsdOp(osds, op) || osdsChanged;
-      if (op.op === 'osd-remove') dropOsdFromUpmaps(upmaps ?? map.pgUpmapItems, op.id, writableUpmaps);
+      if (op.op === 'osd-remove') {
+        dropOsdFromUpmaps(upmaps ?? map.pgUpmapItems, op.id, writableUpmaps);
+        dropOsdFromHistory(history ?? map.pgHistory, op.id, writableHistory);
+      }
     } else if (op.op.startsWith('pool-')) {
       poolMax = applyPoolOp(pools, op, poolMax);
-      if (op.op === 'pool-remove') dropPoolUpmaps(upmaps ?? map.pgUpmapItems, op.id, writableUpmaps);
-    } else applyUpmapOp(osds, pools, upmaps ?? map.pgUpmapItems, op, writableUpmaps);
+      if (op.op === 'pool-remove') {
+        dropPoolUpmaps(upmaps ?? map.pgUpmapItems, op.id, writableUpmaps);
+        dropPoolHistory(history ?? map.pgHistory, op.id, writableHistory);
+      }
+    } else if (op.op.startsWith('pg-history-')) applyHistoryOp(osds, pools, history ?? map.pgHistory, op, writableHistory);
+    else applyUpmapOp(osds, pools, upmaps ?? map.pgUpmapItems, op, writableUpmaps);
   }
   return {
     epoch: inc.epoch,
@@ -85,7 +100,77 @@ export function applyIncremental(map: ClusterMap, inc: Incremental): ClusterMap 
     // up/down, which the tree does not encode.
     tree: osdsChanged ? buildTree(osds) : map.tree,
     pgUpmapItems: upmaps ?? map.pgUpmapItems,
+    pgHistory: history ?? map.pgHistory,
   };
+}
+
+/** Whether two history sets are equal (same members in the same order). */
+export function sameHistorySet(a: readonly OsdId[], b: readonly OsdId[]): boolean {
+  return a.length === b.length && a.every((x, i) => b[i] === x);
+}
+
+/** Whether `history` lists `set` (exactly). */
+export function historyHasSet(history: readonly PgHistorySet[] | undefined, set: readonly OsdId[]): boolean {
+  return history !== undefined && history.some((s) => sameHistorySet(s, set));
+}
+
+/**
+ * Applies a pg-history op. A set must name 1..POOL_SIZE_MAX distinct existing OSDs of an
+ * existing PG; whether it is the PG's acting set is the monitor's check (it depends on who
+ * asks and on the map at that time), not the map's.
+ */
+function applyHistoryOp(
+  osds: ReadonlyMap<OsdId, OsdInfo>, pools: ReadonlyMap<PoolId, PoolInfo>, cur: ReadonlyMap<string, readonly PgHistorySet[]>,
+  op: MapOp, writable: () => Map<string, readonly PgHistorySet[]>,
+): void {
+  if (op.op !== 'pg-history-add' && op.op !== 'pg-history-reset' && op.op !== 'pg-history-remove') throw invalid(`not a pg-history op: ${op.op}`);
+  const key = pgIdToString(op.pg);
+  if (op.op === 'pg-history-remove') {
+    if (!cur.has(key)) throw invalid(`pg ${key} has no history`);
+    writable().delete(key);
+    return;
+  }
+  const pool = pools.get(op.pg.pool);
+  if (pool === undefined || !Number.isInteger(op.pg.seed) || op.pg.seed < 0 || op.pg.seed >= pool.pgNum) throw invalid(`pg ${key} does not exist`);
+  checkHistorySet(osds, key, op.set);
+  const set: PgHistorySet = [...op.set];
+  if (op.op === 'pg-history-reset') { writable().set(key, [set]); return; }
+  const sets = cur.get(key) ?? [];
+  if (historyHasSet(sets, set)) return;
+  writable().set(key, [...sets, set]);
+}
+
+function checkHistorySet(osds: ReadonlyMap<OsdId, OsdInfo>, key: string, set: readonly OsdId[]): void {
+  if (set.length === 0 || set.length > POOL_SIZE_MAX) throw invalid(`pg ${key}: history set of ${set.length} OSDs (want 1..${POOL_SIZE_MAX})`);
+  const seen = new Set<OsdId>();
+  for (const id of set) {
+    if (!osds.has(id)) throw invalid(`pg ${key}: osd.${id} in history set does not exist`);
+    if (seen.has(id)) throw invalid(`pg ${key}: osd.${id} named twice in a history set`);
+    seen.add(id);
+  }
+}
+
+/**
+ * Removing an OSD declares its data lost: it leaves every history set (so peering no longer
+ * waits for it); a set left empty is dropped, as is a PG left without sets. Sets that become
+ * equal are merged (history lists each set once).
+ */
+function dropOsdFromHistory(cur: ReadonlyMap<string, readonly PgHistorySet[]>, id: OsdId, writable: () => Map<string, readonly PgHistorySet[]>): void {
+  for (const [pg, sets] of cur) {
+    if (!sets.some((s) => s.includes(id))) continue;
+    const kept: PgHistorySet[] = [];
+    for (const s of sets) {
+      const k = s.filter((x) => x !== id);
+      if (k.length > 0 && !historyHasSet(kept, k)) kept.push(k);
+    }
+    if (kept.length === 0) writable().delete(pg);
+    else writable().set(pg, kept);
+  }
+}
+
+/** A removed pool's PGs lose their history. */
+function dropPoolHistory(cur: ReadonlyMap<string, readonly PgHistorySet[]>, pool: PoolId, writable: () => Map<string, readonly PgHistorySet[]>): void {
+  for (const pg of cur.keys()) if (parsePgId(pg)?.pool === pool) writable().delete(pg);
 }
 
 /**
@@ -254,7 +339,36 @@ export function diffOps(a: ClusterMap, b: ClusterMap): MapOp[] {
     const id = parsePgId(pg);
     if (id !== undefined && JSON.stringify(a.pgUpmapItems.get(pg)) !== JSON.stringify(items)) ops.push({ op: 'pg-upmap-items-set', pg: id, items });
   }
+  // History: what a's history becomes after the OSD/pool removals above, compared with b's.
+  for (const [pg, setsA] of a.pgHistory) {
+    const id = parsePgId(pg);
+    if (id === undefined || b.pgHistory.has(pg) || !b.pools.has(id.pool)) continue;
+    if (setsA.some((s) => s.some((x) => !removedOsds.has(x)))) ops.push({ op: 'pg-history-remove', pg: id });
+  }
+  for (const [pg, setsB] of b.pgHistory) {
+    const id = parsePgId(pg);
+    const first = setsB[0];
+    if (id === undefined || first === undefined) continue;
+    const afterRemovals = historyAfterRemovals(a.pgHistory.get(pg), removedOsds);
+    if (JSON.stringify(afterRemovals) === JSON.stringify(setsB)) continue;
+    // Appending is enough when a's (surviving) sets are a prefix of b's; otherwise restart.
+    const prefix = afterRemovals !== undefined && afterRemovals.length <= setsB.length && afterRemovals.every((s, i) => sameHistorySet(s, setsB[i] ?? []));
+    const from = prefix ? afterRemovals.length : 1;
+    if (!prefix) ops.push({ op: 'pg-history-reset', pg: id, set: first });
+    for (const set of setsB.slice(from)) ops.push({ op: 'pg-history-add', pg: id, set });
+  }
   return ops;
+}
+
+/** `sets` after removing the OSDs in `removed` (as `osd-remove` does); undefined when none is left. */
+function historyAfterRemovals(sets: readonly PgHistorySet[] | undefined, removed: ReadonlySet<OsdId>): PgHistorySet[] | undefined {
+  if (sets === undefined) return undefined;
+  const kept: PgHistorySet[] = [];
+  for (const s of sets) {
+    const k = s.filter((x) => !removed.has(x));
+    if (k.length > 0 && !historyHasSet(kept, k)) kept.push(k);
+  }
+  return kept.length === 0 ? undefined : kept;
 }
 
 function changedFields<T extends object>(a: T, b: T): Partial<T> {

@@ -26,12 +26,21 @@
  * an incremental without upmap ops are byte-identical to v1 (the v1 golden vectors still
  * hold, and a v1-only decoder keeps working until the balancer is first used — Ceph's
  * encode-by-feature idea). Decoders accept 1 and 2.
+ *
+ * Version 3 (PG history, docs/replication.md §4) = version 2 plus:
+ *   Map v3: … v1 fields … | u32 upmapCount (may be 0) | upmap* | u32 historyCount (≥ 1)
+ *           | history* (ascending pool, then seed)
+ *   History: u32 pool | u32 seed | u32 setCount (≥ 1) | (u8 n (1..10) | u32 osd*n)*setCount
+ *   Incremental v3: op tags 9 pg-history-add and 10 pg-history-reset (u32 pool | u32 seed |
+ *          u8 n | u32 osd*n) and 11 pg-history-remove (u32 pool | u32 seed), legal only in v3.
+ * Same rule: a map with an empty history is written as v1/v2 and an incremental without a
+ * history op as v1/v2, byte-identical to before; a v3 map with no history is refused.
  */
 import { CodecError, Reader, Writer } from '../common/codec.js';
 import type { Epoch, OsdId, PgId, PgSeed, PoolId } from '../common/ids.js';
 import { parsePgId, pgIdToString } from '../common/ids.js';
-import { UPMAP_ITEMS_MAX, buildTree } from './cluster-map.js';
-import type { ClusterMap, FailureDomain, OsdInfo, OsdLocation, PoolInfo, UpmapItem } from './cluster-map.js';
+import { POOL_SIZE_MAX, UPMAP_ITEMS_MAX, buildTree } from './cluster-map.js';
+import type { ClusterMap, FailureDomain, OsdInfo, OsdLocation, PgHistorySet, PoolInfo, UpmapItem } from './cluster-map.js';
 import type { Incremental, MapOp, OsdChanges, PoolChanges } from './incremental.js';
 
 /** 'SMAP' little-endian. */
@@ -39,17 +48,20 @@ export const MAP_MAGIC = 0x50414d53;
 /** 'SINC' little-endian. */
 export const INC_MAGIC = 0x434e4953;
 /** Newest versions written (only when needed; see the module comment). */
-export const MAP_VERSION = 2;
-export const INC_VERSION = 2;
+export const MAP_VERSION = 3;
+export const INC_VERSION = 3;
 /** Bounds on counts read from untrusted bytes. */
 const MAX_ITEMS = 1 << 20;
 
 const OP_TAGS = {
   'osd-add': 1, 'osd-set': 2, 'osd-remove': 3, 'pool-add': 4, 'pool-set': 5, 'pool-remove': 6,
   'pg-upmap-items-set': 7, 'pg-upmap-items-remove': 8,
+  'pg-history-add': 9, 'pg-history-reset': 10, 'pg-history-remove': 11,
 } as const;
 /** Op tags from this value on need incremental v2. */
 const FIRST_V2_TAG = 7;
+/** Op tags from this value on need incremental v3. */
+const FIRST_V3_TAG = 9;
 const OSD_SET_FIELDS = ['uuid', 'addr', 'up', 'in', 'weight', 'location', 'upFrom', 'downAt'] as const;
 const POOL_SET_FIELDS = ['name', 'size', 'minSize', 'pgNum', 'failureDomain', 'objectSizeBytes', 'stripeUnitBytes', 'stripeCount'] as const;
 
@@ -151,6 +163,30 @@ function readUpmapItems(r: Reader): UpmapItem[] {
   return items;
 }
 
+function writeHistorySet(w: Writer, set: readonly OsdId[]): void {
+  w.u8(set.length);
+  for (const id of set) w.u32(id);
+}
+
+function readHistorySet(r: Reader): PgHistorySet {
+  const n = r.u8();
+  if (n < 1 || n > POOL_SIZE_MAX) throw new CodecError(`bad history set size ${n}`);
+  const set: OsdId[] = [];
+  for (let i = 0; i < n; i++) set.push(r.u32() as OsdId);
+  return set;
+}
+
+/** History entries in canonical order (pool, then seed), with parsed ids. */
+function sortedHistory(map: ClusterMap): { pg: PgId; sets: readonly PgHistorySet[] }[] {
+  const out: { pg: PgId; sets: readonly PgHistorySet[] }[] = [];
+  for (const [key, sets] of map.pgHistory) {
+    const pg = parsePgId(key);
+    if (pg === undefined) throw new CodecError(`bad history key ${key}`);
+    out.push({ pg, sets });
+  }
+  return out.sort((a, b) => (a.pg.pool - b.pg.pool) || (a.pg.seed - b.pg.seed));
+}
+
 /** Upmap entries in canonical order (pool, then seed), with parsed ids. */
 function sortedUpmaps(map: ClusterMap): { pg: PgId; items: readonly UpmapItem[] }[] {
   const out: { pg: PgId; items: readonly UpmapItem[] }[] = [];
@@ -165,7 +201,7 @@ function sortedUpmaps(map: ClusterMap): { pg: PgId; items: readonly UpmapItem[] 
 /** Encodes a full map (canonical: OSDs and pools in ascending id order). */
 export function encodeMap(map: ClusterMap): Uint8Array {
   const w = new Writer(1024);
-  const version = map.pgUpmapItems.size > 0 ? 2 : 1;
+  const version = map.pgHistory.size > 0 ? 3 : map.pgUpmapItems.size > 0 ? 2 : 1;
   w.u32(MAP_MAGIC).u8(version).u32(map.epoch).str(map.fsid).u64(map.createdMs).u64(map.modifiedMs).i32(map.poolMax);
   const osds = [...map.osds.values()].sort((a, b) => a.id - b.id);
   w.u32(osds.length);
@@ -179,6 +215,15 @@ export function encodeMap(map: ClusterMap): Uint8Array {
     for (const u of upmaps) {
       writePg(w, u.pg);
       writeUpmapItems(w, u.items);
+    }
+  }
+  if (version >= 3) {
+    const hist = sortedHistory(map);
+    w.u32(hist.length);
+    for (const h of hist) {
+      writePg(w, h.pg);
+      w.u32(h.sets.length);
+      for (const set of h.sets) writeHistorySet(w, set);
     }
   }
   return w.finish().slice();
@@ -208,16 +253,30 @@ export function decodeMap(bytes: Uint8Array): ClusterMap {
   const pgUpmapItems = new Map<string, readonly UpmapItem[]>();
   if (version >= 2) {
     const n = readCount(r);
-    // Canonical form: a map without items is always written as v1.
-    if (n === 0) throw new CodecError('map v2 without upmap items');
+    // Canonical form: a map without items is always written as v1 (v3: any count).
+    if (n === 0 && version === 2) throw new CodecError('map v2 without upmap items');
     for (let i = n; i > 0; i--) {
       const key = pgIdToString(readPg(r));
       if (pgUpmapItems.has(key)) throw new CodecError(`duplicate upmap for pg ${key}`);
       pgUpmapItems.set(key, readUpmapItems(r));
     }
   }
+  const pgHistory = new Map<string, readonly PgHistorySet[]>();
+  if (version >= 3) {
+    const n = readCount(r);
+    if (n === 0) throw new CodecError('map v3 without pg history');
+    for (let i = n; i > 0; i--) {
+      const key = pgIdToString(readPg(r));
+      if (pgHistory.has(key)) throw new CodecError(`duplicate history for pg ${key}`);
+      const count = readCount(r);
+      if (count === 0) throw new CodecError(`empty history for pg ${key}`);
+      const sets: PgHistorySet[] = [];
+      for (let j = count; j > 0; j--) sets.push(readHistorySet(r));
+      pgHistory.set(key, sets);
+    }
+  }
   r.end();
-  return { epoch, fsid, createdMs, modifiedMs, osds, pools, poolMax, tree: buildTree(osds), pgUpmapItems };
+  return { epoch, fsid, createdMs, modifiedMs, osds, pools, poolMax, tree: buildTree(osds), pgUpmapItems, pgHistory };
 }
 
 function writeOsdChanges(w: Writer, c: OsdChanges): void {
@@ -289,12 +348,16 @@ function writeOp(w: Writer, op: MapOp): void {
     case 'pool-remove': return void w.u32(op.id);
     case 'pg-upmap-items-set': writePg(w, op.pg); return writeUpmapItems(w, op.items);
     case 'pg-upmap-items-remove': return writePg(w, op.pg);
+    case 'pg-history-add':
+    case 'pg-history-reset': writePg(w, op.pg); return writeHistorySet(w, op.set);
+    case 'pg-history-remove': return writePg(w, op.pg);
   }
 }
 
 function readOp(r: Reader, version: number): MapOp {
   const tag = r.u8();
   if (tag >= FIRST_V2_TAG && version < 2) throw new CodecError(`map op tag ${tag} needs incremental v2`);
+  if (tag >= FIRST_V3_TAG && version < 3) throw new CodecError(`map op tag ${tag} needs incremental v3`);
   switch (tag) {
     case 1: return { op: 'osd-add', osd: readOsd(r) };
     case 2: return { op: 'osd-set', id: r.u32() as OsdId, changes: readOsdChanges(r) };
@@ -304,6 +367,9 @@ function readOp(r: Reader, version: number): MapOp {
     case 6: return { op: 'pool-remove', id: r.u32() as PoolId };
     case 7: return { op: 'pg-upmap-items-set', pg: readPg(r), items: readUpmapItems(r) };
     case 8: return { op: 'pg-upmap-items-remove', pg: readPg(r) };
+    case 9: return { op: 'pg-history-add', pg: readPg(r), set: readHistorySet(r) };
+    case 10: return { op: 'pg-history-reset', pg: readPg(r), set: readHistorySet(r) };
+    case 11: return { op: 'pg-history-remove', pg: readPg(r) };
     default: throw new CodecError(`unknown map op tag ${tag}`);
   }
 }
@@ -311,7 +377,8 @@ function readOp(r: Reader, version: number): MapOp {
 /** Encodes an incremental (ops in their given order: order is semantic). */
 export function encodeIncremental(inc: Incremental): Uint8Array {
   const w = new Writer(128);
-  const version = inc.ops.some((op) => OP_TAGS[op.op] >= FIRST_V2_TAG) ? 2 : 1;
+  const maxTag = inc.ops.reduce((m, op) => Math.max(m, OP_TAGS[op.op]), 0);
+  const version = maxTag >= FIRST_V3_TAG ? 3 : maxTag >= FIRST_V2_TAG ? 2 : 1;
   w.u32(INC_MAGIC).u8(version).u32(inc.epoch).str(inc.fsid).u64(inc.modifiedMs).u32(inc.ops.length);
   for (const op of inc.ops) writeOp(w, op);
   return w.finish().slice();
