@@ -19,8 +19,8 @@ import { encodeMap } from '../src/map/map-codec.js';
 import { FileMonStore } from '../src/mon/file-mon-store.js';
 import { MonClient } from '../src/mon/mon-client.js';
 import {
-  decodeBeacon, decodeFailureReport, decodeMapUpdate, decodeOsdBoot, decodePgStates, encodeBeacon, encodeFailureReport,
-  encodeMapUpdate, encodeOsdBoot, encodePgStates, parseMonCommand,
+  decodeBeacon, decodeFailureReport, decodeMapUpdate, decodeOsdBoot, decodePgHistory, decodePgStates, encodeBeacon, encodeFailureReport,
+  encodeMapUpdate, encodeOsdBoot, encodePgHistory, encodePgStates, parseMonCommand,
 } from '../src/mon/mon-protocol.js';
 import { MonServer, monMkfs } from '../src/mon/mon-server.js';
 import { seededRng, testEnv, waitFor } from './msg-test-env.js';
@@ -32,6 +32,12 @@ test('codecs round-trip and reject hostile input', (t) => {
   t.deepEqual(decodeBeacon(encodeBeacon(7 as OsdId, 42)), { osdId: 7, epoch: 42 });
   t.deepEqual(decodeFailureReport(encodeFailureReport({ target: 2 as OsdId, kind: 'refused', cancel: false })), { target: 2, kind: 'refused', cancel: false });
   t.deepEqual(decodePgStates(encodePgStates(1 as OsdId, { '1.a': 'active' })), { osdId: 1, states: { '1.a': 'active' } });
+  const h = { osdId: 4 as OsdId, pg: '2.1f', op: 'reset' as const, set: [4, 0, 9] as OsdId[] };
+  t.deepEqual(decodePgHistory(encodePgHistory(h)), h);
+  t.throws(() => decodePgHistory(Uint8Array.from([...encodePgHistory(h), 0])), { instanceOf: CodecError });
+  const badOp = encodePgHistory(h);
+  badOp[4 + 4 + 4] = 3; // u32 osd | str '2.1f' (u32 len + 4) | u8 op
+  t.throws(() => decodePgHistory(badOp), { instanceOf: CodecError, message: /bad pg history op 3/ });
   const map = buildMap({ osds: evenOsds(4, 2), pools: [{ id: 1, name: 'vms' }] });
   const full = decodeMapUpdate(encodeMapUpdate({ kind: 'full', map }));
   t.is(full.kind, 'full');
@@ -93,6 +99,17 @@ test('MonServer + MonClient: auth, caps, boot, beacons, subscription, tickets, s
   const results: string[] = [];
   osd.startBeacons(0 as OsdId, 50, (r) => results.push(r instanceof ClusterError ? r.code : r));
   await waitFor(() => results.includes('ok'));
+
+  // PG history: only osd.N for itself, and (monitor core) only as the PG's primary for its acting set.
+  const hist = (c: MonClient, osdId: number, set: number[]): Promise<{ code: string | null; epoch?: number }> =>
+    new Promise((resolve) => c.pgHistory(osdId as OsdId, '0.3', 'add', set as OsdId[], (err, epoch) => resolve(err === null ? { code: null, ...(epoch === undefined ? {} : { epoch }) } : { code: err.code })));
+  t.is((await hist(admin, 0, [0])).code, 'CLU_ERR_PERM', 'an admin is not an OSD');
+  t.is((await hist(osd, 1, [1])).code, 'CLU_ERR_PERM', 'osd.0 may not act for osd.1');
+  t.is((await hist(osd, 0, [0, 1])).code, 'CLU_ERR_EPOCH_STALE', 'not the acting set');
+  const added = await hist(osd, 0, [0]);
+  t.is(added.code, null);
+  t.is(added.epoch, server.monitor.map().epoch);
+  t.deepEqual(server.monitor.map().pgHistory.get('0.3'), [[0]]);
 
   // Read-only mon caps: status yes, pool create no.
   const ro = client('client.ro');

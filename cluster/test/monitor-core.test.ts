@@ -226,3 +226,58 @@ test('a boot with a uuid that belongs to another id is refused', (t) => {
   env.advance(100);
   t.is(code, 'CLU_ERR_PERM');
 });
+
+test('pg history: only the up primary for its exact acting set may add/reset; answered after the commit, at once when already recorded', (t) => {
+  const env = new TestEnv();
+  const mon = startMon(env);
+  const ids = bootThree(env, mon);
+  mon.poolCreate({ name: 'rbd', pgNum: 4 }, () => undefined);
+  env.advance(100);
+  const acting = [...pgToOsds(mon.map(), parsePgId('0.2')!).acting] as OsdId[];
+  const primary = acting[0]!;
+  const other = ids.find((id) => id !== primary)!;
+  const results: { code: string | null; epoch?: number }[] = [];
+  const cb = (e: ClusterError | null, r?: { epoch: Epoch }): void => { results.push(r === undefined ? { code: e?.code ?? null } : { code: null, epoch: r.epoch }); };
+  const before = mon.map().epoch;
+  mon.pgHistory(other, '0.2', 'add', acting, cb); // not the primary
+  mon.pgHistory(primary, '0.2', 'add', acting.slice(0, 2), cb); // not the acting set
+  mon.pgHistory(primary, '0.2', 'add', [...acting].reverse(), cb); // the same OSDs in another order: another set
+  mon.pgHistory(primary, '0.9', 'add', acting, cb); // no such PG
+  mon.pgHistory(primary, 'x', 'add', acting, cb);
+  env.advance(1);
+  t.deepEqual(results.map((r) => r.code), ['CLU_ERR_EPOCH_STALE', 'CLU_ERR_EPOCH_STALE', 'CLU_ERR_EPOCH_STALE', 'CLU_ERR_NOT_FOUND', 'CLU_ERR_NOT_FOUND']);
+  t.is(mon.map().epoch, before, 'refusals change nothing');
+  results.length = 0;
+  // Valid: the reply waits for the commit (no reply on this turn), batched with other changes.
+  mon.pgHistory(primary, '0.2', 'add', acting, cb);
+  mon.poolCreate({ name: 'other', pgNum: 1 }, () => undefined);
+  t.is(results.length, 0);
+  env.advance(100);
+  t.deepEqual(results, [{ code: null, epoch: before + 1 }]);
+  t.deepEqual(mon.map().pgHistory.get('0.2'), [acting]);
+  // Already recorded: answered at once with the current epoch, no new epoch.
+  mon.pgHistory(primary, '0.2', 'add', acting, cb);
+  env.advance(1);
+  t.deepEqual(results[1], { code: null, epoch: before + 1 });
+  t.is(mon.map().epoch as number, before + 1);
+  // The primary goes down: its acting set changes; the old primary is refused (not up), the new
+  // primary may add its set; a reset from the new primary then leaves exactly its set.
+  mon.osdAdmin(primary, 'down', () => undefined);
+  env.advance(100);
+  const acting2 = [...pgToOsds(mon.map(), parsePgId('0.2')!).acting] as OsdId[];
+  mon.pgHistory(primary, '0.2', 'add', acting, cb);
+  mon.pgHistory(acting2[0]!, '0.2', 'add', acting2, cb);
+  env.advance(100);
+  t.deepEqual(results.slice(2).map((r) => r.code), ['CLU_ERR_PERM', null]);
+  t.deepEqual(mon.map().pgHistory.get('0.2'), [acting, acting2]);
+  mon.pgHistory(acting2[0]!, '0.2', 'reset', acting2, cb);
+  env.advance(100);
+  t.is(results[4]?.code, null);
+  t.deepEqual(mon.map().pgHistory.get('0.2'), [acting2]);
+  // A change staged on the projected map is validated against it: the acting set about to
+  // change (pending boot of the old primary) refuses the soon-stale set.
+  mon.osdBoot({ uuid: `u${primary}`, addr: `127.0.0.1:${6800 + primary}`, location: { host: `h${primary}` } }, () => undefined);
+  mon.pgHistory(acting2[0]!, '0.2', 'add', acting2, cb);
+  env.advance(100);
+  t.is(results[5]?.code, 'CLU_ERR_EPOCH_STALE');
+});

@@ -27,7 +27,7 @@ import type { BackoffOptions, InboundMessage, Session } from '../msg/session.js'
 import { MsgType } from '../msg/types.js';
 import {
   SERVICE_SECRET_AAD, decodeBeaconReply, decodeJson, decodeMapUpdate, decodeOsdBootReply, encodeBeacon, encodeFailureReport,
-  encodeJson, encodeOsdBoot, encodePgStates, encodeSubscribe,
+  encodeJson, encodeOsdBoot, encodePgHistory, encodePgStates, encodeSubscribe,
 } from './mon-protocol.js';
 import type { BeaconResult } from './mon-protocol.js';
 import type { FailureKind, MapUpdate, OsdBootRequest } from './monitor-core.js';
@@ -176,6 +176,18 @@ export class MonClient extends EventEmitter<MonClientEvents> {
   /** Reports the states of the PGs `osdId` is primary for. */
   reportPgStates(osdId: OsdId, states: Readonly<Record<string, string>>): void {
     this.session.send({ type: MsgType.MSG_MON_PG_STATES, payload: encodePgStates(osdId, states) });
+  }
+
+  /**
+   * Records a PG-history change (`MonitorCore.pgHistory`): `cb` fires once the monitor has
+   * committed the epoch holding it (`epoch`), or with its error (`CLU_ERR_EPOCH_STALE` when
+   * the monitor's map says we are not the PG's primary or `set` is not its acting set).
+   */
+  pgHistory(osdId: OsdId, pg: string, op: 'add' | 'reset', set: readonly OsdId[], cb: (err: ClusterError | null, epoch?: number) => void): void {
+    this.request(MsgType.MSG_MON_PG_HISTORY, encodePgHistory({ osdId, pg, op, set }), (err, reply) => {
+      if (err !== null || reply === undefined) cb(err ?? new ClusterError('CLU_ERR_IO', 'no reply'));
+      else cb(null, reply.epoch);
+    });
   }
 
   /**

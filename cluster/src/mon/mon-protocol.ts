@@ -182,6 +182,43 @@ export function decodePgStates(payload: Uint8Array): { osdId: OsdId; states: Rec
   return { osdId: osdId as OsdId, states };
 }
 
+/** A PG-history request (see `MonitorCore.pgHistory`). */
+export interface PgHistoryRequest {
+  readonly osdId: OsdId;
+  readonly pg: string;
+  readonly op: 'add' | 'reset';
+  readonly set: readonly OsdId[];
+}
+
+/**
+ * MSG_MON_PG_HISTORY: `u32 osdId | str pgid | u8 op (1 add, 2 reset) | u8 n (1..10) | u32 osd*n`.
+ * The reply is empty and carries the epoch holding the change in its header.
+ */
+export function encodePgHistory(h: PgHistoryRequest): Uint8Array {
+  const w = new Writer(16 + 4 * h.set.length).u32(h.osdId).str(h.pg).u8(h.op === 'add' ? 1 : 2).u8(h.set.length);
+  for (const id of h.set) w.u32(id);
+  return w.finish();
+}
+
+export function decodePgHistory(payload: Uint8Array): PgHistoryRequest {
+  const r = new Reader(payload);
+  const osdId = r.u32();
+  const pg = r.str(32);
+  const opCode = r.u8();
+  const n = r.u8();
+  if (osdId > ID_MAX) throw new CodecError(`bad osd id ${osdId}`);
+  if (opCode !== 1 && opCode !== 2) throw new CodecError(`bad pg history op ${opCode}`);
+  if (n < 1 || n > 10) throw new CodecError(`bad pg history set size ${n}`);
+  const set: OsdId[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = r.u32();
+    if (id > ID_MAX) throw new CodecError(`bad osd id ${id}`);
+    set.push(id as OsdId);
+  }
+  r.end();
+  return { osdId: osdId as OsdId, pg, op: opCode === 1 ? 'add' : 'reset', set };
+}
+
 // ───────────────────────────── OSD messages used by the placeholder ─────────────────────────────
 
 /** MSG_OSD_PING: `u32 fromOsd | u32 epoch`; reply `u32 epoch`. */

@@ -10,7 +10,9 @@
  * - `MSG_AUTH_GET_TICKET`: any key-authenticated entity, for the OSD service, with its caps.
  * - `MSG_AUTH_GET_SERVICE_SECRET`: only `osd.N` entities; the secret is sealed with the
  *   OSD's own key (the session is signed, not encrypted).
- * - Boot, beacon and PG states: only the entity `osd.N` about OSD N (Ceph's "profile osd").
+ * - Boot, beacon, PG states and PG history: only the entity `osd.N` about OSD N (Ceph's
+ *   "profile osd"); the monitor core further checks that a PG-history change comes from the
+ *   PG's up primary for its current acting set.
  * - Subscribe and failure reports: mon caps `allow r` or more. Failure reports come from OSD
  *   peers (their heartbeats: `refused` on ECONNREFUSED, `timeout` past the grace) and may come
  *   from clients; one `refused` report marks an OSD down at once, so mon `r` is trusted.
@@ -36,7 +38,7 @@ import { MsgType } from '../msg/types.js';
 import { AuthDb } from './auth-db.js';
 import { executeMonCommand } from './mon-commands.js';
 import {
-  SERVICE_SECRET_AAD, decodeBeacon, decodeFailureReport, decodeJson, decodeOsdBoot, decodePgStates, decodeSubscribe,
+  SERVICE_SECRET_AAD, decodeBeacon, decodeFailureReport, decodeJson, decodeOsdBoot, decodePgHistory, decodePgStates, decodeSubscribe,
   encodeBeaconReply, encodeJson, encodeMapUpdate, encodeOsdBootReply, monCommandNeedsWrite, parseMonCommand,
 } from './mon-protocol.js';
 import { MonitorCore } from './monitor-core.js';
@@ -152,6 +154,7 @@ export class MonServer {
     this.msgr.handle(MsgType.MSG_MON_OSD_BEACON, (req, s) => this.guarded(req, s, () => this.onBeacon(req, s)));
     this.msgr.handle(MsgType.MSG_MON_FAILURE, (req, s) => this.guarded(req, s, () => this.onFailure(req, s)));
     this.msgr.handle(MsgType.MSG_MON_PG_STATES, (req, s) => this.guarded(req, s, () => this.onPgStates(req, s)));
+    this.msgr.handle(MsgType.MSG_MON_PG_HISTORY, (req, s) => this.guarded(req, s, () => this.onPgHistory(req, s)));
     this.msgr.handle(MsgType.MSG_MON_COMMAND, (req, s) => this.guarded(req, s, () => this.onCommand(req, s)));
   }
 
@@ -238,6 +241,18 @@ export class MonServer {
     const p = decodePgStates(req.payload);
     this.requireOsd(s, p.osdId);
     this.monitor.reportPgStates(p.osdId, p.states);
+  }
+
+  private onPgHistory(req: InboundMessage, s: Session): void {
+    const h = decodePgHistory(req.payload);
+    this.requireOsd(s, h.osdId);
+    this.monitor.pgHistory(h.osdId, h.pg, h.op, h.set, (err, r) => {
+      if (err !== null || r === undefined) {
+        const e = err ?? new ClusterError('CLU_ERR_IO', 'pg history change failed');
+        this.o.env.log.info({ err: e, osd: h.osdId, pg: h.pg, op: h.op, set: h.set }, 'pg history change refused');
+        s.replyError(req, e);
+      } else s.reply(req, { type: req.type, epoch: r.epoch });
+    });
   }
 
   private onCommand(req: InboundMessage, s: Session): void {

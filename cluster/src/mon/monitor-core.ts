@@ -34,7 +34,7 @@ import type { Epoch, OsdId, PoolId } from '../common/ids.js';
 import type { Env, TimerHandle } from '../env/env.js';
 import { WEIGHT_ONE, osdTreeRows, poolByName } from '../map/cluster-map.js';
 import type { ClusterMap, OsdInfo, OsdLocation, OsdTreeRow, PoolInfo } from '../map/cluster-map.js';
-import { applyIncremental } from '../map/incremental.js';
+import { applyIncremental, historyHasSet, sameHistorySet } from '../map/incremental.js';
 import type { Incremental, MapOp, OsdChanges, PoolChanges } from '../map/incremental.js';
 import { makePool } from '../map/map-builder.js';
 import type { PoolSpec } from '../map/map-builder.js';
@@ -301,6 +301,48 @@ export class MonitorCore {
     for (const [pg, state] of Object.entries(states)) {
       if (this.primaryOf(map, pg) === osd) this.pgStates.set(pg, { state, osd });
     }
+  }
+
+  /**
+   * `MSG_MON_PG_HISTORY`: the primary of `pg` records its acting set in the PG history
+   * (`add`, before its interval accepts writes) or shrinks the history to it (`reset`, once
+   * active+clean at full size). Believed only from an OSD that is up and the PG's primary in
+   * the projected map (the map the op will be committed on top of), for exactly the PG's
+   * acting set there: a deposed or lagging primary gets `CLU_ERR_EPOCH_STALE` and retries on
+   * its next map. The callback fires once the epoch holding the change is durable, or at once
+   * when the committed history already says so.
+   */
+  pgHistory(osd: OsdId, pgKey: string, op: 'add' | 'reset', set: readonly OsdId[], cb: EpochCallback): void {
+    if (this.fatal !== undefined) return this.failSoon(cb, new ClusterError('CLU_ERR_UNAVAILABLE', 'monitor store failed'));
+    const pgId = parsePgId(pgKey);
+    const map = this.projectedMap();
+    const pool = pgId === undefined ? undefined : map.pools.get(pgId.pool);
+    if (pgId === undefined || pool === undefined || pgId.seed >= pool.pgNum) {
+      return this.failSoon(cb, new ClusterError('CLU_ERR_NOT_FOUND', `pg ${pgKey} does not exist`, { details: { pg: pgKey } }));
+    }
+    if (map.osds.get(osd)?.up !== true) {
+      return this.failSoon(cb, new ClusterError('CLU_ERR_PERM', `osd.${osd} is not up; it may not change pg ${pgKey}'s history`, { details: { pg: pgKey, osd } }));
+    }
+    const mapping = pgToOsds(map, pgId);
+    if (mapping.primary !== osd) {
+      return this.failSoon(cb, new ClusterError('CLU_ERR_EPOCH_STALE', `osd.${osd} is not the primary of pg ${pgKey} (osd.${mapping.primary} is)`,
+        { details: { pg: pgKey, osd, primary: mapping.primary } }));
+    }
+    if (!sameHistorySet(mapping.acting, set)) {
+      return this.failSoon(cb, new ClusterError('CLU_ERR_EPOCH_STALE', `pg ${pgKey}: [${set.join(',')}] is not its acting set [${mapping.acting.join(',')}]`,
+        { details: { pg: pgKey, osd, set: [...set], acting: [...mapping.acting] } }));
+    }
+    const committed = this.map().pgHistory.get(pgKey);
+    const already = op === 'add' ? historyHasSet(committed, set) : committed !== undefined && committed.length === 1 && sameHistorySet(committed[0] ?? [], set);
+    if (already) {
+      const epoch = this.map().epoch;
+      this.env.setImmediate(() => cb(null, { epoch }));
+      return;
+    }
+    // Staged even when only the projected map has it already: add/reset are idempotent, and
+    // waiting on a pending or in-flight epoch needs an op of our own in the next proposal.
+    this.env.log.info({ pg: pgKey, osd, op, set }, 'pg history change');
+    this.stageAndWait([{ op: op === 'add' ? 'pg-history-add' : 'pg-history-reset', pg: pgId, set: [...set] }], cb);
   }
 
   private primaryOf(map: ClusterMap, pg: string): number {

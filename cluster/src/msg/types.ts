@@ -53,6 +53,8 @@ export const MsgType = {
   MSG_MON_FAILURE: 0x0112,
   /** Send: an OSD's states of the PGs it is primary for. */
   MSG_MON_PG_STATES: 0x0113,
+  /** Request (OSD → monitor): record a PG-history change; the reply follows the commit. */
+  MSG_MON_PG_HISTORY: 0x0114,
   /** Request: an admin command (JSON, Ceph's mon_command); reply JSON. */
   MSG_MON_COMMAND: 0x0120,
 
