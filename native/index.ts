@@ -63,6 +63,9 @@ interface Binding {
   eventfd(initval: number, nonblock: boolean): number;
   memfdCreate(name: string, sizeBytes: number): number;
   fallocate(fd: number, mode: 'punch-hole' | 'zero-range', offsetBytes: number, lengthBytes: number): void;
+  hmacKey(key: Uint8Array): ArrayBuffer;
+  hmacSign(state: ArrayBuffer, seq: number, parts: readonly Uint8Array[], out: Uint8Array): void;
+  hmacVerify(state: ArrayBuffer, seq: number, parts: readonly Uint8Array[], expected: Uint8Array): boolean;
   Poller: PollerConstructor;
   READABLE: number;
   WRITABLE: number;
@@ -154,3 +157,23 @@ export const fallocate: (
   offsetBytes: number,
   lengthBytes: number,
 ) => void = binding.fallocate;
+
+/**
+ * Prepares an HMAC-SHA256 key: the SHA-256 states after the key's inner and outer pads
+ * (RFC 2104 §4), so each MAC hashes only the message. Keys longer than 64 bytes are hashed
+ * first, as HMAC requires. Treat the result as opaque.
+ */
+export const hmacKey: (key: Uint8Array) => ArrayBuffer = binding.hmacKey;
+
+/**
+ * HMAC-SHA256(key, u64le(seq) ‖ parts[0] ‖ parts[1] ‖ …), truncated to `out.length` (1..32)
+ * bytes and written into `out`. `seq` is a safe non-negative integer. No allocation.
+ */
+export const hmacSign: (state: ArrayBuffer, seq: number, parts: readonly Uint8Array[], out: Uint8Array) => void = binding.hmacSign;
+
+/**
+ * True when the first `expected.length` (1..32) bytes of the same MAC equal `expected`;
+ * compared in constant time in the contents.
+ */
+export const hmacVerify: (state: ArrayBuffer, seq: number, parts: readonly Uint8Array[], expected: Uint8Array) => boolean =
+  binding.hmacVerify;

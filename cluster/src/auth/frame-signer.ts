@@ -13,11 +13,14 @@
  *
  * Why the bytes and not only their CRCs (the brief suggested CRCs, as Ceph's msgr v1 did):
  * crc32c is linear, so an attacker who can rewrite a payload can also keep its CRC; signing the
- * CRCs would not protect the data. Cost, measured on the project machine with node:crypto:
- * ≈2.2 µs per frame plus ≈0.65 µs per KiB (4.8 µs for a 4 KiB write), small against the
- * ≈40–60 µs TCP round trip.
+ * CRCs would not protect the data.
+ *
+ * Cost: the MAC is the native shim's (`native/src/hmac.cc`): the key's pad states are prepared
+ * once per direction and each frame hashes only its bytes, ≈0.7 µs + 0.57 µs/KiB here (3.1 µs for a 4 KiB write), against
+ * ≈3.3 µs + 0.5 µs/KiB (5.4 µs) for node:crypto's `createHmac` per frame (which builds a context each
+ * time). Same digest (tested against node:crypto in native/test/hmac.test.ts).
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { hmacKey, hmacSign, hmacVerify } from '../../../native/index.js';
 import { FRAME_SIGNATURE_BYTES, FRAME_SIGNED_HEADER_BYTES, frameSignature } from '../msg/frame.js';
 import type { Frame } from '../msg/frame.js';
 
@@ -25,26 +28,34 @@ import type { Frame } from '../msg/frame.js';
 export class FrameSigner {
   private txSeq = 0;
   private rxSeq = 0;
-  private readonly seqBuf = Buffer.alloc(8);
+  private readonly txState: ArrayBuffer;
+  private readonly rxState: ArrayBuffer;
+  /** Reused output: `encodeFrame` copies the signature into the header at once. */
+  private readonly sig = new Uint8Array(FRAME_SIGNATURE_BYTES);
+  private readonly parts: Uint8Array[] = [];
 
-  constructor(private readonly txKey: Uint8Array, private readonly rxKey: Uint8Array) {}
+  constructor(txKey: Uint8Array, rxKey: Uint8Array) {
+    this.txState = hmacKey(txKey);
+    this.rxState = hmacKey(rxKey);
+  }
 
   /** `FrameSignFn` for `encodeFrame`: call exactly once per frame, in wire order. */
   readonly sign = (signedHeader: Uint8Array, payload: Uint8Array, data: readonly Uint8Array[]): Uint8Array => {
-    return this.mac(this.txKey, this.txSeq++, signedHeader, payload, data);
+    hmacSign(this.txState, this.txSeq++, this.partsOf(signedHeader, payload, data), this.sig);
+    return this.sig;
   };
 
   /** Verifies a received frame (in arrival order). False means tampering: close the session. */
   verify(frame: Frame): boolean {
-    const expected = this.mac(this.rxKey, this.rxSeq++, frame.header.subarray(0, FRAME_SIGNED_HEADER_BYTES), frame.payload, frame.data);
-    return timingSafeEqual(frameSignature(frame.header), expected);
+    const parts = this.partsOf(frame.header.subarray(0, FRAME_SIGNED_HEADER_BYTES), frame.payload, frame.data);
+    return hmacVerify(this.rxState, this.rxSeq++, parts, frameSignature(frame.header));
   }
 
-  private mac(key: Uint8Array, seq: number, header: Uint8Array, payload: Uint8Array, data: readonly Uint8Array[]): Uint8Array {
-    this.seqBuf.writeUInt32LE(seq % 0x1_0000_0000, 0);
-    this.seqBuf.writeUInt32LE(Math.floor(seq / 0x1_0000_0000), 4);
-    const h = createHmac('sha256', key).update(this.seqBuf).update(header).update(payload);
-    for (const d of data) h.update(d);
-    return h.digest().subarray(0, FRAME_SIGNATURE_BYTES);
+  private partsOf(header: Uint8Array, payload: Uint8Array, data: readonly Uint8Array[]): Uint8Array[] {
+    const p = this.parts;
+    p.length = 0;
+    p.push(header, payload);
+    for (const d of data) p.push(d);
+    return p;
   }
 }
