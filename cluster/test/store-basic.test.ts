@@ -174,6 +174,24 @@ test('direct writes go to the data file and survive a crash; reads verify checks
   t.is(bad.details?.['block'], 2);
 });
 
+test('a handed-off transaction (no copies) commits, reads back and survives a crash like a copied one', (t) => {
+  const env = new TestEnv();
+  const s = open(env, { directWriteBytes: 16 * 1024 });
+  const data = bytes(96 * 1024 + 700, 5);
+  // A view into a larger buffer, as a received frame's data is.
+  const frame = new Uint8Array(data.length + 1000);
+  frame.set(data, 500);
+  const txn = new Transaction().write(oid('h'), 300, frame.subarray(500, 500 + data.length)).setAttr(oid('h'), 'k', bytes(10, 1));
+  txn.handOff = true;
+  t.is(commit(env, s, txn), null);
+  t.deepEqual(read(env, s, oid('h'), 300, data.length), data);
+  env.dropTimers();
+  env.disk.crash();
+  const r = open(env, { directWriteBytes: 16 * 1024 });
+  t.deepEqual(read(env, r, oid('h'), 300, data.length), data);
+  t.deepEqual(r.getAttr(oid('h'), 'k'), bytes(10, 1));
+});
+
 test('rejects bad input with stable codes', (t) => {
   const env = new TestEnv();
   const s = open(env, { objectBytesMax: 1 << 20, directWriteBytes: 1 << 20 });

@@ -67,6 +67,7 @@ function txnDataBytes(txn: Transaction): number {
 /** A copy of `txn` whose buffers the store owns (the caller may reuse its own). */
 function ownTxn(txn: Transaction): Transaction {
   const t = new Transaction();
+  t.handOff = true; // the store owns these copies: no second copy for direct writes
   for (const op of txn.ops) {
     if (op.op === 'write') t.ops.push({ ...op, data: op.data.slice() });
     else if (op.op === 'setattr' || op.op === 'pgput') t.ops.push({ ...op, value: op.value.slice() });
@@ -126,7 +127,7 @@ export class ObjectStore {
     if (this.queue.length > 0 && this.queuedBytes + bytes > this.o.queueBytesMax) {
       return fail(new ClusterError('CLU_ERR_BUSY', 'object store queue full', { details: { queuedBytes: this.queuedBytes } }));
     }
-    const q: Queued = { txn, cb: onCommit, bytes, owned: false };
+    const q: Queued = { txn, cb: onCommit, bytes, owned: txn.handOff };
     this.queue.push(q);
     this.queuedBytes += bytes;
     this.pump();

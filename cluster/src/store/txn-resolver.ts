@@ -167,7 +167,7 @@ export function resolveAndApply(ctx: ResolveContext, txn: Transaction): { ops: R
   const emit = (op: ResolvedOp): void => { ctx.index.apply(op); ops.push(op); };
   for (const op of txn.ops) {
     switch (op.op) {
-      case 'write': resolveWrite(ctx, op.obj, op.offset, op.data, emit, dataWrites); break;
+      case 'write': resolveWrite(ctx, op.obj, op.offset, op.data, emit, dataWrites, txn.handOff); break;
       case 'zero': resolveZero(ctx, op.obj, op.offset, op.length, emit); break;
       case 'truncate': resolveTruncate(ctx, op.obj, op.sizeBytes, emit); break;
       case 'remove': emit({ t: OpType.REMOVE, obj: op.obj }); break;
@@ -198,7 +198,7 @@ function emitBlocks(obj: ObjectId, first: number, images: Uint8Array[], emit: (o
   emit({ t: OpType.BLOCKS, obj, first, blocks: images, crcs: images.map((i) => crc32c(i)) });
 }
 
-function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: Uint8Array, emit: (op: ResolvedOp) => void, out: DataWrite[]): void {
+function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: Uint8Array, emit: (op: ResolvedOp) => void, out: DataWrite[], handOff: boolean): void {
   const end = offset + data.length;
   const o = ctx.index.get(obj);
   if (data.length > 0) {
@@ -210,7 +210,7 @@ function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: 
     for (let b = firstBlock; b <= lastBlock; b++) {
       if (b === direct.first && direct.count > 0) {
         emitBlocks(obj, runFirst, run, emit);
-        emitDirect(ctx, obj, data.subarray(b * BLOCK_BYTES - offset, (b + direct.count) * BLOCK_BYTES - offset), b, emit, out);
+        emitDirect(ctx, obj, data.subarray(b * BLOCK_BYTES - offset, (b + direct.count) * BLOCK_BYTES - offset), b, emit, out, handOff);
         b += direct.count - 1;
         run = [];
         runFirst = b + 1;
@@ -229,8 +229,9 @@ function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: 
   emit({ t: OpType.SIZE, obj, sizeBytes: size });
 }
 
-function emitDirect(ctx: ResolveContext, obj: ObjectId, bytes: Uint8Array, first: number, emit: (op: ResolvedOp) => void, out: DataWrite[]): void {
-  const copy = bytes.slice();
+function emitDirect(ctx: ResolveContext, obj: ObjectId, bytes: Uint8Array, first: number, emit: (op: ResolvedOp) => void, out: DataWrite[], handOff: boolean): void {
+  // Why copy unless handed off: the bytes are read again by the pwrite and by reads until it settles.
+  const copy = handOff ? bytes : bytes.slice();
   const count = copy.length / BLOCK_BYTES;
   const locs: number[] = [];
   const crcs: number[] = [];

@@ -69,10 +69,19 @@ export type TxnOp =
  * A group of ops applied atomically, in order. Writes, truncates, attributes and versions
  * create the object when missing; `remove` of a missing object and `zero` on a missing
  * object are no-ops (idempotent, which recovery relies on). Buffers are copied when the
- * transaction is submitted, so the caller may reuse them after `submit` returns.
+ * transaction is submitted, so the caller may reuse them after `submit` returns — unless the
+ * caller sets `handOff`.
  */
 export class Transaction {
   readonly ops: TxnOp[] = [];
+  /**
+   * The caller hands its data buffers to the store: it will never modify them after `submit`
+   * (e.g. bytes just received from the network), so the store keeps references instead of
+   * copying — a queued transaction is not copied, and a direct (large) write is written from
+   * the caller's bytes. Small writes are still copied into 4 KiB block images, so a view into
+   * a larger received chunk is never retained beyond the direct write's pwrite.
+   */
+  handOff = false;
 
   /** Writes `data` at `offset` (sparse: the gap before it reads as zeros). */
   write(obj: ObjectId, offset: number, data: Uint8Array): this {
