@@ -616,6 +616,8 @@ export class OsdCore {
     };
     const txn = new Transaction();
     txn.ops.push(...ops);
+    // The data are views of the received frame, only ever read (here and by the repop sends).
+    txn.handOff = true;
     pg.localPending++;
     this.store.submit(txn, (err) => {
       pg.localPending--;
@@ -1172,6 +1174,7 @@ export class OsdCore {
     if (pg instanceof ClusterError) { s.replyError(req, pg); return; }
     const txn = new Transaction();
     txn.ops.push(...m.ops);
+    txn.handOff = true; // views of the received frame, never modified
     if (compareVersion(m.entry.version, pg.log.head) > 0) {
       const complete = compareVersion(pg.info.lastComplete, pg.info.lastUpdate) === 0;
       pg.log.add(m.entry);
