@@ -89,6 +89,7 @@ export class SimOsd {
       this.core = new OsdCore({
         env, log: env.log.child({ component: 'osd-core' }), id: this.o.id, store, msgr: this.msgr,
         reportPgStates: (states) => this.mon.reportPgStates(this.o.id, states),
+        recordPgHistory: (pg, op, set, cb) => this.mon.pgHistory(this.o.id, pg, op, set, (err) => cb(err)),
         reportFailure: (osd) => this.mon.reportFailure(osd, 'refused'),
         scrubIntervalMs: this.o.scrubIntervalMs,
         peerTimeoutMs: this.o.peerTimeoutMs,

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterError } from '../src/common/errors.js';
 import type { OsdId } from '../src/common/ids.js';
+import { parsePgId } from '../src/common/ids.js';
 import { authPolicy } from '../src/auth/handshake.js';
 import { makeKeyringEntry } from '../src/auth/keyring.js';
 import type { KeyringEntry } from '../src/auth/keyring.js';
@@ -63,7 +64,10 @@ export class OsdHarness {
           credentials: () => ({ method: 'key', key: key(id) }),
         });
         const t: TestOsd = { id, dir: d, env, store, msgr, core: undefined as unknown as OsdCore, port: 0, states: {} };
-        t.core = new OsdCore({ env, log: env.log, id: id as OsdId, store, msgr, reportPgStates: (s) => { t.states = s; }, peerTimeoutMs: 3000 });
+        t.core = new OsdCore({
+          env, log: env.log, id: id as OsdId, store, msgr, reportPgStates: (s) => { t.states = s; }, peerTimeoutMs: 3000,
+          recordPgHistory: (pg, op, set, cb) => this.recordPgHistory(id, pg, op, set, cb),
+        });
         msgr.listen('127.0.0.1', 0, (e2, port) => {
           if (e2 !== null || port === undefined) { reject(e2); return; }
           t.port = port;
@@ -83,6 +87,31 @@ export class OsdHarness {
     this.sessions.get(id)?.close();
     this.sessions.delete(id);
     return new Promise((resolve) => t.store.close(() => resolve()));
+  }
+
+  /** PG-history requests the harness answered: `osd pg op [set]` (tests assert on them). */
+  readonly historyLog: string[] = [];
+  /** While true, PG-history requests are refused (the monitor is unreachable). */
+  historyRefused = false;
+
+  /**
+   * The monitor's side of `recordPgHistory`, against the harness map: only the PG's primary
+   * for exactly its acting set in the current map is believed (as `MonitorCore.pgHistory`);
+   * the change becomes a new map epoch published to every OSD, then the callback fires.
+   */
+  private recordPgHistory(osd: number, pg: string, op: 'add' | 'reset', set: readonly OsdId[], cb: (err: ClusterError | null) => void): void {
+    setImmediate(() => {
+      if (this.historyRefused) { cb(new ClusterError('CLU_ERR_UNAVAILABLE', 'monitor unreachable (test)')); return; }
+      const id = parsePgId(pg);
+      const m = id === undefined ? undefined : pgToOsds(this.map, id);
+      if (id === undefined || m === undefined || m.primary !== osd || m.acting.length !== set.length || m.acting.some((x, i) => set[i] !== x)) {
+        cb(new ClusterError('CLU_ERR_EPOCH_STALE', `osd.${osd} is not the primary of ${pg} for [${set.join(',')}]`));
+        return;
+      }
+      this.historyLog.push(`${osd} ${pg} ${op} [${set.join(',')}]`);
+      this.apply([{ op: op === 'add' ? 'pg-history-add' : 'pg-history-reset', pg: id, set }]);
+      cb(null);
+    });
   }
 
   /** First map: every started OSD up and in. */

@@ -11,9 +11,12 @@
  *        ─► store.submit ‖ MSG_OSD_REPOP to every other acting OSD ─► all committed ─► reply
  *
  *   map change touching a PG ─► new interval ─► primary: wait local commits, requeue in-flight
- *        ─► QUERY acting ∪ previous acting ─► authoritative log ─► missing sets / backfill
- *        ─► ACTIVATE peers (log + info) ─► active ─► pull own missing, push peers' missing
- *        ─► ACTIVATE(mode 2) each completed peer ─► active+clean
+ *        ─► QUERY acting ∪ previous acting ∪ up members of the PG history sets
+ *        ─► prior set: a member of every history set answered? no ─► DOWN (retry: map / timer)
+ *        ─► authoritative log ─► missing sets / backfill
+ *        ─► ACTIVATE peers (log + info) ‖ monitor records acting in the PG history
+ *        ─► active ─► pull own missing, push peers' missing
+ *        ─► ACTIVATE(mode 2) each completed peer ─► active+clean ─► history reset to [acting]
  */
 import type { Logger } from 'pino';
 import { capsAllow } from '../auth/caps.js';
@@ -27,6 +30,7 @@ import type { Env, TimerHandle } from '../env/env.js';
 import type { ClusterMap, PoolInfo } from '../map/cluster-map.js';
 import type { Messenger } from '../msg/messenger.js';
 import type { InboundMessage, Session } from '../msg/session.js';
+import { historyHasSet, sameHistorySet } from '../map/incremental.js';
 import { MsgType } from '../msg/types.js';
 import { objectHash, pgToOsds } from '../placement/placement.js';
 import { INFO_KEY, LogOp, PG_LOG_MAX, PgLog, decodeInfo, decodeLogEntry, emptyInfo, encodeInfo, encodeLogEntry, isLogKey, logKey } from '../pg/pg-log.js';
@@ -57,6 +61,12 @@ export interface OsdCoreOptions {
   msgr: Messenger;
   /** Sends the primary PG states to the monitor (MonClient.reportPgStates). */
   reportPgStates: (states: Record<string, string>) => void;
+  /**
+   * Records a PG-history change with the monitor (MonClient.pgHistory): `add` the acting set
+   * before a new interval accepts writes, `reset` to it once active+clean at full size. `cb`
+   * fires after the monitor committed it (or with its error; the OSD retries).
+   */
+  recordPgHistory: (pgKey: string, op: 'add' | 'reset', set: readonly OsdId[], cb: (err: ClusterError | null) => void) => void;
   /** A peer refused our connection (it is gone): report it to the monitor. */
   reportFailure?: (osd: OsdId) => void;
   /** Periodic scrub of one PG every N ms (0 = off, the default). */
@@ -123,6 +133,12 @@ class Pg {
   minSize = 0;
   nextSeq = 1;
   peeringGen = 0;
+  /** Prior-set block: the history sets none of whose members answered peering (state DOWN). */
+  blockedSets: OsdId[][] | undefined;
+  /** Interval whose history reset the monitor acknowledged; a reset is in flight when 'inflight'. */
+  historyReset: number | 'inflight' = 0;
+  /** Earliest time of the next reset attempt after a refused one. */
+  historyResetRetryMs = 0;
   // Primary-side state.
   readonly queue: ClientOp[] = [];
   readonly objWait = new Map<string, ClientOp[]>();
@@ -272,6 +288,8 @@ export class OsdCore {
     for (const pg of this.pgs.values()) {
       if (!touched.has(pg.key) && pg.role !== 'stray') this.updatePg(pg, undefined, [], NO_OSD, map.epoch, false);
     }
+    // A PG blocked by its prior set retries on every map: a waited-for OSD may be up now.
+    for (const pg of this.pgs.values()) if (pg.blockedSets !== undefined) this.retryBlocked(pg);
     // Ops that waited for this map.
     const waiting = this.mapWait.splice(0);
     for (const op of waiting) this.dispatchOp(op);
@@ -291,6 +309,8 @@ export class OsdCore {
     if (wasPrimary) this.requeueInflight(pg);
     pg.selfMissing.clear(); pg.peerMissing.clear(); pg.peerInfos.clear(); pg.backfillPending.clear(); pg.incompletePeers.clear();
     pg.inconsistent = false;
+    pg.blockedSets = undefined;
+    pg.historyReset = 0;
     if (pg.role === 'primary') {
       // Sub-ops of an older interval (a deposed primary's late REPOP) must not apply here.
       pg.seenInterval = Math.max(pg.seenInterval, epoch);
@@ -679,6 +699,7 @@ export class OsdCore {
     }
     const mw = this.mapWait.splice(0);
     for (const op of mw) this.dispatchOp(op);
+    for (const pg of this.pgs.values()) this.maybeResetHistory(pg);
     this.scheduleReport();
   }
 
@@ -688,6 +709,33 @@ export class OsdCore {
     if (pg.state === s) return;
     pg.state = checkTransition(pg.state, s);
     this.scheduleReport();
+    if ((s & PgState.CLEAN) !== 0) this.maybeResetHistory(pg);
+  }
+
+  /**
+   * Active+clean at full size: every acting member holds everything, so the PG history can
+   * shrink to the acting set (the monitor checks we are still the primary for exactly it).
+   * Fire and forget: a refused or lost reset is retried from `tick` (at most every 5 s).
+   */
+  private maybeResetHistory(pg: Pg): void {
+    if (pg.role !== 'primary' || (pg.state & PgState.CLEAN) === 0 || pg.acting.length !== pg.poolSize || this.map === undefined) return;
+    if (pg.historyReset === 'inflight' || pg.historyReset === pg.interval || this.env.nowMs() < pg.historyResetRetryMs) return;
+    const hist = this.map.pgHistory.get(pg.key);
+    const acting = [...pg.acting];
+    if (hist !== undefined && hist.length === 1 && sameHistorySet(hist[0] ?? [], acting)) { pg.historyReset = pg.interval; return; }
+    const interval = pg.interval;
+    pg.historyReset = 'inflight';
+    this.o.recordPgHistory(pg.key, 'reset', acting, (err) => {
+      if (pg.historyReset !== 'inflight') return; // a new interval started meanwhile
+      if (err !== null) {
+        pg.historyReset = 0;
+        pg.historyResetRetryMs = this.env.nowMs() + 5000;
+        this.log.info({ pg: pg.key, acting, code: err.code, err: err.message }, 'pg history reset refused; will retry');
+        return;
+      }
+      pg.historyReset = interval;
+      this.log.debug({ pg: pg.key, acting }, 'pg history reset to the clean acting set');
+    });
   }
 
   private scheduleReport(): void {
@@ -732,7 +780,8 @@ export class OsdCore {
     const gen = ++pg.peeringGen;
     const map = this.map;
     const peers = new Set<OsdId>();
-    for (const x of [...pg.acting, ...pg.prevActing]) if (x !== this.o.id && map.osds.get(x)?.up === true) peers.add(x);
+    const history = map.pgHistory.get(pg.key) ?? [];
+    for (const x of [...pg.acting, ...pg.prevActing, ...history.flat()]) if (x !== this.o.id && map.osds.get(x)?.up === true) peers.add(x);
     const replies = new Map<OsdId, PgQueryReply>();
     let left = peers.size;
     let failedActing = false;
@@ -777,6 +826,7 @@ export class OsdCore {
       this.setState(pg, PgState.DOWN);
       return;
     }
+    if (!this.priorSetAnswered(pg, replies, gen)) return;
     const authHead = auth.entries[auth.entries.length - 1]?.version ?? auth.tail;
     const authLatest = new Map<string, PgLogEntry>();
     const authVersions = new Set<string>();
@@ -835,6 +885,12 @@ export class OsdCore {
     };
     this.log.info({ pg: pg.key, auth: authId, authHead: vKey(authHead), acting: pg.acting, selfMissing: pg.selfMissing.size,
       peerMissing: [...pg.peerMissing].map(([k, v]) => [k, v.size]), backfill: [...backfillNeeded] }, 'peering chose authoritative log');
+    // The acting set goes into the PG history before this interval accepts a write (in
+    // parallel with the log adoption and peer activation: only client I/O waits for both).
+    let historyRecorded = false;
+    let peersActivated = false;
+    let activated = (): void => undefined;
+    this.recordActingHistory(pg, gen, () => { historyRecorded = true; if (peersActivated) activated(); });
     this.adoptLog(pg, newInfo, entries, tail, (err) => {
       if (pg.peeringGen !== gen) return;
       if (err !== null) { this.log.error({ pg: pg.key, err }, 'adopting log failed'); return; }
@@ -843,9 +899,14 @@ export class OsdCore {
       const targets = pg.acting.filter((x) => x !== this.o.id);
       let left = targets.length;
       let failed = false;
-      const activated = (): void => {
+      const peersDone = (): void => {
         if (pg.peeringGen !== gen) return;
         if (failed) { this.repeer(pg); return; }
+        peersActivated = true;
+        if (historyRecorded) activated();
+      };
+      activated = (): void => {
+        if (pg.peeringGen !== gen) return;
         pg.backfillPending = new Set([...backfillNeeded]);
         pg.recoveryStartMs = this.env.nowMs();
         pg.recoveredBytes = 0; pg.recoveredObjects = 0;
@@ -854,7 +915,7 @@ export class OsdCore {
         this.runQueue(pg);
         this.recover(pg);
       };
-      if (left === 0) { activated(); return; }
+      if (left === 0) { peersDone(); return; }
       for (const osd of targets) {
         const r = replies.get(osd);
         const bf = backfillNeeded.has(osd);
@@ -863,9 +924,64 @@ export class OsdCore {
         const info: PgInfo = { lastUpdate: authHead, lastComplete: lc, logTail: tail, sameIntervalSince: pg.interval, lastEpochStarted: this.map?.epoch ?? 0, backfilling: bf };
         this.peerRequest(osd, MsgType.MSG_OSD_PG_ACTIVATE, encodePgActivate({ pg: pg.key, interval: pg.interval, mode: 1, info, tail, entries }), undefined, (e) => {
           if (e !== null) failed = true;
-          if (--left === 0) activated();
+          if (--left === 0) peersDone();
         });
       }
+    });
+  }
+
+  /**
+   * The prior-set rule (Ceph's past intervals, Vitastor's PG history): every acting set in the
+   * PG's history may have acknowledged writes that only its members hold, so peering goes on
+   * only when, for each set, some member is this OSD or answered the query. Otherwise the PG
+   * is DOWN (no I/O) and peering is retried on every new map and every 2 s. An admin who knows
+   * those OSDs are gone for good declares their data lost with `osd rm` (drops them from the
+   * history). Returns true when peering may go on.
+   */
+  private priorSetAnswered(pg: Pg, replies: ReadonlyMap<OsdId, PgQueryReply>, gen: number): boolean {
+    const history = this.map?.pgHistory.get(pg.key) ?? [];
+    const blocked = history.filter((set) => !set.some((x) => x === this.o.id || replies.has(x))).map((set) => [...set]);
+    if (blocked.length === 0) {
+      if (pg.blockedSets !== undefined) this.log.info({ pg: pg.key, acting: pg.acting }, 'pg prior set complete; peering goes on');
+      pg.blockedSets = undefined;
+      return true;
+    }
+    const waitingFor = [...new Set(blocked.flat())].sort((a, b) => a - b);
+    const changed = pg.blockedSets === undefined || JSON.stringify(pg.blockedSets) !== JSON.stringify(blocked);
+    pg.blockedSets = blocked;
+    const fields = { pg: pg.key, acting: pg.acting, waitingFor, blockedSets: blocked, answered: [...replies.keys()] };
+    if (changed) this.log.info(fields, 'pg down: no member of an earlier acting set answered (prior set); waiting for one of them');
+    else this.log.debug(fields, 'pg still down on its prior set');
+    this.setState(pg, PgState.DOWN);
+    this.env.setTimeout(() => { if (pg.peeringGen === gen) this.retryBlocked(pg); }, 2000);
+    return false;
+  }
+
+  /** Peering again for a PG blocked on its prior set (new map or timer). */
+  private retryBlocked(pg: Pg): void {
+    if (pg.role !== 'primary' || pg.blockedSets === undefined || (pg.state & PgState.DOWN) === 0) return;
+    this.setState(pg, PgState.PEERING);
+    this.startPeering(pg);
+  }
+
+  /**
+   * Calls `done` once the monitor's PG history lists the acting set (at once when our map's
+   * does). A refused or failed request is retried every second while the interval lasts; a
+   * new interval or re-peer (peeringGen) drops it.
+   */
+  private recordActingHistory(pg: Pg, gen: number, done: () => void): void {
+    const acting = [...pg.acting];
+    if (historyHasSet(this.map?.pgHistory.get(pg.key), acting)) { done(); return; }
+    const startMs = this.env.nowMs();
+    this.o.recordPgHistory(pg.key, 'add', acting, (err) => {
+      if (pg.peeringGen !== gen) return;
+      if (err !== null) {
+        this.log.info({ pg: pg.key, acting, code: err.code, err: err.message }, 'recording the acting set in the pg history failed; retrying');
+        this.env.setTimeout(() => { if (pg.peeringGen === gen) this.recordActingHistory(pg, gen, done); }, 1000);
+        return;
+      }
+      this.log.debug({ pg: pg.key, acting, ms: Math.round(this.env.nowMs() - startMs) }, 'acting set recorded in the pg history');
+      done();
     });
   }
 
@@ -1304,9 +1420,10 @@ export class OsdCore {
   }
 
   /** For tests: the PG object by key. */
-  pgForTest(key: string): { state: string; role: string; logLength: number; head: EVersion } | undefined {
+  pgForTest(key: string): { state: string; role: string; logLength: number; head: EVersion; waitingFor: OsdId[] } | undefined {
     const pg = this.pgs.get(key);
-    return pg === undefined ? undefined : { state: pgStateString(pg.state), role: pg.role, logLength: pg.log.entries.length, head: pg.log.head };
+    const waitingFor = [...new Set((pg?.blockedSets ?? []).flat())].sort((a, b) => a - b);
+    return pg === undefined ? undefined : { state: pgStateString(pg.state), role: pg.role, logLength: pg.log.entries.length, head: pg.log.head, waitingFor };
   }
 
   /** Scrubs a PG by key (the admin path without a session). */
