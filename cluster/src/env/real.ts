@@ -43,6 +43,25 @@ function pwriteAll(fd: number, data: Uint8Array, position: number, cb: (err: Dis
   });
 }
 
+/** `pwriteAll` on the calling thread (see `Disk.pwriteInline`). */
+function pwriteAllNow(fd: number, data: Uint8Array, position: number): DiskError | null {
+  let done = 0;
+  try {
+    while (done < data.length) {
+      const n = fs.writeSync(fd, data, done, data.length - done, position + done);
+      if (n <= 0) {
+        const e = new Error('pwrite wrote 0 bytes') as DiskError;
+        e.code = 'EIO';
+        return e;
+      }
+      done += n;
+    }
+    return null;
+  } catch (err) {
+    return asDiskError(err as NodeJS.ErrnoException);
+  }
+}
+
 /** Reads until `buf` is full or EOF. */
 function preadAll(fd: number, buf: Uint8Array, position: number, done: number, cb: (err: DiskError | null, n: number) => void): void {
   if (done === buf.length) return cb(null, done);
@@ -53,13 +72,17 @@ function preadAll(fd: number, buf: Uint8Array, position: number, done: number, c
   });
 }
 
-/** The real disk over `node:fs` callbacks (never the synchronous API: keeps the loop free). */
+/**
+ * The real disk over `node:fs` callbacks; the synchronous API only in `pwriteInline`, which
+ * the journal uses when an operator chose inline journal I/O (`journalIo: 'inline'`).
+ */
 export function createRealDisk(): Disk {
   return {
     dsyncWrites: true,
     open: (path, options, cb) => fs.open(path, openFlags(options), 0o600, (err, fd) => cb(err ? asDiskError(err) : null, (err ? -1 : fd) as Fd)),
     pread: (fd, buf, position, cb) => preadAll(fd, buf, position, 0, cb),
     pwrite: (fd, data, position, cb) => pwriteAll(fd, data, position, cb),
+    pwriteInline: (fd, data, position) => pwriteAllNow(fd, data, position),
     fdatasync: (fd, cb) => fs.fdatasync(fd, (err) => cb(err ? asDiskError(err) : null)),
     ftruncate: (fd, len, cb) => fs.ftruncate(fd, len, (err) => cb(err ? asDiskError(err) : null)),
     fsize: (fd, cb) => fs.fstat(fd, (err, st) => cb(err ? asDiskError(err) : null, err ? 0 : st.size)),

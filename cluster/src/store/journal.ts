@@ -48,6 +48,8 @@ export interface JournalParams {
   readonly syncData: (cb: DurableCb) => void;
   /** The fd was opened with O_DSYNC: a completed pwrite is durable (no fdatasync needed). */
   readonly dsync?: boolean;
+  /** With `dsync`: write batches with `disk.pwriteInline` (on this thread) when the disk has it. */
+  readonly inline?: boolean;
 }
 
 /** Largest record payload a journal of `journalBytes` accepts (half the ring, minus slack). */
@@ -64,6 +66,7 @@ export class Journal {
   private readonly gen: number;
   private readonly syncData: (cb: DurableCb) => void;
   private readonly dsync: boolean;
+  private readonly inline: boolean;
   private start: number;
   private head: number;
   private nextSeqValue: number;
@@ -80,6 +83,7 @@ export class Journal {
     this.gen = p.gen;
     this.syncData = p.syncData;
     this.dsync = p.dsync === true;
+    this.inline = this.dsync && p.inline === true && p.env.disk.pwriteInline !== undefined;
     this.ringEnd = p.journalBytes;
     assert(p.journalBytes % RECORD_ALIGN === 0, 'journal size alignment');
     assert(p.head >= this.ringStart && p.head < this.ringEnd, 'journal head in ring');
@@ -172,8 +176,13 @@ export class Journal {
       if (err && failed === null) failed = err;
       if (--left === 0) this.batchDone(batch, failed);
     };
-    for (const run of runs) this.env.disk.pwrite(this.fd, run.bytes, run.offset, one);
     if (dataSync) this.syncData(one);
+    if (this.inline) {
+      // Runs inside the batch's setImmediate, so callbacks still never fire inside `append`.
+      for (const run of runs) one(this.env.disk.pwriteInline!(this.fd, run.bytes, run.offset));
+      return;
+    }
+    for (const run of runs) this.env.disk.pwrite(this.fd, run.bytes, run.offset, one);
   }
 
   private syncBatch(batch: Pending[], writeErr: DiskError | null): void {

@@ -105,7 +105,7 @@ export class ObjectStore {
       if (v !== undefined) o[k] = v;
     }
     const log = envWithLog(env, { component: 'object-store', dir: options.dir });
-    openStore(log, { dir: options.dir, journalBytes: o.journalBytes }, (err, opened) => {
+    openStore(log, { dir: options.dir, journalBytes: o.journalBytes, inlineJournal: options.journalIo === 'inline' }, (err, opened) => {
       if (err || opened === undefined) return cb(err ?? new ClusterError('CLU_ERR_IO', 'open failed'));
       cb(null, new ObjectStore(log, opened, o));
     });

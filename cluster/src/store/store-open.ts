@@ -101,13 +101,13 @@ function zeroFill(disk: Disk, fd: Fd, from: number, to: number, cb: (err: DiskEr
 }
 
 /** Opens (creating when needed) the store in `dir`. */
-export function openStore(env: Env, p: { dir: string; journalBytes: number }, cb: Cb<OpenedStore>): void {
+export function openStore(env: Env, p: { dir: string; journalBytes: number; inlineJournal?: boolean }, cb: Cb<OpenedStore>): void {
   const disk = env.disk;
   disk.mkdir(p.dir, (err) => {
     if (err) return cb(ioError('mkdir', err));
     disk.readdir(p.dir, (err2, names) => {
       if (err2) return cb(ioError('readdir', err2));
-      const load = (): void => loadStore(env, p.dir, cb);
+      const load = (): void => loadStore(env, p.dir, p.inlineJournal === true, cb);
       const afterTmp = (): void => {
         if (names.includes('meta')) return load();
         env.log.info({ dir: p.dir, journalBytes: p.journalBytes }, 'object store created');
@@ -123,7 +123,7 @@ function decodeFailure(what: string, e: unknown): ClusterError {
   return new ClusterErrorClass('CLU_ERR_DECODE', `object store: ${what}: ${(e as Error).message}`, { cause: e });
 }
 
-function loadStore(env: Env, dir: string, cb: Cb<OpenedStore>): void {
+function loadStore(env: Env, dir: string, inlineJournal: boolean, cb: Cb<OpenedStore>): void {
   const disk = env.disk;
   let replaying = true;
   const allocator = new BlockAllocator();
@@ -157,6 +157,7 @@ function loadStore(env: Env, dir: string, cb: Cb<OpenedStore>): void {
             env, fd: fds.journalFd, journalBytes: fds.journalBytes, gen, head: end.offset, nextSeq: end.seq,
             syncData: (done) => gates.dataGate.afterCurrent(() => disk.fdatasync(fds.dataFd, done)),
             dsync: disk.dsyncWrites === true,
+            inline: inlineJournal,
           });
           checkpointer.attach(journal, gen);
           const stopReason = stop === undefined ? scan.stopReason : 'direct-crc';

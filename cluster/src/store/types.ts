@@ -151,6 +151,14 @@ export interface ObjectStoreOptions {
   objectBytesMax?: number;
   /** Bytes of submitted-but-unapplied transactions before `submit` answers CLU_ERR_BUSY; default 64 MiB. */
   queueBytesMax?: number;
+  /**
+   * How durable journal writes are issued: 'pool' (default) through the disk's asynchronous
+   * `pwrite` (libuv's thread pool: the event loop keeps running during the device write), or
+   * 'inline' on the event loop's thread when the disk offers `pwriteInline` and O_DSYNC
+   * (no thread hand-offs; the loop blocks for the device's write latency). See
+   * docs/object-store.md, "Journal I/O".
+   */
+  journalIo?: 'pool' | 'inline';
 }
 
 /** Text key of an object in maps: `<pool>/<name>`. */

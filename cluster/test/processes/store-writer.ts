@@ -31,14 +31,15 @@ export function sectorPattern(id: number, obj: number, sector: number): Uint8Arr
 }
 
 function main(): void {
-  const [dir, firstIdArg, seedArg] = process.argv.slice(2);
-  if (dir === undefined) throw new Error('usage: store-writer.js <dir> <firstId> <seed>');
+  const [dir, firstIdArg, seedArg, journalIoArg] = process.argv.slice(2);
+  if (dir === undefined) throw new Error('usage: store-writer.js <dir> <firstId> <seed> [pool|inline]');
+  const journalIo = journalIoArg === 'inline' ? 'inline' : 'pool';
   let id = Number(firstIdArg ?? 1);
   let rng = Number(seedArg ?? 1) >>> 0 || 1;
   const rand = (n: number): number => { rng ^= rng << 13; rng >>>= 0; rng ^= rng >>> 17; rng ^= rng << 5; rng >>>= 0; return rng % n; };
   const net = {} as Net;
   const env = createRealEnv({ log: pino({ level: 'warn' }, pino.destination(2)), net });
-  ObjectStore.open(env, { dir, journalBytes: 8 * 1024 * 1024, directWriteBytes: 64 * 1024 }, (err, store) => {
+  ObjectStore.open(env, { dir, journalBytes: 8 * 1024 * 1024, directWriteBytes: 64 * 1024, journalIo }, (err, store) => {
     if (err || store === undefined) { process.stderr.write(`open failed: ${String(err)}\n`); process.exit(2); }
     let inflight = 0;
     const submitOne = (): void => {
