@@ -56,12 +56,14 @@ export const OSD_USAGE = `Usage: strata osd --id N --data DIR --addr HOST:PORT -
   --heartbeat-grace-ms N     report a silent peer after N ms (default 3000)
   --scrub-interval-ms N      scrub one PG every N ms (default 0 = off)
   --journal-mib N            journal size of a new store (default 64)
+  --journal-io pool|inline   journal writes through the I/O thread pool (default) or on the
+                             event loop's thread (fast devices; docs/object-store.md)
   --log-level LEVEL          pino level (default info)`;
 
 interface OsdArgs {
   id: OsdId; data: string; addr: { host: string; port: number }; mon: { host: string; port: number }; keyring: string;
   host: string; rack: string | undefined; weight: number; beaconMs: number; hbIntervalMs: number; hbGraceMs: number; logLevel: string;
-  scrubMs: number; journalMib: number;
+  scrubMs: number; journalMib: number; journalIo: 'pool' | 'inline';
 }
 
 function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
@@ -71,13 +73,15 @@ function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
       id: { type: 'string' }, data: { type: 'string' }, addr: { type: 'string' }, mon: { type: 'string' }, keyring: { type: 'string' },
       host: { type: 'string' }, rack: { type: 'string' }, weight: { type: 'string' }, 'beacon-interval-ms': { type: 'string' },
       'heartbeat-interval-ms': { type: 'string' }, 'heartbeat-grace-ms': { type: 'string' }, 'log-level': { type: 'string' },
-      'scrub-interval-ms': { type: 'string' }, 'journal-mib': { type: 'string' },
+      'scrub-interval-ms': { type: 'string' }, 'journal-mib': { type: 'string' }, 'journal-io': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help === true) return 'help';
   for (const k of ['id', 'data', 'addr', 'mon', 'keyring', 'host'] as const) if (values[k] === undefined) throw new UsageError(`--${k} is required`);
   const weight = values.weight === undefined ? 1 : Number(values.weight);
+  const journalIo = values['journal-io'] ?? 'pool';
+  if (journalIo !== 'pool' && journalIo !== 'inline') throw new UsageError('--journal-io must be pool or inline');
   if (!(weight > 0 && weight < 65536)) throw new UsageError('--weight must be a positive number');
   return {
     id: parseIntOption(values.id, '--id', 0) as OsdId, data: values.data!, addr: parseHostPort(values.addr!, '--addr'),
@@ -86,6 +90,7 @@ function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
     hbIntervalMs: parseIntOption(values['heartbeat-interval-ms'], '--heartbeat-interval-ms', 1000),
     hbGraceMs: parseIntOption(values['heartbeat-grace-ms'], '--heartbeat-grace-ms', 3000), logLevel: values['log-level'] ?? 'info',
     scrubMs: parseIntOption(values['scrub-interval-ms'], '--scrub-interval-ms', 0), journalMib: parseIntOption(values['journal-mib'], '--journal-mib', 64),
+    journalIo,
   };
 }
 
@@ -107,7 +112,7 @@ export function runOsd(argv: string[], exit: (code: number) => void): void {
     if (err !== null || entry === undefined) { fail(err ?? new UsageError(`keyring ${args.keyring} has no ${entity}`)); return; }
     loadOrCreateUuid(env, args.data, (err2, uuid) => {
       if (err2 !== null || uuid === undefined) { fail(err2); return; }
-      ObjectStore.open(env, { dir: joinPath(args.data, 'store'), journalBytes: args.journalMib * 1024 * 1024 }, (err3, store) => {
+      ObjectStore.open(env, { dir: joinPath(args.data, 'store'), journalBytes: args.journalMib * 1024 * 1024, journalIo: args.journalIo }, (err3, store) => {
         if (err3 !== null || store === undefined) { fail(err3); return; }
         const osd = new Osd(env, log, args, entry.key, uuid, store, fail);
         osd.start();
