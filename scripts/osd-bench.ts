@@ -30,8 +30,10 @@ const onlyArg = process.argv.indexOf('--only') >= 0 ? process.argv[process.argv.
 const only = onlyArg === '' ? null : new Set(onlyArg.split(','));
 // `--verbose`: also print CPU µs/op per process (client, osd.0..2) after each phase.
 const verbose = process.argv.includes('--verbose');
+// `--size N`: pool size (default 3; min_size = min(2, N)); 1 measures the OSD without replication.
+const poolSize = Math.min(3, Math.max(1, Number(process.argv[process.argv.indexOf('--size') + 1] ?? 3) || 3));
 // `--journal-io pool|inline`: passed to every OSD (docs/object-store.md, "Journal I/O").
-const journalIo = process.argv.indexOf('--journal-io') >= 0 ? process.argv[process.argv.indexOf('--journal-io') + 1] ?? 'pool' : 'pool';
+const journalIo = process.argv.indexOf('--journal-io') >= 0 ? process.argv[process.argv.indexOf('--journal-io') + 1] ?? 'inline' : 'inline';
 // STRATA_BENCH_DIR: where the stores live (default /var/tmp, a real disk; /dev/shm isolates CPU from fsync).
 const dir = mkdtempSync(join(process.env['STRATA_BENCH_DIR'] ?? '/var/tmp', 'strata-osd-bench-'));
 const keyring = join(dir, 'keyring');
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
     osds.push(spawnDaemon(['osd', '--id', String(i), '--data', join(dir, `osd.${i}`), '--addr', `127.0.0.1:${ports[i]}`, '--mon', `127.0.0.1:${monPort}`,
       '--keyring', join(dir, `osd.${i}.keyring`), '--host', `h${i}`, '--log-level', 'warn', '--journal-io', journalIo], `osd.${i}.log`));
   }
-  await cli(['pool', 'create', 'bench', '--size', '3', '--min-size', '2', '--pg-num', '32', '--failure-domain', 'osd']);
+  await cli(['pool', 'create', 'bench', '--size', String(poolSize), '--min-size', String(Math.min(2, poolSize)), '--pg-num', '32', '--failure-domain', 'osd']);
   const env = createRealEnv({ log: pino({ level: 'silent' }), net: new RealNet() });
   const ring = parseKeyring(readFileSync(keyring, 'utf8'));
   if (!(ring instanceof Map)) throw new Error('keyring');

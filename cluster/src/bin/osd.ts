@@ -56,8 +56,9 @@ export const OSD_USAGE = `Usage: strata osd --id N --data DIR --addr HOST:PORT -
   --heartbeat-grace-ms N     report a silent peer after N ms (default 3000)
   --scrub-interval-ms N      scrub one PG every N ms (default 0 = off)
   --journal-mib N            journal size of a new store (default 64)
-  --journal-io pool|inline   journal writes through the I/O thread pool (default) or on the
-                             event loop's thread (fast devices; docs/object-store.md)
+  --journal-io inline|pool   journal writes on the event loop's thread (default: no thread
+                             hand-offs) or through the I/O thread pool (slow disks, where
+                             a blocked loop would delay reads; docs/object-store.md)
   --log-level LEVEL          pino level (default info)`;
 
 interface OsdArgs {
@@ -80,7 +81,7 @@ function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
   if (values.help === true) return 'help';
   for (const k of ['id', 'data', 'addr', 'mon', 'keyring', 'host'] as const) if (values[k] === undefined) throw new UsageError(`--${k} is required`);
   const weight = values.weight === undefined ? 1 : Number(values.weight);
-  const journalIo = values['journal-io'] ?? 'pool';
+  const journalIo = values['journal-io'] ?? 'inline';
   if (journalIo !== 'pool' && journalIo !== 'inline') throw new UsageError('--journal-io must be pool or inline');
   if (!(weight > 0 && weight < 65536)) throw new UsageError('--weight must be a positive number');
   return {
