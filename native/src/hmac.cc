@@ -90,32 +90,38 @@ Napi::Value hmac_key(const Napi::CallbackInfo& info) {
   return ab;
 }
 
+namespace {
+
+// MAC of the arguments and the trailing 1..32-byte buffer (argument 3); false when an argument
+// is bad (exception pending).
+bool mac_and_tail(const Napi::CallbackInfo& info, const char* fn, const char* tail_name, uint8_t mac[kDigest],
+                  uint8_t** tail, size_t* tail_len) {
+  if (!compute(info, fn, mac)) return false;
+  Args args(info, fn);
+  if (!args.bytes(3, tail_name, tail, tail_len)) return false;
+  if (*tail_len == 0 || *tail_len > kDigest) return args.range_error(tail_name, "1 to 32 bytes long");
+  return true;
+}
+
+}  // namespace
+
 Napi::Value hmac_sign(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   uint8_t mac[kDigest];
-  if (!compute(info, "hmacSign", mac)) return env.Undefined();
-  Args args(info, "hmacSign");
   uint8_t* out = nullptr;
-  size_t out_len = 0;
-  if (!args.bytes(3, "out", &out, &out_len)) return env.Undefined();
-  if (out_len == 0 || out_len > kDigest) return (args.range_error("out", "1 to 32 bytes long"), env.Undefined());
-  std::memcpy(out, mac, out_len);
-  return env.Undefined();
+  size_t len = 0;
+  if (mac_and_tail(info, "hmacSign", "out", mac, &out, &len)) std::memcpy(out, mac, len);
+  return info.Env().Undefined();
 }
 
 Napi::Value hmac_verify(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   uint8_t mac[kDigest];
-  if (!compute(info, "hmacVerify", mac)) return env.Undefined();
-  Args args(info, "hmacVerify");
   uint8_t* expected = nullptr;
   size_t len = 0;
-  if (!args.bytes(3, "expected", &expected, &len)) return env.Undefined();
-  if (len == 0 || len > kDigest) return (args.range_error("expected", "1 to 32 bytes long"), env.Undefined());
+  if (!mac_and_tail(info, "hmacVerify", "expected", mac, &expected, &len)) return info.Env().Undefined();
   // Constant time in the contents: every byte is compared whatever the first difference.
   uint8_t diff = 0;
   for (size_t i = 0; i < len; i++) diff |= static_cast<uint8_t>(mac[i] ^ expected[i]);
-  return Napi::Boolean::New(env, diff == 0);
+  return Napi::Boolean::New(info.Env(), diff == 0);
 }
 
 }  // namespace strata
