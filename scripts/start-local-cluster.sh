@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A local strata cluster on 127.0.0.1: one monitor and N OSD placeholder processes in the
+# A local strata cluster on 127.0.0.1: one monitor and N OSD processes in the
 # background, pid files and logs under DIR. Needs only `bash scripts/setup.sh` (dist/ built).
 #
 #   bash scripts/start-local-cluster.sh start [--osds 3] [--dir DIR] [--port 6789]

@@ -6,7 +6,7 @@
  *   - 1 MiB sequential write at QD1 (direct path: data file + a small journal record)
  * and prints IOPS, MiB/s, p50/p99 latency, CPU µs per op (process.cpuUsage) and RSS.
  *
- * Usage: node dist/scripts/store-bench.js [--dir=/var/tmp/strata-bench] [--ops=2000] [--json]
+ * Usage: node dist/scripts/store-bench.js [--dir=/var/tmp/strata-bench] [--ops=2000] [--journal-io=inline|pool] [--json]
  * Use a real disk (/var/tmp), not tmpfs: the point is the cost of fdatasync.
  */
 import fs from 'node:fs';
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   results.push(await rawSync(Math.min(OPS, 1000)));
   const env = createRealEnv({ log: pino({ level: 'warn' }), net: {} as Net });
-  const store = await new Promise<ObjectStore>((resolve, reject) => ObjectStore.open(env, { dir: `${DIR}/osd` }, (e, s) => (e || !s ? reject(e) : resolve(s))));
+  const store = await new Promise<ObjectStore>((resolve, reject) => ObjectStore.open(env, { dir: `${DIR}/osd`, journalIo: arg('journal-io', 'inline') === 'pool' ? 'pool' : 'inline' }, (e, s) => (e || !s ? reject(e) : resolve(s))));
   const rnd4k = (): { o: ObjectId; off: number } => ({ o: obj(Math.floor(Math.random() * OBJECTS)), off: Math.floor(Math.random() * (OBJECT_BYTES / 4096)) * 4096 });
   results.push(await writeRun(store, '4k random write QD1', OPS, 1, 4096, rnd4k));
   results.push(await writeRun(store, '4k random write QD16', OPS * 2, 16, 4096, rnd4k));
