@@ -16,8 +16,9 @@ import fs from 'node:fs';
 import test from 'ava';
 import * as native from '../../native/index.js';
 import { VIRTIO_BLK_S_OK, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from '../src/blk/request.js';
-import { FrontendReq as R, HEADER_SIZE, decodeHeader, encodeRequest } from '../src/vhost-user/message.js';
+import { FrontendReq as R, HEADER_SIZE, encodeRequest } from '../src/vhost-user/message.js';
 import { blkRequest, MockGuest, MockSplitQueue, prng } from '../testing/mock-driver.js';
+import { eventfdCount, MessageReader, memTablePayload, u32pair, u64, vhostHeader, vringAddrPayload, type GuestLayout } from '../testing/vhost-wire.js';
 import { pattern, startDaemon } from './helpers.js';
 
 const SEED = process.env.STRATA_FUZZ_SEED !== undefined ? Number(process.env.STRATA_FUZZ_SEED) : 0x3e55a9e5;
@@ -26,6 +27,7 @@ const NUM_QUEUES = 2;
 const GPA_BASE = 0x100000;
 const VA_BASE = 0x7f3400000000;
 const MEM_BYTES = 1 << 20;
+const LAYOUT: GuestLayout = { gpaBase: GPA_BASE, vaBase: VA_BASE, memBytes: MEM_BYTES };
 
 /** Requests that never carry an fd. */
 const NO_FD_REQUESTS = new Set<number>([1, 2, 3, 4, 8, 9, 10, 11, 15, 16, 17, 18, 24, 25, 36]);
@@ -57,41 +59,25 @@ class RawFrontend {
   readonly replies: { request: number; payload: Uint8Array }[] = [];
   closed = false;
   private readonly poller: native.Poller;
-  private buf = new Uint8Array(0);
-  private readonly scratch = new Uint8Array(65536);
+  private readonly reader: MessageReader;
 
   constructor(socketPath: string) {
     this.fd = native.unixConnect(socketPath);
+    this.reader = new MessageReader(this.fd);
     this.poller = new native.Poller(this.fd, () => this.onReadable());
     this.poller.start(native.READABLE | native.DISCONNECT);
   }
 
   private onReadable(): void {
-    for (;;) {
-      let r: native.RecvResult | null;
-      try {
-        r = native.recvMsg(this.fd, this.scratch, 8);
-      } catch {
-        r = { bytes: 0, fds: [] };
-      }
-      if (r === null) break;
-      for (const fd of r.fds) fs.closeSync(fd);
-      if (r.bytes === 0) {
-        this.closed = true;
-        this.poller.stop();
-        return;
-      }
-      const next = new Uint8Array(this.buf.length + r.bytes);
-      next.set(this.buf);
-      next.set(this.scratch.subarray(0, r.bytes), this.buf.length);
-      this.buf = next;
+    const messages = this.reader.read((fds) => {
+      for (const fd of fds) fs.closeSync(fd);
+    });
+    if (messages === null) {
+      this.closed = true;
+      this.poller.stop();
+      return;
     }
-    while (this.buf.length >= HEADER_SIZE) {
-      const h = decodeHeader(this.buf, 0);
-      if (this.buf.length < HEADER_SIZE + h.size) break;
-      this.replies.push({ request: h.request, payload: this.buf.slice(HEADER_SIZE, HEADER_SIZE + h.size) });
-      this.buf = this.buf.subarray(HEADER_SIZE + h.size);
-    }
+    for (const m of messages) this.replies.push({ request: m.header.request, payload: m.payload });
   }
 
   sendRaw(bytes: Uint8Array, fds: number[] = []): boolean {
@@ -123,18 +109,6 @@ class RawFrontend {
   }
 }
 
-const u64 = (v: bigint | number): Uint8Array => {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
-  return b;
-};
-const pair = (a: number, b: number): Uint8Array => {
-  const out = new Uint8Array(8);
-  new DataView(out.buffer).setUint32(0, a >>> 0, true);
-  new DataView(out.buffer).setUint32(4, b >>> 0, true);
-  return out;
-};
-
 /** Guest RAM in a memfd plus one ring, for connections that get a valid prefix. */
 interface Guest {
   memfd: number;
@@ -146,26 +120,6 @@ function newGuest(): Guest {
   return { memfd, guest: new MockGuest(native.mapShared(memfd, MEM_BYTES, 0), GPA_BASE) };
 }
 
-function memTablePayload(): Uint8Array {
-  const p = new Uint8Array(8 + 8 * 32);
-  const dv = new DataView(p.buffer);
-  dv.setUint32(0, 1, true);
-  dv.setBigUint64(8, BigInt(GPA_BASE), true);
-  dv.setBigUint64(16, BigInt(MEM_BYTES), true);
-  dv.setBigUint64(24, BigInt(VA_BASE), true);
-  return p;
-}
-
-function vringAddrPayload(index: number, mq: MockSplitQueue): Uint8Array {
-  const p = new Uint8Array(40);
-  const dv = new DataView(p.buffer);
-  const va = (gpa: number): bigint => BigInt(gpa - GPA_BASE + VA_BASE);
-  dv.setUint32(0, index, true);
-  dv.setBigUint64(8, va(mq.descGpa), true);
-  dv.setBigUint64(16, va(mq.usedGpa), true);
-  dv.setBigUint64(24, va(mq.availGpa), true);
-  return p;
-}
 
 /** Features, protocol features (REPLY_ACK), memory, and ring 0 started. Returns the ring. */
 async function validPrefix(fe: RawFrontend, g: Guest, withRing: boolean): Promise<{ mq: MockSplitQueue; kick: number } | null> {
@@ -173,19 +127,19 @@ async function validPrefix(fe: RawFrontend, g: Guest, withRing: boolean): Promis
   if (!(await fe.await(R.GET_FEATURES))) throw new Error('GET_FEATURES failed');
   fe.sendRaw(encodeRequest(R.SET_FEATURES, u64((1n << 32n) | (1n << 30n) | (1n << 28n) | (1n << 29n))));
   fe.sendRaw(encodeRequest(R.SET_PROTOCOL_FEATURES, u64(0b1000001001)));
-  fe.sendRaw(encodeRequest(R.SET_MEM_TABLE, memTablePayload(), true), [g.memfd]);
+  fe.sendRaw(encodeRequest(R.SET_MEM_TABLE, memTablePayload(LAYOUT), true), [g.memfd]);
   if (!(await fe.await(R.SET_MEM_TABLE))) throw new Error('SET_MEM_TABLE failed');
   if (!withRing) return null;
   const mq = new MockSplitQueue(g.guest, 16);
   const kick = native.eventfd(0, true);
   const call = native.eventfd(0, true);
-  fe.sendRaw(encodeRequest(R.SET_VRING_NUM, pair(0, 16)));
-  fe.sendRaw(encodeRequest(R.SET_VRING_BASE, pair(0, 0)));
-  fe.sendRaw(encodeRequest(R.SET_VRING_ADDR, vringAddrPayload(0, mq)));
+  fe.sendRaw(encodeRequest(R.SET_VRING_NUM, u32pair(0, 16)));
+  fe.sendRaw(encodeRequest(R.SET_VRING_BASE, u32pair(0, 0)));
+  fe.sendRaw(encodeRequest(R.SET_VRING_ADDR, vringAddrPayload(LAYOUT, 0, mq)));
   fe.sendRaw(encodeRequest(R.SET_VRING_KICK, u64(0)), [kick]);
   fe.sendRaw(encodeRequest(R.SET_VRING_CALL, u64(0)), [call]);
   fs.closeSync(call);
-  fe.sendRaw(encodeRequest(R.SET_VRING_ENABLE, pair(0, 1), true));
+  fe.sendRaw(encodeRequest(R.SET_VRING_ENABLE, u32pair(0, 1), true));
   if (!(await fe.await(R.SET_VRING_ENABLE))) throw new Error('ring setup failed');
   return { mq, kick };
 }
@@ -219,10 +173,10 @@ function randomMessage(rng: Rng, ring: MockSplitQueue | null): Mutant {
       case R.SET_VRING_BASE:
       case R.GET_VRING_BASE:
       case R.SET_VRING_ENABLE:
-        payload = pair(index, pick(rng, [0, 1, 1, 16, 16, 64, 1024, 1023, 0xffff, 0x10000, int(rng, 0x100000000)]));
+        payload = u32pair(index, pick(rng, [0, 1, 1, 16, 16, 64, 1024, 1023, 0xffff, 0x10000, int(rng, 0x100000000)]));
         break;
       case R.SET_VRING_ADDR:
-        payload = ring !== null && rng() < 0.5 ? vringAddrPayload(index, ring) : Uint8Array.from({ length: 40 }, () => int(rng, 256));
+        payload = ring !== null && rng() < 0.5 ? vringAddrPayload(LAYOUT, index, ring) : Uint8Array.from({ length: 40 }, () => int(rng, 256));
         new DataView(payload.buffer).setUint32(0, index, true);
         break;
       case R.SET_VRING_KICK:
@@ -240,7 +194,7 @@ function randomMessage(rng: Rng, ring: MockSplitQueue | null): Mutant {
         break;
       }
       case R.SET_MEM_TABLE:
-        payload = memTablePayload();
+        payload = memTablePayload(LAYOUT);
         new DataView(payload.buffer).setUint32(0, pick(rng, [0, 1, 2, 8, 9]), true);
         break;
       default:
@@ -260,10 +214,7 @@ function randomMessage(rng: Rng, ring: MockSplitQueue | null): Mutant {
   const oversize = rng() < 0.02;
   if (oversize) size = pick(rng, [4097, 65536, 0xffffffff]);
   const bytes = new Uint8Array(HEADER_SIZE + (oversize ? 0 : payload.length));
-  const dv = new DataView(bytes.buffer);
-  dv.setUint32(0, request >>> 0, true);
-  dv.setUint32(4, flags >>> 0, true);
-  dv.setUint32(8, size >>> 0, true);
+  bytes.set(vhostHeader(request, flags, size));
   if (!oversize) bytes.set(payload, HEADER_SIZE);
 
   let mustClose: string | null = null;
@@ -273,18 +224,6 @@ function randomMessage(rng: Rng, ring: MockSplitQueue | null): Mutant {
   else if (fds > 0 && NO_FD_REQUESTS.has(request)) mustClose = 'fds on a message that takes none';
   else if (INDEXED_REQUESTS.get(request) === payload.length && fds === 0 && new DataView(payload.buffer).getUint32(0, true) >= NUM_QUEUES) mustClose = 'queue index out of range';
   return { bytes, fds, mustClose };
-}
-
-function eventfdCount(): number {
-  let n = 0;
-  for (const name of fs.readdirSync('/proc/self/fd')) {
-    try {
-      if (fs.readlinkSync(`/proc/self/fd/${name}`) === 'anon_inode:[eventfd]') n++;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return n;
 }
 
 test(`1500 mutated vhost-user messages never crash the daemon; malformed ones close their connection (seed 0x${SEED.toString(16)})`, async (t) => {

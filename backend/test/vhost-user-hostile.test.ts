@@ -17,28 +17,9 @@ import { FrontendReq as R, encodeRequest, VHOST_USER_VRING_NOFD_MASK } from '../
 import { RecordingStore } from '../testing/guarded-guest.js';
 import { blkRequest } from '../testing/mock-driver.js';
 import { FRONTEND_VA_BASE, GUEST_GPA_BASE, type TestFrontend } from '../testing/test-frontend.js';
+import { eventfdCount, u32pair, u64, vhostHeader as header } from '../testing/vhost-wire.js';
 import { pattern, startDaemon, type Fixture } from './helpers.js';
 
-const u64 = (v: bigint | number): Uint8Array => {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
-  return b;
-};
-const u32pair = (a: number, b: number): Uint8Array => {
-  const out = new Uint8Array(8);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, a >>> 0, true);
-  dv.setUint32(4, b >>> 0, true);
-  return out;
-};
-const header = (request: number, flags: number, size: number): Uint8Array => {
-  const out = new Uint8Array(12);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, request >>> 0, true);
-  dv.setUint32(4, flags >>> 0, true);
-  dv.setUint32(8, size >>> 0, true);
-  return out;
-};
 
 interface LogRecord {
   level: number;
@@ -55,19 +36,6 @@ function daemonWithLog(opts: Parameters<typeof startDaemon>[0] = {}): { fx: Fixt
   const logs: LogRecord[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogRecord) });
   return { fx: startDaemon({ ...opts, log }), logs };
-}
-
-/** Eventfds this process holds (the daemon runs in-process, so its fds count too). */
-function eventfdCount(): number {
-  let n = 0;
-  for (const name of fs.readdirSync('/proc/self/fd')) {
-    try {
-      if (fs.readlinkSync(`/proc/self/fd/${name}`) === 'anon_inode:[eventfd]') n++;
-    } catch {
-      // the fd of the directory listing itself is gone by now
-    }
-  }
-  return n;
 }
 
 async function expectRejected(t: ExecutionContext, fe: TestFrontend, logs: LogRecord[], code: string, what: string): Promise<void> {

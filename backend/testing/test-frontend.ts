@@ -6,24 +6,12 @@
 import fs from 'node:fs';
 import * as native from '../../native/index.js';
 import { VHOST_USER_F_PROTOCOL_FEATURES, VHOST_USER_PROTOCOL_F_CONFIG, VHOST_USER_PROTOCOL_F_MQ, VHOST_USER_PROTOCOL_F_REPLY_ACK } from '../src/vhost-user/features.js';
-import { FrontendReq as R, HEADER_SIZE, decodeHeader, encodeRequest } from '../src/vhost-user/message.js';
+import { FrontendReq as R, encodeRequest } from '../src/vhost-user/message.js';
 import { MockGuest, MockSplitQueue } from './mock-driver.js';
+import { MessageReader, memTablePayload, u32pair, u64, vringAddrPayload, type GuestLayout } from './vhost-wire.js';
 
 export const GUEST_GPA_BASE = 0x100000;
 export const FRONTEND_VA_BASE = 0x7f1200000000;
-
-const u64 = (v: bigint): Uint8Array => {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, v, true);
-  return b;
-};
-const u32pair = (a: number, b: number): Uint8Array => {
-  const out = new Uint8Array(8);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, a, true);
-  dv.setUint32(4, b, true);
-  return out;
-};
 
 export interface Reply {
   request: number;
@@ -41,8 +29,7 @@ export class TestFrontend {
   kickFds: number[] = [];
   callFds: number[] = [];
   private readonly poller: native.Poller;
-  private readonly scratch = new Uint8Array(65536);
-  private pending = new Uint8Array(0);
+  private readonly reader: MessageReader;
   private waiters: ((r: Reply | null) => void)[] = [];
   private receivedFds: number[] = [];
   closed = false;
@@ -60,6 +47,7 @@ export class TestFrontend {
       this.memfd = native.memfdCreate('test-guest-ram', memBytes);
       this.guest = new MockGuest(native.mapShared(this.memfd, memBytes, 0), GUEST_GPA_BASE);
     }
+    this.reader = new MessageReader(fd);
     this.poller = new native.Poller(fd, () => this.onReadable());
     this.poller.start(native.READABLE | native.DISCONNECT);
   }
@@ -73,32 +61,20 @@ export class TestFrontend {
     return new TestFrontend(native.unixConnect(socketPath), previous.memBytes, previous);
   }
 
+  /** Guest RAM as this front-end shares it. */
+  private get layout(): GuestLayout {
+    return { gpaBase: GUEST_GPA_BASE, vaBase: FRONTEND_VA_BASE, memBytes: this.memBytes };
+  }
+
   private onReadable(): void {
-    for (;;) {
-      let r: native.RecvResult | null;
-      try {
-        r = native.recvMsg(this.fd, this.scratch, 8);
-      } catch {
-        r = { bytes: 0, fds: [] };
-      }
-      if (r === null) break;
-      this.receivedFds.push(...r.fds);
-      if (r.bytes === 0) {
-        this.closed = true;
-        this.poller.stop();
-        for (const w of this.waiters.splice(0)) w(null);
-        return;
-      }
-      const next = new Uint8Array(this.pending.length + r.bytes);
-      next.set(this.pending);
-      next.set(this.scratch.subarray(0, r.bytes), this.pending.length);
-      this.pending = next;
+    const messages = this.reader.read((fds) => this.receivedFds.push(...fds));
+    if (messages === null) {
+      this.closed = true;
+      this.poller.stop();
+      for (const w of this.waiters.splice(0)) w(null);
+      return;
     }
-    while (this.pending.length >= HEADER_SIZE) {
-      const h = decodeHeader(this.pending, 0);
-      if (this.pending.length < HEADER_SIZE + h.size) break;
-      const payload = this.pending.slice(HEADER_SIZE, HEADER_SIZE + h.size);
-      this.pending = this.pending.subarray(HEADER_SIZE + h.size);
+    for (const { header: h, payload } of messages) {
       const fds = this.receivedFds;
       this.receivedFds = [];
       this.waiters.shift()?.({ request: h.request, flags: h.flags, payload, fds });
@@ -186,14 +162,7 @@ export class TestFrontend {
   }
 
   async setMemTable(): Promise<bigint> {
-    const p = new Uint8Array(8 + 8 * 32);
-    const dv = new DataView(p.buffer);
-    dv.setUint32(0, 1, true);
-    dv.setBigUint64(8, BigInt(GUEST_GPA_BASE), true);
-    dv.setBigUint64(16, BigInt(this.memBytes), true);
-    dv.setBigUint64(24, BigInt(FRONTEND_VA_BASE), true);
-    dv.setBigUint64(32, 0n, true);
-    return this.callAck(R.SET_MEM_TABLE, p, [this.memfd]);
+    return this.callAck(R.SET_MEM_TABLE, memTablePayload(this.layout), [this.memfd]);
   }
 
   /** Sets up ring `q`; `existing` re-uses rings already in guest memory (a reconnect). */
@@ -202,14 +171,7 @@ export class TestFrontend {
     this.queues[q] = mq;
     await this.callAck(R.SET_VRING_NUM, u32pair(q, size));
     await this.callAck(R.SET_VRING_BASE, u32pair(q, base));
-    const addr = new Uint8Array(40);
-    const dv = new DataView(addr.buffer);
-    const va = (gpa: number): bigint => BigInt(gpa - GUEST_GPA_BASE + FRONTEND_VA_BASE);
-    dv.setUint32(0, q, true);
-    dv.setBigUint64(8, va(mq.descGpa), true);
-    dv.setBigUint64(16, va(mq.usedGpa), true);
-    dv.setBigUint64(24, va(mq.availGpa), true);
-    await this.callAck(R.SET_VRING_ADDR, addr);
+    await this.callAck(R.SET_VRING_ADDR, vringAddrPayload(this.layout, q, mq));
     const kick = native.eventfd(0, true);
     const call = native.eventfd(0, true);
     this.kickFds[q] = kick;
