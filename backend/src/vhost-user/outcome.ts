@@ -12,6 +12,7 @@ import type { Vring } from '../virtio/vring.js';
 import type { WorkerPool } from '../workers/worker-pool.js';
 import { ProtocolError } from './errors.js';
 import type { InflightRegion } from './inflight-fd.js';
+import { decodeVringState, type VringState } from './message.js';
 
 /** What handling a message produced. */
 export type Outcome =
@@ -45,4 +46,13 @@ export interface BackendSession {
 export function vringAt(s: BackendSession, index: number): Vring | ProtocolError {
   const v = s.vrings[index];
   return v ?? new ProtocolError('VHU_ERR_BAD_QUEUE_INDEX', `queue index ${index} >= ${s.vrings.length}`);
+}
+
+/** A vhost_vring_state payload and the ring it names; a ProtocolError for a bad payload or index. */
+export function decodeRingState(s: BackendSession, p: Uint8Array): { st: VringState; v: Vring } | ProtocolError {
+  const st = decodeVringState(p);
+  if (st instanceof ProtocolError) return st;
+  const v = vringAt(s, st.index);
+  if (v instanceof ProtocolError) return v;
+  return { st, v };
 }

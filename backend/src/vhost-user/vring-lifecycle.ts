@@ -8,17 +8,16 @@ import { closeFds } from '../memory/mapping.js';
 import type { Vring } from '../virtio/vring.js';
 import { ProtocolError } from './errors.js';
 import { recoverInflight } from './inflight-fd.js';
-import { FrontendReq as R, VHOST_USER_VRING_IDX_MASK, decodeU64, decodeVringState, encodeVringState } from './message.js';
-import { ACK_OK, vringAt, type BackendSession, type Outcome } from './outcome.js';
+import { FrontendReq as R, VHOST_USER_VRING_IDX_MASK, decodeU64, encodeVringState } from './message.js';
+import { ACK_OK, decodeRingState, vringAt, type BackendSession, type Outcome } from './outcome.js';
 
 /** How long GET_VRING_BASE waits for in-flight requests before answering anyway. */
 const DRAIN_TIMEOUT_MS = 30_000;
 
 export function getVringBase(s: BackendSession, p: Uint8Array): Outcome {
-  const st = decodeVringState(p);
-  if (st instanceof ProtocolError) return st;
-  const v = vringAt(s, st.index);
-  if (v instanceof ProtocolError) return v;
+  const r = decodeRingState(s, p);
+  if (r instanceof ProtocolError) return r;
+  const { st, v } = r;
   const workers = s.workers;
   if (v.inWorker && workers !== null) {
     return {
@@ -136,10 +135,9 @@ function startInWorker(s: BackendSession, v: Vring): void {
 }
 
 export function setVringEnable(s: BackendSession, p: Uint8Array): Outcome {
-  const st = decodeVringState(p);
-  if (st instanceof ProtocolError) return st;
-  const v = vringAt(s, st.index);
-  if (v instanceof ProtocolError) return v;
+  const r = decodeRingState(s, p);
+  if (r instanceof ProtocolError) return r;
+  const { st, v } = r;
   if (st.num > 1) return new ProtocolError('VHU_ERR_BAD_PAYLOAD', `SET_VRING_ENABLE ${st.num}`);
   v.enabled = st.num === 1;
   // Why no stop on disable in worker mode: QEMU disables rings right before GET_VRING_BASE,

@@ -7,14 +7,13 @@ import { SplitQueue } from '../virtio/split-queue.js';
 import type { Vring } from '../virtio/vring.js';
 import { ProtocolError } from './errors.js';
 import * as f from './features.js';
-import { decodeVringAddr, decodeVringState } from './message.js';
-import { ACK_OK, vringAt, type BackendSession, type Outcome } from './outcome.js';
+import { decodeVringAddr } from './message.js';
+import { ACK_OK, decodeRingState, vringAt, type BackendSession, type Outcome } from './outcome.js';
 
 export function setVringNum(s: BackendSession, p: Uint8Array): Outcome {
-  const st = decodeVringState(p);
-  if (st instanceof ProtocolError) return st;
-  const v = vringAt(s, st.index);
-  if (v instanceof ProtocolError) return v;
+  const r = decodeRingState(s, p);
+  if (r instanceof ProtocolError) return r;
+  const { st, v } = r;
   const n = st.num;
   if (n === 0 || n > s.device.maxQueueSize || (n & (n - 1)) !== 0) return new ProtocolError('VHU_ERR_BAD_PAYLOAD', `queue size ${n} is not a power of 2 in [1, ${s.device.maxQueueSize}]`);
   v.size = n;
@@ -54,10 +53,9 @@ export function bindQueue(s: BackendSession, v: Vring): ProtocolError | null {
 }
 
 export function setVringBase(s: BackendSession, p: Uint8Array): Outcome {
-  const st = decodeVringState(p);
-  if (st instanceof ProtocolError) return st;
-  const v = vringAt(s, st.index);
-  if (v instanceof ProtocolError) return v;
+  const r = decodeRingState(s, p);
+  if (r instanceof ProtocolError) return r;
+  const { st, v } = r;
   if (st.num > 0xffff) return new ProtocolError('VHU_ERR_BAD_PAYLOAD', `split ring base ${st.num} > 0xffff`);
   v.base = st.num;
   if (v.queue !== null) v.queue.nextAvail = st.num;
