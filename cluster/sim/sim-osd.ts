@@ -106,10 +106,24 @@ export class SimOsd {
         if (err2 !== null) { this.o.onFatal('listen failed', err2); return; }
         this.boot();
         this.mon.subscribe();
-        this.mon.ticket(() => undefined);
+        this.fetchTicket();
         this.mon.startBeacons(this.o.id, this.o.beaconMs, (r) => { if (r === 'boot-required' || r === 'unknown-osd') this.boot(); });
         this.heartbeatTick();
       });
+    });
+  }
+
+  /**
+   * The OSD's first ticket, retried until it arrives: renewal is scheduled only after a fetch
+   * succeeds, so an OSD whose first fetch hit a monitor reset used to stay ticketless and
+   * every peer refused its sessions ('authentication required') forever (random seed
+   * 0x1fd6d26400eb6ed8).
+   */
+  private fetchTicket(): void {
+    this.mon.ticket((err) => {
+      if (err === null) return;
+      this.o.env.log.warn({ err }, 'no ticket yet; retrying');
+      this.o.env.setTimeout(() => this.fetchTicket(), 1000);
     });
   }
 

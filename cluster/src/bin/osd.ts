@@ -196,7 +196,7 @@ class Osd {
         this.a.addr = { host: this.a.addr.host, port };
         this.boot();
         this.mon.subscribe();
-        this.mon.ticket((err3) => { if (err3 !== null) this.log.warn({ err: err3 }, 'no ticket yet'); });
+        this.fetchTicket();
         this.mon.startBeacons(this.a.id, this.a.beaconMs, (r) => {
           if (r === 'boot-required' || r === 'unknown-osd') this.boot();
         });
@@ -210,6 +210,19 @@ class Osd {
     if (this.hbTimer !== undefined) this.env.clearTimeout(this.hbTimer);
     this.mon.close();
     this.msgr.shutdown();
+  }
+
+  /**
+   * The first ticket, retried until it arrives: MonClient renews a ticket only after a fetch
+   * succeeded, so a first fetch lost to a monitor reset left the OSD without one and every
+   * peer refused its sessions (simulator seed 0x1fd6d26400eb6ed8).
+   */
+  private fetchTicket(): void {
+    this.mon.ticket((err) => {
+      if (err === null) return;
+      this.log.warn({ err }, 'no ticket yet; retrying');
+      this.env.setTimeout(() => this.fetchTicket(), 1000);
+    });
   }
 
   private boot(): void {
