@@ -1,8 +1,9 @@
-// Helpers shared by the vhost-user-blk benchmarks (bench-vhost.ts, bench-multiqueue.ts): the
-// back-end's CPU time and RSS from /proc, a prefilled disk file, fio JSON parsing and table
-// formatting.
+// Helpers shared by the vhost-user-blk benchmarks (bench-vhost.ts, bench-e2e.ts,
+// bench-multiqueue.ts): the back-end's CPU time and RSS from /proc, a prefilled disk file, fio
+// job files and JSON parsing, option checks and table formatting.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import type { BackendKind } from '../vm-tests/harness/backends.js';
 
 export interface Sample {
   /** utime + stime of the whole process (all its threads), in clock ticks. */
@@ -54,6 +55,30 @@ export function prefill(file: string, sizeMiB: number): void {
   }
 }
 
+/**
+ * A guest fio job file on /dev/vda (libaio, O_DIRECT, time-based, norandommap, latency
+ * percentiles, group reporting): `global` lines go after the engine settings, `job` lines
+ * under the `[name]` section.
+ */
+export function fioFile(runtimeS: number, global: string[], name: string, job: string[]): string {
+  return [
+    '[global]',
+    'filename=/dev/vda',
+    'ioengine=libaio',
+    'direct=1',
+    ...global,
+    'time_based=1',
+    `runtime=${runtimeS}`,
+    'norandommap=1',
+    'randrepeat=0',
+    'lat_percentiles=1',
+    'group_reporting=1',
+    `[${name}]`,
+    ...job,
+    '',
+  ].join('\n');
+}
+
 interface FioSide {
   iops?: number;
   bw_bytes?: number;
@@ -85,6 +110,21 @@ export function parseFio(json: unknown, name: string, side: 'read' | 'write'): F
     p99LatUs: p99 / 1000,
     ios: s.total_ios ?? 0,
   };
+}
+
+/** Throws "--NAME must be a positive integer" for the first option that is not one. */
+export function requirePositiveIntegers(options: Record<string, number>): void {
+  for (const [k, v] of Object.entries(options)) {
+    if (!Number.isInteger(v) || v <= 0) throw new Error(`--${k} must be a positive integer`);
+  }
+}
+
+/** A --backends list of strata and qsd, in order. */
+export function parseBackendKinds(list: string | undefined): BackendKind[] {
+  return (list ?? '').split(',').map((s) => s.trim()).filter(Boolean).map((b) => {
+    if (b !== 'strata' && b !== 'qsd') throw new Error(`unknown back-end "${b}" (strata, qsd)`);
+    return b as BackendKind;
+  });
 }
 
 export function fmt(n: number | null, digits = 1): string {

@@ -14,33 +14,16 @@
 //        [--backends strata-file,strata-cluster,qsd-file,qsd-rbd] [--disk-mib 512]
 //        [--ceph-dir DIR (a Ceph already kept by bench-ceph.sh; default: start one)] [--json FILE]
 //
-// The job list and fio file are bench-vhost.ts's (that script runs its main on import, so they
-// are repeated here; keep the two in step).
+// The job list, fio files and guest run are bench-vhost.ts's (scripts/bench-guest.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createDiskFile, fileBackend, QSD_BINARY, spawnAndWaitForSocket, strataMain, type BackendFactory, type BackendHandle } from '../vm-tests/harness/backends.js';
+import { createDiskFile, fileBackend, QSD_BINARY, spawnAndWaitForSocket, strataMain, type BackendFactory } from '../vm-tests/harness/backends.js';
 import { clusterBackend, startLocalCluster, type ClusterImage, type LocalCluster } from '../vm-tests/harness/cluster-backend.js';
-import { composeJob, runGuest, vmLogDir } from '../vm-tests/harness/guest.js';
-import { cpuUsBetween, fmt, parseFio, prefill, printTable, ratio, sample, type Sample } from './bench-common.js';
-
-interface JobSpec { name: string; rw: 'randread' | 'randwrite' | 'read' | 'write'; bs: string; iodepth: number }
-
-const ALL_JOBS: JobSpec[] = [
-  { name: 'randread-4k-qd1', rw: 'randread', bs: '4k', iodepth: 1 },
-  { name: 'randread-4k-qd32', rw: 'randread', bs: '4k', iodepth: 32 },
-  { name: 'randwrite-4k-qd1', rw: 'randwrite', bs: '4k', iodepth: 1 },
-  { name: 'randwrite-4k-qd32', rw: 'randwrite', bs: '4k', iodepth: 32 },
-  { name: 'read-1m-qd8', rw: 'read', bs: '1m', iodepth: 8 },
-  { name: 'write-1m-qd8', rw: 'write', bs: '1m', iodepth: 8 },
-];
-
-function fioJobFile(j: JobSpec, runtimeS: number): string {
-  return ['[global]', 'filename=/dev/vda', 'ioengine=libaio', 'direct=1', 'time_based=1', `runtime=${runtimeS}`, 'norandommap=1', 'randrepeat=0',
-    'lat_percentiles=1', 'group_reporting=1', `[${j.name}]`, `rw=${j.rw}`, `bs=${j.bs}`, `iodepth=${j.iodepth}`, ''].join('\n');
-}
+import { fmt, prefill, printTable, ratio } from './bench-common.js';
+import { ALL_JOBS, runGuestJobs, type JobSpec } from './bench-guest.js';
 
 type Kind = 'strata-file' | 'strata-cluster' | 'qsd-file' | 'qsd-rbd';
 const KINDS: Kind[] = ['strata-file', 'strata-cluster', 'qsd-file', 'qsd-rbd'];
@@ -49,47 +32,8 @@ interface Result { job: string; backend: Kind; iops: number; mibps: number; mean
 
 /** Boots one guest against `factory`, runs every job, samples the back-end's CPU around each. */
 async function benchOne(kind: Kind, factory: BackendFactory, file: string, jobs: JobSpec[], o: { runtimeS: number; numQueues: number; vcpus: number }): Promise<Result[]> {
-  const label = `bench-e2e-${kind}`;
-  const logDir = vmLogDir(label);
-  const sockDir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-'));
-  const socketPath = path.join(sockDir, 'vub0.sock');
-  let backend: BackendHandle | undefined;
-  try {
-    backend = await factory.start({ socketPath, file, numQueues: o.numQueues, readOnly: false, logPath: path.join(logDir, 'backend.log'), startTimeoutMs: 60_000 });
-    const b = backend;
-    const files: Record<string, string> = {};
-    const body: string[] = [];
-    for (const j of jobs) {
-      files[`${j.name}.fio`] = fioJobFile(j, o.runtimeS);
-      body.push(`strata_step bench-begin ${j.name}`, `strata_fio ${j.name} /tmp/${j.name}.fio`, `strata_step bench-end ${j.name}`);
-    }
-    const begin = new Map<string, Sample>();
-    const end = new Map<string, Sample>();
-    process.stderr.write(`bench-e2e: ${kind}: booting the guest, ${jobs.length} jobs x ${o.runtimeS} s\n`);
-    const r = await runGuest({
-      name: label, job: composeJob(body.join('\n'), files), disks: [{ socketPath, numQueues: o.numQueues }], vcpus: o.vcpus,
-      jobTimeoutMs: jobs.length * (o.runtimeS + 30) * 1000 + 60_000,
-      abortIf: () => (b.exitStatus() === undefined ? undefined : `the ${kind} back-end exited (${b.exitStatus()})`),
-      onLine: (line) => {
-        const m = /STRATA-STEP bench-(begin|end) (\S+)/.exec(line);
-        if (!m) return;
-        const s = sample(b.pid);
-        if (s) (m[1] === 'begin' ? begin : end).set(m[2] ?? '', s);
-        if (m[1] === 'end') process.stderr.write(`bench-e2e: ${kind}: ${m[2]} done\n`);
-      },
-    });
-    if (r.rc !== 0) throw new Error(`bench guest failed (rc=${r.rc}) for ${kind}: ${r.failures.join(' | ')}\n${r.tail(30)}\nback-end log:\n${b.logTail()}`);
-    return jobs.map((j): Result => {
-      const json = r.fioJson[j.name];
-      if (json === undefined) throw new Error(`no fio output for ${j.name} (${kind})`);
-      const f = parseFio(json, j.name, j.rw.includes('read') ? 'read' : 'write');
-      const cpuUs = cpuUsBetween(begin.get(j.name), end.get(j.name));
-      return { job: j.name, backend: kind, ...f, cpuUsPerIo: Number.isFinite(cpuUs) && f.ios > 0 ? cpuUs / f.ios : null };
-    });
-  } finally {
-    await backend?.stop();
-    fs.rmSync(sockDir, { recursive: true, force: true });
-  }
+  const r = await runGuestJobs({ label: `bench-e2e-${kind}`, kind, progress: `bench-e2e: ${kind}`, factory, file, jobs, ...o, startTimeoutMs: 60_000 });
+  return r.results.map((x): Result => ({ job: x.job.name, backend: kind, ...x.fio, cpuUsPerIo: x.cpuUsPerIo }));
 }
 
 /** qemu-storage-daemon with the rbd driver on `pool/image` of the Ceph whose conf is `conf`. */

@@ -28,7 +28,7 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { createDiskFile, fileBackend, strataMain, type BackendHandle, type BackendKind } from '../vm-tests/harness/backends.js';
 import { composeJob, runGuest, vmLogDir } from '../vm-tests/harness/guest.js';
-import { cpuUsBetween, fmt, parseFio, prefill, printTable, ratio, sample, type Sample } from './bench-common.js';
+import { cpuUsBetween, fioFile, fmt, parseBackendKinds, parseFio, prefill, printTable, ratio, requirePositiveIntegers, sample, type FioFigures, type Sample } from './bench-common.js';
 
 interface Setting {
   queues: number;
@@ -38,13 +38,8 @@ interface Setting {
   workers: number | undefined;
 }
 
-interface Result extends Setting {
+interface Result extends Setting, FioFigures {
   label: string;
-  iops: number;
-  mibps: number;
-  meanLatUs: number;
-  p99LatUs: number;
-  ios: number;
   cpuUsPerIo: number | null;
   /** Back-end CPU time over the run's wall time, in cores (1.0 = one core busy). */
   cpuCores: number | null;
@@ -58,26 +53,8 @@ function label(s: Setting): string {
 }
 
 function fioJob(runtimeS: number, jobs: number, vcpus: number): string {
-  return [
-    '[global]',
-    'filename=/dev/vda',
-    'ioengine=libaio',
-    'direct=1',
-    'rw=randread',
-    'bs=4k',
-    'iodepth=32',
-    `numjobs=${jobs}`,
-    `cpus_allowed=0-${vcpus - 1}`,
-    'cpus_allowed_policy=split',
-    'time_based=1',
-    `runtime=${runtimeS}`,
-    'norandommap=1',
-    'randrepeat=0',
-    'lat_percentiles=1',
-    'group_reporting=1',
-    '[randread-4k-qd32]',
-    '',
-  ].join('\n');
+  const global = ['rw=randread', 'bs=4k', 'iodepth=32', `numjobs=${jobs}`, `cpus_allowed=0-${vcpus - 1}`, 'cpus_allowed_policy=split'];
+  return fioFile(runtimeS, global, 'randread-4k-qd32', []);
 }
 
 // Per-queue interrupt counts (virtioN-req.Q vectors), as in vm-tests/jobs/multiqueue.sh.
@@ -195,15 +172,10 @@ async function main(): Promise<void> {
   const runtimeS = Number(values.runtime);
   const maxVcpus = Number(values['max-vcpus']);
   const diskMiB = Number(values['disk-mib']);
-  for (const [k, v] of Object.entries({ runtime: runtimeS, 'max-vcpus': maxVcpus, 'disk-mib': diskMiB })) {
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`--${k} must be a positive integer`);
-  }
+  requirePositiveIntegers({ runtime: runtimeS, 'max-vcpus': maxVcpus, 'disk-mib': diskMiB });
   const queueList = intList(values.queues, 'queues');
   let workerList = intList(values.workers, 'workers');
-  const backends = (values.backends ?? '').split(',').map((x) => x.trim()).filter(Boolean).map((b) => {
-    if (b !== 'strata' && b !== 'qsd') throw new Error(`unknown back-end "${b}" (strata, qsd)`);
-    return b as BackendKind;
-  });
+  const backends = parseBackendKinds(values.backends);
   const notes: string[] = [];
   if (backends.includes('strata') && workerList.some((w) => w > 1) && !strataHasWorkers()) {
     notes.push(`strata's daemon has no --workers option yet (vhost --help): ran workers=1 only, skipped ${workerList.filter((w) => w > 1).join(', ')}`);

@@ -17,27 +17,10 @@
 // with each other, not with published figures. STRATA_ACCEL selects the accelerator.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createDiskFile, fileBackend, type BackendHandle, type BackendKind } from '../vm-tests/harness/backends.js';
-import { composeJob, runGuest, vmLogDir } from '../vm-tests/harness/guest.js';
-import { cpuUsBetween, fmt, parseFio as parseFioSide, prefill, printTable as printAligned, ratio, sample, type Sample } from './bench-common.js';
-
-interface JobSpec {
-  name: string;
-  rw: 'randread' | 'randwrite' | 'read' | 'write';
-  bs: string;
-  iodepth: number;
-}
-
-const ALL_JOBS: JobSpec[] = [
-  { name: 'randread-4k-qd1', rw: 'randread', bs: '4k', iodepth: 1 },
-  { name: 'randread-4k-qd32', rw: 'randread', bs: '4k', iodepth: 32 },
-  { name: 'randwrite-4k-qd1', rw: 'randwrite', bs: '4k', iodepth: 1 },
-  { name: 'randwrite-4k-qd32', rw: 'randwrite', bs: '4k', iodepth: 32 },
-  { name: 'read-1m-qd8', rw: 'read', bs: '1m', iodepth: 8 },
-  { name: 'write-1m-qd8', rw: 'write', bs: '1m', iodepth: 8 },
-];
+import { createDiskFile, fileBackend, type BackendKind } from '../vm-tests/harness/backends.js';
+import { fmt, parseBackendKinds, prefill, printTable as printAligned, ratio, requirePositiveIntegers } from './bench-common.js';
+import { ALL_JOBS, runGuestJobs, type JobSpec } from './bench-guest.js';
 
 interface JobResult {
   job: string;
@@ -51,93 +34,18 @@ interface JobResult {
   rssMiB: number | null;
 }
 
-function fioJobFile(j: JobSpec, runtimeS: number): string {
-  return [
-    '[global]',
-    'filename=/dev/vda',
-    'ioengine=libaio',
-    'direct=1',
-    'time_based=1',
-    `runtime=${runtimeS}`,
-    'norandommap=1',
-    'randrepeat=0',
-    'lat_percentiles=1',
-    'group_reporting=1',
-    `[${j.name}]`,
-    `rw=${j.rw}`,
-    `bs=${j.bs}`,
-    `iodepth=${j.iodepth}`,
-    '',
-  ].join('\n');
-}
-
-function parseFio(json: unknown, j: JobSpec): { iops: number; mibps: number; meanLatUs: number; p99LatUs: number; ios: number } {
-  return parseFioSide(json, j.name, j.rw.includes('read') ? 'read' : 'write');
-}
-
 async function benchBackend(kind: BackendKind, jobs: JobSpec[], o: { runtimeS: number; numQueues: number; vcpus: number; diskMiB: number }): Promise<{ accel: string; results: JobResult[] }> {
   const label = `bench-${kind}`;
-  const logDir = vmLogDir(label);
   const disk = createDiskFile(label, o.diskMiB);
-  const sockDir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-'));
-  const socketPath = path.join(sockDir, 'vub0.sock');
-  let backend: BackendHandle | undefined;
   try {
     // Prefill with non-zero data so reads hit real pages, not holes.
     process.stderr.write(`bench: ${kind}: prefilling ${o.diskMiB} MiB in ${disk.path}\n`);
     prefill(disk.path, o.diskMiB);
-
-    backend = await fileBackend(kind).start({
-      socketPath, file: disk.path, numQueues: o.numQueues, readOnly: false, logPath: path.join(logDir, 'backend.log'),
-    });
-    const b = backend;
-    const files: Record<string, string> = {};
-    const body: string[] = [];
-    for (const j of jobs) {
-      files[`${j.name}.fio`] = fioJobFile(j, o.runtimeS);
-      body.push(`strata_step bench-begin ${j.name}`, `strata_fio ${j.name} /tmp/${j.name}.fio`, `strata_step bench-end ${j.name}`);
-    }
-    const begin = new Map<string, Sample>();
-    const end = new Map<string, Sample>();
-    process.stderr.write(`bench: ${kind}: booting the guest, ${jobs.length} jobs x ${o.runtimeS} s\n`);
-    const r = await runGuest({
-      name: label,
-      job: composeJob(body.join('\n'), files),
-      disks: [{ socketPath, numQueues: o.numQueues }],
-      vcpus: o.vcpus,
-      jobTimeoutMs: jobs.length * (o.runtimeS + 30) * 1000 + 60_000,
-      abortIf: () => (b.exitStatus() === undefined ? undefined : `the ${kind} back-end exited (${b.exitStatus()})`),
-      onLine: (line) => {
-        const m = /STRATA-STEP bench-(begin|end) (\S+)/.exec(line);
-        if (!m) return;
-        const s = sample(b.pid);
-        if (s) (m[1] === 'begin' ? begin : end).set(m[2] ?? '', s);
-        if (m[1] === 'end') process.stderr.write(`bench: ${kind}: ${m[2]} done\n`);
-      },
-    });
-    if (r.rc !== 0) {
-      throw new Error(`bench guest failed (rc=${r.rc}) for ${kind}: ${r.failures.join(' | ')}\n${r.tail(30)}\nback-end log:\n${b.logTail()}`);
-    }
-    const results = jobs.map((j): JobResult => {
-      const json = r.fioJson[j.name];
-      if (json === undefined) throw new Error(`no fio output for ${j.name} (${kind})`);
-      const f = parseFio(json, j);
-      const s0 = begin.get(j.name);
-      const s1 = end.get(j.name);
-      const cpuUs = cpuUsBetween(s0, s1);
-      return {
-        job: j.name,
-        backend: kind,
-        ...f,
-        cpuUsPerIo: Number.isFinite(cpuUs) && f.ios > 0 ? cpuUs / f.ios : null,
-        rssMiB: s1 ? s1.rssKiB / 1024 : null,
-      };
-    });
+    const r = await runGuestJobs({ label, kind, progress: `bench: ${kind}`, factory: fileBackend(kind), file: disk.path, jobs, runtimeS: o.runtimeS, numQueues: o.numQueues, vcpus: o.vcpus });
+    const results = r.results.map((x): JobResult => ({ job: x.job.name, backend: kind, ...x.fio, cpuUsPerIo: x.cpuUsPerIo, rssMiB: x.rssMiB }));
     return { accel: r.accel, results };
   } finally {
-    await backend?.stop();
     disk.remove();
-    fs.rmSync(sockDir, { recursive: true, force: true });
   }
 }
 
@@ -182,19 +90,14 @@ async function main(): Promise<void> {
   const numQueues = Number(values['num-queues']);
   const vcpus = Number(values.vcpus);
   const diskMiB = Number(values['disk-mib']);
-  for (const [k, v] of Object.entries({ runtime: runtimeS, 'num-queues': numQueues, vcpus, 'disk-mib': diskMiB })) {
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`--${k} must be a positive integer`);
-  }
+  requirePositiveIntegers({ runtime: runtimeS, 'num-queues': numQueues, vcpus, 'disk-mib': diskMiB });
   const jobNames = values.jobs ? values.jobs.split(',').map((s) => s.trim()).filter(Boolean) : ALL_JOBS.map((j) => j.name);
   const jobs = jobNames.map((n) => {
     const j = ALL_JOBS.find((x) => x.name === n);
     if (!j) throw new Error(`unknown job "${n}"; known: ${ALL_JOBS.map((x) => x.name).join(', ')}`);
     return j;
   });
-  const backends = (values.backends ?? '').split(',').map((s) => s.trim()).filter(Boolean).map((b) => {
-    if (b !== 'strata' && b !== 'qsd') throw new Error(`unknown back-end "${b}" (strata, qsd)`);
-    return b as BackendKind;
-  });
+  const backends = parseBackendKinds(values.backends);
   const results: JobResult[] = [];
   const started = new Date().toISOString();
   let accel = '?';
