@@ -21,7 +21,8 @@ import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { clusterBackend, startLocalCluster, type ClusterImage, type LocalCluster } from '../harness/cluster-backend.js';
+import { clusterBackend } from '../harness/cluster-backend.js';
+import { SharedClusterPool } from '../harness/cluster-pool.js';
 import { composeJob, runGuest, vmLogDir } from '../harness/guest.js';
 import { sleep } from '../harness/util.js';
 import { assertJobPassed, CASE_TIMEOUT_MS, describe, runVmCase, type BackendControl, type VmCaseResult } from '../harness/vm-case.js';
@@ -32,29 +33,9 @@ const DETECT_SLACK_MS = Number(process.env['STRATA_E2E_DETECT_SLACK_MS'] ?? 2000
 const LEASE_MS = 3000;
 const FAULT_AFTER_MS = 4000;
 
-let cluster: LocalCluster | undefined;
-let clusterError: Error | undefined;
-
-test.before(async () => {
-  try {
-    cluster = await startLocalCluster({ osds: 3, graceMs: GRACE_MS });
-    await cluster.admin(['pool', 'create', 'vms', '--size', '3', '--min-size', '2', '--pg-num', '32', '--failure-domain', 'osd']);
-    await cluster.waitHealthy();
-  } catch (e) {
-    clusterError = e as Error;
-  }
-});
-test.after.always(async () => {
-  await cluster?.stop();
-});
-
-async function image(name: string, sizeMiB: number): Promise<ClusterImage> {
-  if (cluster === undefined) throw new Error(`the local cluster did not start: ${clusterError?.message ?? '?'}`);
-  await cluster.admin(['image', 'create', `vms/${name}`, '--size', `${sizeMiB}M`]);
-  const client = `client.${name}`;
-  const keyring = await cluster.addClient(client, 'vms');
-  return { cluster, pool: 'vms', image: name, spec: `vms/${name}`, client, keyring };
-}
+const pool = new SharedClusterPool({ osds: 3, graceMs: GRACE_MS });
+test.before(() => pool.start());
+test.after.always(() => pool.stop());
 
 interface Gap { job: string; start: number; end: number }
 
@@ -87,7 +68,7 @@ function longestStallMs(r: VmCaseResult): number {
 
 /** Runs the reconnect job on a fresh image with `fault` fired FAULT_AFTER_MS after fio starts. */
 async function faultCase(t: ExecutionContext, name: string, fault: (ctl: BackendControl) => Promise<string>, backendArgs: string[] = []): Promise<{ r: VmCaseResult; what: string }> {
-  const img = await image(name, 256);
+  const img = await pool.image(name, 256);
   let what = 'fault not fired (fio-start not seen)';
   let faultRun: Promise<void> | undefined;
   const r = await runVmCase(t, {
@@ -116,7 +97,7 @@ function assertClean(t: ExecutionContext, r: VmCaseResult): void {
 test.serial('cluster: kill -9 one OSD during guest fio verify, restart it: zero errors', async (t) => {
   t.timeout(CASE_TIMEOUT_MS);
   const { r } = await faultCase(t, 'osd-kill9', async () => {
-    const osd = cluster!.osds[0]!;
+    const osd = pool.cluster.osds[0]!;
     const t0 = performance.now();
     osd.signal('SIGKILL');
     await osd.exited();
@@ -127,14 +108,14 @@ test.serial('cluster: kill -9 one OSD during guest fio verify, restart it: zero 
   assertClean(t, r);
   const stall = longestStallMs(r);
   t.log(`longest guest I/O stall: ${stall} ms (max write latency ${maxWriteLatMs(r)} ms; longest completion gaps: ${topGaps(r)})`);
-  await cluster!.waitHealthy(90_000);
+  await pool.cluster.waitHealthy(90_000);
   t.pass(`the cluster is active+clean again after the restart`);
 });
 
 test.serial('cluster: SIGSTOP one OSD during guest fio verify: the stall stays within the grace', async (t) => {
   t.timeout(CASE_TIMEOUT_MS);
   const { r } = await faultCase(t, 'osd-sigstop', async () => {
-    const osd = cluster!.osds[1]!;
+    const osd = pool.cluster.osds[1]!;
     osd.signal('SIGSTOP');
     await sleep(GRACE_MS + 3000);
     osd.signal('SIGCONT');
@@ -144,7 +125,7 @@ test.serial('cluster: SIGSTOP one OSD during guest fio verify: the stall stays w
   const stall = longestStallMs(r);
   t.log(`longest guest I/O stall: ${stall} ms (max write latency ${maxWriteLatMs(r)} ms; longest completion gaps: ${topGaps(r)}); grace ${GRACE_MS} ms (+${DETECT_SLACK_MS} ms allowed for report → map → resend)`);
   t.true(stall <= GRACE_MS + DETECT_SLACK_MS, `stall ${stall} ms > grace ${GRACE_MS} + ${DETECT_SLACK_MS} ms\n${describe(r)}`);
-  await cluster!.waitHealthy(90_000);
+  await pool.cluster.waitHealthy(90_000);
 });
 
 test.serial('cluster: kill -9 the vhost daemon during guest fio verify, restart: zero errors', async (t) => {
@@ -159,7 +140,7 @@ test.serial('cluster: kill -9 the vhost daemon during guest fio verify, restart:
 
 test.serial('cluster: discard in the guest frees space in the cluster', async (t) => {
   t.timeout(CASE_TIMEOUT_MS);
-  const img = await image('discard', 128);
+  const img = await pool.image('discard', 128);
   const logDir = vmLogDir('cluster-discard');
   const sockDir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-vm-'));
   const socketPath = path.join(sockDir, 'vub0.sock');

@@ -6,36 +6,17 @@
 //   - ext4: mkfs, files, sha256, umount, fsck, remount, compare, fstrim.
 // Every case also checks that all 3 replicas hold the data afterwards (PGs active+clean).
 import test from 'ava';
-import { clusterBackend, startLocalCluster, type ClusterImage, type LocalCluster } from '../harness/cluster-backend.js';
+import { clusterBackend } from '../harness/cluster-backend.js';
+import { SharedClusterPool } from '../harness/cluster-pool.js';
 import { assertJobPassed, CASE_TIMEOUT_MS, describe, fioJobs, runVmCase } from '../harness/vm-case.js';
 
-let cluster: LocalCluster | undefined;
-let clusterError: Error | undefined;
-
-test.before(async () => {
-  try {
-    cluster = await startLocalCluster({ osds: 3 });
-    await cluster.admin(['pool', 'create', 'vms', '--size', '3', '--min-size', '2', '--pg-num', '32', '--failure-domain', 'osd']);
-    await cluster.waitHealthy();
-  } catch (e) {
-    clusterError = e as Error;
-  }
-});
-test.after.always(async () => {
-  await cluster?.stop();
-});
-
-async function image(name: string, sizeMiB: number): Promise<ClusterImage> {
-  if (cluster === undefined) throw new Error(`the local cluster did not start: ${clusterError?.message ?? '?'}`);
-  await cluster.admin(['image', 'create', `vms/${name}`, '--size', `${sizeMiB}M`]);
-  const client = `client.${name}`;
-  const keyring = await cluster.addClient(client, 'vms');
-  return { cluster, pool: 'vms', image: name, spec: `vms/${name}`, client, keyring };
-}
+const pool = new SharedClusterPool({ osds: 3 });
+test.before(() => pool.start());
+test.after.always(() => pool.stop());
 
 test.serial('cluster image: 4 KiB random writes verify at QD1 and QD32 over two queues', async (t) => {
   t.timeout(CASE_TIMEOUT_MS);
-  const img = await image('mq', 256);
+  const img = await pool.image('mq', 256);
   const r = await runVmCase(t, {
     name: 'cluster-multiqueue-verify', backend: clusterBackend(img), diskMiB: 1, numQueues: 2, vcpus: 2,
     script: 'multiqueue.sh', files: ['multiqueue-verify.fio'],
@@ -54,7 +35,7 @@ test.serial('cluster image: 4 KiB random writes verify at QD1 and QD32 over two 
 
 test.serial('cluster image: mixed sizes 4 KiB..1 MiB verify at QD16', async (t) => {
   t.timeout(CASE_TIMEOUT_MS);
-  const img = await image('mixed', 256);
+  const img = await pool.image('mixed', 256);
   const r = await runVmCase(t, {
     name: 'cluster-mixed-sizes-verify', backend: clusterBackend(img), diskMiB: 1,
     script: 'mixed-sizes.sh', files: ['mixed-sizes-verify.fio'], jobTimeoutMs: 420_000,
@@ -64,7 +45,7 @@ test.serial('cluster image: mixed sizes 4 KiB..1 MiB verify at QD16', async (t) 
 
 test.serial('cluster image: ext4 mkfs, files, remount, checksums, fsck, fstrim', async (t) => {
   t.timeout(CASE_TIMEOUT_MS);
-  const img = await image('ext4', 256);
+  const img = await pool.image('ext4', 256);
   const r = await runVmCase(t, { name: 'cluster-fs-integrity', backend: clusterBackend(img), diskMiB: 1, script: 'fs-integrity.sh', jobTimeoutMs: 420_000 });
   assertJobPassed(t, r);
   t.is(r.kv['files'], '204', `expected 204 files checksummed\n${describe(r)}`);
