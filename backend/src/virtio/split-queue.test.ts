@@ -39,6 +39,9 @@ function asChain(r: Chain | QueueError | null): Chain {
 
 const buf = (guest: MockGuest, lengthBytes: number, writable: boolean): BufferSpec => ({ gpa: guest.alloc(lengthBytes), lengthBytes, writable });
 
+/** The chain segments `bufs` should pop as, in order. */
+const segmentsOf = (bufs: BufferSpec[]): Chain['segments'] => bufs.map((b) => ({ gpa: b.gpa, lengthBytes: b.lengthBytes, writable: b.writable }));
+
 test('pops a single-descriptor chain and then reports an empty ring', (t) => {
   const { guest, mem, mq, q } = setup();
   t.is(q.popChain(mem), null, 'empty ring');
@@ -59,10 +62,7 @@ test('walks a multi-descriptor chain in order and keeps each descriptor directio
   asChain(q.popChain(mem));
   const chain = asChain(q.popChain(mem));
   t.is(chain.headIndex, head);
-  t.deepEqual(
-    chain.segments,
-    bufs.map((b) => ({ gpa: b.gpa, lengthBytes: b.lengthBytes, writable: b.writable })),
-  );
+  t.deepEqual(chain.segments, segmentsOf(bufs));
 });
 
 test('follows an indirect descriptor into its table', (t) => {
@@ -71,10 +71,7 @@ test('follows an indirect descriptor into its table', (t) => {
   const head = mq.addIndirectChain(bufs);
   const chain = asChain(q.popChain(mem));
   t.is(chain.headIndex, head);
-  t.deepEqual(
-    chain.segments,
-    bufs.map((b) => ({ gpa: b.gpa, lengthBytes: b.lengthBytes, writable: b.writable })),
-  );
+  t.deepEqual(chain.segments, segmentsOf(bufs));
 });
 
 test('accepts an indirect descriptor at the end of a direct chain', (t) => {
