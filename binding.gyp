@@ -8,7 +8,7 @@
         "native/src/mapping.cc",
         "native/src/poller.cc",
         "native/src/misc.cc",
-        "native/src/hmac.cc"
+        "native/src/gmac.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

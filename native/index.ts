@@ -63,9 +63,9 @@ interface Binding {
   eventfd(initval: number, nonblock: boolean): number;
   memfdCreate(name: string, sizeBytes: number): number;
   fallocate(fd: number, mode: 'punch-hole' | 'zero-range', offsetBytes: number, lengthBytes: number): void;
-  hmacKey(key: Uint8Array): ArrayBuffer;
-  hmacSign(state: ArrayBuffer, seq: number, parts: readonly Uint8Array[], out: Uint8Array): void;
-  hmacVerify(state: ArrayBuffer, seq: number, parts: readonly Uint8Array[], expected: Uint8Array): boolean;
+  gmacKey(key: Uint8Array): GmacKey;
+  gmacSign(key: GmacKey, seq: number, parts: readonly Uint8Array[], out: Uint8Array): void;
+  gmacVerify(key: GmacKey, seq: number, parts: readonly Uint8Array[], expected: Uint8Array): boolean;
   Poller: PollerConstructor;
   READABLE: number;
   WRITABLE: number;
@@ -158,22 +158,21 @@ export const fallocate: (
   lengthBytes: number,
 ) => void = binding.fallocate;
 
-/**
- * Prepares an HMAC-SHA256 key: the SHA-256 states after the key's inner and outer pads
- * (RFC 2104 §4), so each MAC hashes only the message. Keys longer than 64 bytes are hashed
- * first, as HMAC requires. Treat the result as opaque.
- */
-export const hmacKey: (key: Uint8Array) => ArrayBuffer = binding.hmacKey;
+/** A prepared GMAC key (an AES-GCM context, freed when the object is collected). Opaque. */
+export interface GmacKey {
+  readonly __gmacKey: unique symbol;
+}
+
+/** Prepares a GMAC key: AES-256-GCM for a 32-byte key, AES-128-GCM for a 16-byte one. */
+export const gmacKey: (key: Uint8Array) => GmacKey = binding.gmacKey;
 
 /**
- * HMAC-SHA256(key, u64le(seq) ‖ parts[0] ‖ parts[1] ‖ …), truncated to `out.length` (1..32)
- * bytes and written into `out`. `seq` is a safe non-negative integer. No allocation.
+ * GMAC tag of `parts` (AES-GCM with no plaintext, the parts as additional data, 96-bit IV =
+ * u64le(seq) ‖ 0u32), truncated to `out.length` (1..16) bytes and written into `out`. `seq` is a
+ * safe non-negative integer and must never repeat for one key. No allocation.
  */
-export const hmacSign: (state: ArrayBuffer, seq: number, parts: readonly Uint8Array[], out: Uint8Array) => void = binding.hmacSign;
+export const gmacSign: (key: GmacKey, seq: number, parts: readonly Uint8Array[], out: Uint8Array) => void = binding.gmacSign;
 
-/**
- * True when the first `expected.length` (1..32) bytes of the same MAC equal `expected`;
- * compared in constant time in the contents.
- */
-export const hmacVerify: (state: ArrayBuffer, seq: number, parts: readonly Uint8Array[], expected: Uint8Array) => boolean =
-  binding.hmacVerify;
+/** True when the first `expected.length` (1..16) bytes of the same tag equal `expected` (constant time). */
+export const gmacVerify: (key: GmacKey, seq: number, parts: readonly Uint8Array[], expected: Uint8Array) => boolean =
+  binding.gmacVerify;

@@ -6,7 +6,7 @@
 #include <napi.h>
 
 #include "addon.h"
-#include "hmac.h"
+#include "gmac.h"
 #include "mapping.h"
 #include "misc.h"
 #include "poller.h"
@@ -44,9 +44,9 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfd", Napi::Function::New(env, event_fd, "eventfd"));
   exports.Set("memfdCreate", Napi::Function::New(env, memfd_create_sized, "memfdCreate"));
   exports.Set("fallocate", Napi::Function::New(env, fallocate_range, "fallocate"));
-  exports.Set("hmacKey", Napi::Function::New(env, hmac_key, "hmacKey"));
-  exports.Set("hmacSign", Napi::Function::New(env, hmac_sign, "hmacSign"));
-  exports.Set("hmacVerify", Napi::Function::New(env, hmac_verify, "hmacVerify"));
+  exports.Set("gmacKey", Napi::Function::New(env, gmac_key, "gmacKey"));
+  exports.Set("gmacSign", Napi::Function::New(env, gmac_sign, "gmacSign"));
+  exports.Set("gmacVerify", Napi::Function::New(env, gmac_verify, "gmacVerify"));
   exports.Set("Poller", Poller::define(env));
   exports.Set("READABLE", Napi::Number::New(env, UV_READABLE));
   exports.Set("WRITABLE", Napi::Number::New(env, UV_WRITABLE));

@@ -18,8 +18,8 @@
  *      +-------+-------+-------+-------+-------+-------+-------+-------+
  *   32 |  payloadCrc (u32, crc32c)     |  dataCrc (u32, crc32c)        |
  *      +-------+-------+-------+-------+-------+-------+-------+-------+
- *   40 |  signature: HMAC-SHA256 truncated to 16 bytes (zero if       |
- *   48 |  unsigned; see auth/frame-signer.ts)                          |
+ *   40 |  signature: 16-byte GMAC (AES-GCM) tag (zero if unsigned;    |
+ *   48 |  see auth/frame-signer.ts)                                    |
  *      +-------+-------+-------+-------+-------+-------+-------+-------+
  *   56 |  reserved (u32, must be 0)    |  headerCrc (u32, crc32c 0..59)|
  *      +-------+-------+-------+-------+-------+-------+-------+-------+
