@@ -1,0 +1,112 @@
+/**
+ * The replica side of the OSD data path: what a primary's peer messages do on this OSD
+ * (query, activate, sub-op REPOP, push, pull / local read, scan). docs/replication.md §1, §4, §5.
+ *
+ * Owns: creating a PG record on first contact (a stray answers queries too) and each PG's
+ * `seenInterval`.
+ * Invariants it relies on:
+ * - A message of an older interval than one already seen for the PG is refused (EPOCH_STALE):
+ *   a deposed primary's late sub-op must not apply after the new primary peered.
+ * - Sub-ops arrive in version order (the primary's session is FIFO) and are applied in the same
+ *   store transaction the primary built; the reply goes out only after the local commit.
+ * - The in-memory log mirrors the primary's (entry appended, trimmed at PG_LOG_MAX); the info
+ *   record is persisted at activation only (pg.ts `loadPg` recomputes the rest).
+ */
+import { ClusterError } from '../common/errors.js';
+import type { ObjectName, PoolId } from '../common/ids.js';
+import type { InboundMessage, Session } from '../msg/session.js';
+import { INFO_KEY, PG_LOG_MAX, encodeInfo } from '../pg/pg-log.js';
+import { Transaction } from '../store/types.js';
+import { installCopy, localScan, readCopy } from './object-copy.js';
+import type { OsdContext } from './osd-context.js';
+import { compareVersion } from './osd-protocol.js';
+import {
+  decodeObjectRef, decodePgActivate, decodePgQuery, decodePush, decodeRepOp, decodePgScan,
+  encodeObjectCopy, encodePgQueryReply, encodeScanReply, joinChunks,
+} from './osd-peer-protocol.js';
+import { Pg, errOf, parsePgKey } from './pg.js';
+
+/** What the replica side uses from the rest of the OSD. */
+export type ReplicaContext = Pick<OsdContext, 'env' | 'store' | 'stats' | 'pgs' | 'adoptLog'>;
+
+export class Replica {
+  constructor(private readonly c: ReplicaContext) {}
+
+  private replicaPg(key: string, interval: number): Pg | ClusterError {
+    let pg = this.c.pgs.get(key);
+    if (pg === undefined) {
+      const k = parsePgKey(key);
+      if (k === undefined) return errOf('CLU_ERR_INVALID', `pg ${key}`);
+      pg = new Pg(key, k.pool, k.seed);
+      this.c.pgs.set(key, pg);
+    }
+    if (interval < pg.seenInterval) return errOf('CLU_ERR_EPOCH_STALE', `pg ${key} interval ${interval} < ${pg.seenInterval}`);
+    pg.seenInterval = interval;
+    return pg;
+  }
+
+  onQuery(req: InboundMessage, s: Session): void {
+    const q = decodePgQuery(req.payload);
+    const pg = this.replicaPg(q.pg, q.interval);
+    if (pg instanceof ClusterError) { s.replyError(req, pg); return; }
+    const hasInfo = pg.log.entries.length > 0 || pg.info.sameIntervalSince > 0;
+    const info = { ...pg.info, lastUpdate: pg.log.head, logTail: pg.log.tail };
+    s.reply(req, { type: req.type, payload: encodePgQueryReply({ hasInfo, info, tail: pg.log.tail, entries: pg.log.entries }) });
+  }
+
+  onActivate(req: InboundMessage, s: Session): void {
+    const a = decodePgActivate(req.payload);
+    const pg = this.replicaPg(a.pg, a.interval);
+    if (pg instanceof ClusterError) { s.replyError(req, pg); return; }
+    const done = (err: ClusterError | null): void => { if (err !== null) s.replyError(req, err); else s.reply(req, { type: req.type }); };
+    if (a.mode === 2) {
+      pg.info = { ...pg.info, lastComplete: pg.log.head, backfilling: false };
+      this.c.store.submit(new Transaction().pgPut(pg.key, INFO_KEY, encodeInfo(pg.info)), done);
+      return;
+    }
+    this.c.adoptLog(pg, a.info, a.entries, a.tail, done);
+  }
+
+  onRepOp(req: InboundMessage, s: Session): void {
+    const m = decodeRepOp(req.payload, req.data);
+    const pg = this.replicaPg(m.pg, m.interval);
+    if (pg instanceof ClusterError) { s.replyError(req, pg); return; }
+    const txn = new Transaction();
+    txn.ops.push(...m.ops);
+    txn.handOff = true; // views of the received frame, never modified
+    if (compareVersion(m.entry.version, pg.log.head) > 0) {
+      const complete = compareVersion(pg.info.lastComplete, pg.info.lastUpdate) === 0;
+      pg.log.add(m.entry);
+      pg.info.lastUpdate = m.entry.version;
+      if (complete) pg.info.lastComplete = m.entry.version;
+      while (pg.log.entries.length > PG_LOG_MAX) pg.log.trimOne();
+      pg.info.logTail = pg.log.tail;
+    }
+    this.c.store.submit(txn, (err) => { if (err !== null) s.replyError(req, err); else s.reply(req, { type: req.type }); });
+  }
+
+  onPush(req: InboundMessage, s: Session): void {
+    const m = decodePush(req.payload);
+    const pg = this.replicaPg(m.pg, m.interval);
+    if (pg instanceof ClusterError) { s.replyError(req, pg); return; }
+    const data = joinChunks(req.data);
+    this.c.stats.pushesReceived++;
+    this.c.stats.pushBytesReceived += data.length;
+    installCopy(this.c.store, m.copy, data, (err) => { if (err !== null) s.replyError(req, err); else s.reply(req, { type: req.type }); });
+  }
+
+  onLocalRead(req: InboundMessage, s: Session): void {
+    const ref = decodeObjectRef(req.payload);
+    readCopy(this.c.store, this.c.env, { pool: ref.pool as PoolId, name: ref.name as ObjectName }, (err, copy, data) => {
+      if (err !== null || copy === undefined) { s.replyError(req, err ?? errOf('CLU_ERR_IO', 'read')); return; }
+      s.reply(req, data !== undefined && data.length > 0 ? { type: req.type, payload: encodeObjectCopy(copy), data: [data] } : { type: req.type, payload: encodeObjectCopy(copy) });
+    });
+  }
+
+  onScan(req: InboundMessage, s: Session): void {
+    const m = decodePgScan(req.payload);
+    localScan(this.c.store, m.pool, m.seed, m.pgNum, m.withCrc, (err, list) => {
+      if (err !== null) s.replyError(req, err); else s.reply(req, { type: req.type, payload: encodeScanReply(list) });
+    });
+  }
+}
