@@ -8,66 +8,29 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { Daemons, MAIN, freePort, killHard, runCli, sleep, until as pollUntil } from './proc-helpers.js';
+import type { CliResult } from './proc-helpers.js';
 
-const repoRoot = join(fileURLToPath(import.meta.url), '../../../../..');
-const MAIN = join(repoRoot, 'dist/backend/src/main.js');
 const GRACE_MS = 3000;
 
 const dir = mkdtempSync(join(tmpdir(), 'strata-proc-'));
 const keyring = join(dir, 'keyring');
-const children = new Set<ChildProcess>();
+const daemons = new Daemons(dir);
+const children = daemons.children;
 const osdProcs = new Map<number, ChildProcess>();
 let monProc: ChildProcess | undefined;
 let monPort = 0;
 const osdPorts: number[] = [];
 let maxEpochSeen = 0;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function spawnDaemon(args: string[], logName: string): ChildProcess {
-  const fd = openSync(join(dir, logName), 'a');
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', fd, fd] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-function killHard(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
-
-interface CliResult { code: number; stdout: string; stderr: string }
-
 /** Runs the CLI as a process (bounded by its own --timeout-ms and a hard 15 s kill). */
 function cli(args: string[], opts: { keyringPath?: string; name?: string } = {}): Promise<CliResult> {
-  const full = [MAIN, ...args, '--mon', `127.0.0.1:${monPort}`, '--keyring', opts.keyringPath ?? keyring, '--name', opts.name ?? 'client.admin', '--timeout-ms', '4000'];
-  return new Promise((resolve) => {
-    execFile(process.execPath, full, { timeout: 15_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 99;
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, { monPort, keyring: opts.keyringPath ?? keyring, name: opts.name ?? 'client.admin' });
 }
 
 async function cliJson(args: string[]): Promise<Record<string, unknown>> {
@@ -78,16 +41,9 @@ async function cliJson(args: string[]): Promise<Record<string, unknown>> {
   return out;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `fn` until it returns true; fails loudly after `timeoutMs`. */
-async function until(what: string, timeoutMs: number, fn: () => Promise<boolean>): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await fn()) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
+/** Polls `fn` every 100 ms until it returns true; fails loudly after `timeoutMs`. */
+function until(what: string, timeoutMs: number, fn: () => Promise<boolean>): Promise<number> {
+  return pollUntil(what, timeoutMs, fn, 100);
 }
 
 async function osdCounts(): Promise<{ total: number; up: number; in: number } | undefined> {
@@ -118,11 +74,11 @@ function monLogTime(msg: string, osd: number, sinceMs: number): number | undefin
 }
 
 function startMon(): void {
-  monProc = spawnDaemon(['mon', '--data', join(dir, 'mon'), '--addr', `127.0.0.1:${monPort}`, '--keyring', keyring, '--osd-grace-ms', String(GRACE_MS)], 'mon.log');
+  monProc = daemons.spawn(['mon', '--data', join(dir, 'mon'), '--addr', `127.0.0.1:${monPort}`, '--keyring', keyring, '--osd-grace-ms', String(GRACE_MS)], 'mon.log');
 }
 
 function startOsd(id: number): void {
-  osdProcs.set(id, spawnDaemon([
+  osdProcs.set(id, daemons.spawn([
     'osd', '--id', String(id), '--data', join(dir, `osd.${id}`), '--addr', `127.0.0.1:${osdPorts[id]}`, '--mon', `127.0.0.1:${monPort}`,
     '--keyring', join(dir, `osd.${id}.keyring`), '--host', `host-${String.fromCharCode(97 + id)}`,
   ], `osd.${id}.log`));

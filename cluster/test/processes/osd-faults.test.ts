@@ -10,12 +10,10 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { parseKeyring } from '../../src/auth/keyring.js';
 import { clusterErrorFromWire } from '../../src/common/errors.js';
@@ -29,59 +27,30 @@ import { MsgType } from '../../src/msg/types.js';
 import { decodeObjectCopy, encodeObjectRef, joinChunks } from '../../src/osd/osd-peer-protocol.js';
 import { OSD_FLAG_WRITE, decodeOsdOpReply, encodeOsdOpRequest } from '../../src/osd/osd-protocol.js';
 import { objectToPg, pgToOsds } from '../../src/placement/placement.js';
+import { Daemons, MAIN, freePort, killHard, runCli, sleep, until as pollUntil } from './proc-helpers.js';
+import type { CliResult } from './proc-helpers.js';
 
-const repoRoot = join(fileURLToPath(import.meta.url), '../../../../..');
-const MAIN = join(repoRoot, 'dist/backend/src/main.js');
 const GRACE_MS = 3000;
 const PG_NUM = 32;
 const OBJECTS = 48;
 
 const dir = mkdtempSync('/var/tmp/strata-osd-faults-');
 const keyring = join(dir, 'keyring');
-const children = new Set<ChildProcess>();
+const daemons = new Daemons(dir);
+const children = daemons.children;
 const osdProcs = new Map<number, ChildProcess>();
 let monPort = 0;
 const osdPorts: number[] = [];
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(args, { monPort, keyring, name: 'client.admin' });
 }
-function spawnDaemon(args: string[], logName: string): ChildProcess {
-  const fd = openSync(join(dir, logName), 'a');
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', fd, fd] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-function killHard(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => { child.once('exit', () => resolve()); child.kill('SIGKILL'); });
-}
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const full = [MAIN, ...args, '--mon', `127.0.0.1:${monPort}`, '--keyring', keyring, '--name', 'client.admin', '--timeout-ms', '4000'];
-  return new Promise((resolve) => {
-    execFile(process.execPath, full, { timeout: 15_000 }, (err, stdout, stderr) => resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 99, stdout, stderr }));
-  });
-}
-async function until(what: string, timeoutMs: number, fn: () => boolean | Promise<boolean>): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await fn()) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
+/** Polls `fn` every 50 ms until it returns true; fails loudly after `timeoutMs`. */
+function until(what: string, timeoutMs: number, fn: () => boolean | Promise<boolean>): Promise<number> {
+  return pollUntil(what, timeoutMs, fn, 50);
 }
 function startOsd(id: number): void {
-  osdProcs.set(id, spawnDaemon([
+  osdProcs.set(id, daemons.spawn([
     'osd', '--id', String(id), '--data', join(dir, `osd.${id}`), '--addr', `127.0.0.1:${osdPorts[id]}`, '--mon', `127.0.0.1:${monPort}`,
     '--keyring', join(dir, `osd.${id}.keyring`), '--host', `host-${id}`, '--journal-mib', '16', '--heartbeat-grace-ms', String(GRACE_MS),
   ], `osd.${id}.log`));
@@ -230,7 +199,7 @@ test.before(async () => {
   monPort = await freePort();
   for (let i = 0; i < 4; i++) osdPorts.push(await freePort());
   await new Promise<void>((resolve, reject) => execFile(process.execPath, [MAIN, 'mon', '--mkfs', '--data', join(dir, 'mon'), '--keyring', keyring], { timeout: 15_000 }, (e) => (e === null ? resolve() : reject(e))));
-  spawnDaemon(['mon', '--data', join(dir, 'mon'), '--addr', `127.0.0.1:${monPort}`, '--keyring', keyring, '--osd-grace-ms', String(GRACE_MS)], 'mon.log');
+  daemons.spawn(['mon', '--data', join(dir, 'mon'), '--addr', `127.0.0.1:${monPort}`, '--keyring', keyring, '--osd-grace-ms', String(GRACE_MS)], 'mon.log');
   await until('monitor', 10_000, async () => (await cli(['status'])).code === 0);
   for (let i = 0; i < 4; i++) {
     const r = await cli(['auth', 'add', `osd.${i}`, '--caps', 'mon=allow r', '-o', join(dir, `osd.${i}.keyring`)]);
