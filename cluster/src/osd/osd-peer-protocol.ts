@@ -119,25 +119,33 @@ export function decodeRepOp(payload: Uint8Array, data: readonly Uint8Array[]): R
 export interface PgQueryReply { hasInfo: boolean; info: PgInfo; tail: EVersion; entries: PgLogEntry[] }
 export function encodePgQuery(pg: string, interval: number): Uint8Array { const w = new Writer(32); header(w, pg, interval); return w.finish(); }
 export function decodePgQuery(b: Uint8Array): { pg: string; interval: number } { const r = new Reader(b); const h = readHeader(r); r.end(); return h; }
-export function encodePgQueryReply(m: PgQueryReply): Uint8Array {
-  const w = new Writer(256 + m.entries.length * 64);
-  w.u8(V).bool(m.hasInfo);
+/** Info, log tail and log entries: the body shared by the query reply and ACTIVATE. */
+function writeLog(w: Writer, m: { info: PgInfo; tail: EVersion; entries: readonly PgLogEntry[] }): void {
   writeInfo(w, m.info);
   wv(w, m.tail);
   w.u32(m.entries.length);
   for (const e of m.entries) writeLogEntry(w, e);
-  return w.finish();
 }
-export function decodePgQueryReply(b: Uint8Array): PgQueryReply {
-  const r = new Reader(b);
-  if (r.u8() !== V) throw new CodecError('query reply version');
-  const hasInfo = r.bool();
+function readLog(r: Reader): { info: PgInfo; tail: EVersion; entries: PgLogEntry[] } {
   const info = readInfo(r);
   const tail = rv(r);
   const n = r.u32();
   if (n > 100_000) throw new CodecError('log too long');
   const entries: PgLogEntry[] = [];
   for (let i = 0; i < n; i++) entries.push(readLogEntry(r));
+  return { info, tail, entries };
+}
+export function encodePgQueryReply(m: PgQueryReply): Uint8Array {
+  const w = new Writer(256 + m.entries.length * 64);
+  w.u8(V).bool(m.hasInfo);
+  writeLog(w, m);
+  return w.finish();
+}
+export function decodePgQueryReply(b: Uint8Array): PgQueryReply {
+  const r = new Reader(b);
+  if (r.u8() !== V) throw new CodecError('query reply version');
+  const hasInfo = r.bool();
+  const { info, tail, entries } = readLog(r);
   r.end();
   return { hasInfo, info, tail, entries };
 }
@@ -149,10 +157,7 @@ export function encodePgActivate(m: PgActivate): Uint8Array {
   const w = new Writer(256 + m.entries.length * 64);
   header(w, m.pg, m.interval);
   w.u8(m.mode);
-  writeInfo(w, m.info);
-  wv(w, m.tail);
-  w.u32(m.entries.length);
-  for (const e of m.entries) writeLogEntry(w, e);
+  writeLog(w, m);
   return w.finish();
 }
 export function decodePgActivate(b: Uint8Array): PgActivate {
@@ -160,12 +165,7 @@ export function decodePgActivate(b: Uint8Array): PgActivate {
   const h = readHeader(r);
   const mode = r.u8();
   if (mode !== 1 && mode !== 2) throw new CodecError(`activate mode ${mode}`);
-  const info = readInfo(r);
-  const tail = rv(r);
-  const n = r.u32();
-  if (n > 100_000) throw new CodecError('log too long');
-  const entries: PgLogEntry[] = [];
-  for (let i = 0; i < n; i++) entries.push(readLogEntry(r));
+  const { info, tail, entries } = readLog(r);
   r.end();
   return { ...h, mode, info, tail, entries };
 }
