@@ -7,12 +7,14 @@
  *   order, convergence) and liveness meaning every PG active+clean.
  */
 import type { OsdId } from '../src/common/ids.js';
-import type { OsdFactory, SimCluster } from './cluster.js';
+import type { OsdFactory, OsdNode, SimCluster } from './cluster.js';
 import { MON_HOST, MON_PORT, OSD_PORT } from './cluster.js';
 import type { Verdict } from './checkers.js';
 import type { SimOptions } from './options.js';
 import type { Scheduler } from './scheduler.js';
 import { StubOsd } from './stub-osd.js';
+import type { OsdDaemonOptions } from './osd-daemon.js';
+import type { Env } from '../src/env/env.js';
 import { SimOsd } from './sim-osd.js';
 import { ConvergenceCheck } from './convergence.js';
 import { ObjecterWorkload } from './workload.js';
@@ -45,13 +47,18 @@ export interface OsdImplementation {
   finalChecks(c: SimCluster, verdict: Verdict, workload: Workload | null, runUntil: (untilMs: number) => void, sched: Scheduler): Record<string, unknown> | undefined;
 }
 
+/** The process options both implementations share (osd-daemon.ts). */
+function daemonOptions(o: SimOptions, node: OsdNode, env: Env): OsdDaemonOptions {
+  return {
+    env, id: node.id, key: node.key, uuid: node.uuid, host: node.proc.host, port: OSD_PORT, mon: { host: MON_HOST, port: MON_PORT },
+    beaconMs: o.beaconMs, hbIntervalMs: 1000, hbGraceMs: Math.max(1500, o.osdGraceMs),
+  };
+}
+
 const stub: OsdImplementation = {
   name: 'stub',
   factory: (o) => (node, env) => {
-    const osd = new StubOsd({
-      env, id: node.id, key: node.key, uuid: node.uuid, host: node.proc.host, port: OSD_PORT, mon: { host: MON_HOST, port: MON_PORT },
-      beaconMs: o.beaconMs, hbIntervalMs: 1000, hbGraceMs: Math.max(1500, o.osdGraceMs),
-    });
+    const osd = new StubOsd(daemonOptions(o, node, env));
     osd.start();
     return osd;
   },
@@ -76,8 +83,7 @@ const real: OsdImplementation = {
   name: 'real',
   factory: (o) => (node, env) => {
     const osd = new SimOsd({
-      env, id: node.id, key: node.key, uuid: node.uuid, host: node.proc.host, port: OSD_PORT, mon: { host: MON_HOST, port: MON_PORT },
-      beaconMs: o.beaconMs, hbIntervalMs: 1000, hbGraceMs: Math.max(1500, o.osdGraceMs),
+      ...daemonOptions(o, node, env),
       journalBytes: o.journalBytes, scrubIntervalMs: o.scrubIntervalMs, peerTimeoutMs: o.peerTimeoutMs,
       onFatal: (what, err) => env.log.error({ err }, what),
     });
