@@ -19,6 +19,18 @@ export class CodecError extends Error {
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * A copy of `src[start, end)` in a fresh, exactly sized `Uint8Array`. Why not `src.slice()`:
+ * on a Node `Buffer` (socket chunks, fs reads) `slice` is a *view* (Buffer's legacy alias of
+ * `subarray`), so a "copy" kept in an index would pin the whole 64 KiB chunk it came from and
+ * change when that memory is reused.
+ */
+export function copyBytes(src: Uint8Array, start = 0, end = src.length): Uint8Array {
+  const out = new Uint8Array(end - start);
+  out.set(src.subarray(start, end));
+  return out;
+}
+
 /** Appends little-endian fields to a growing buffer. */
 export class Writer {
   private buf: Uint8Array;

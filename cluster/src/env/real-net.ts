@@ -53,7 +53,9 @@ class RealNetSocket implements NetSocket {
   }
 
   onData(cb: (chunk: Uint8Array) => void): void {
-    this.sock.on('data', cb);
+    // Why a plain Uint8Array view: on a Buffer, `slice()` is a view, not a copy; code that copies
+    // received bytes with `slice()` (protocol decoders) must get a copy, not a pin on the chunk.
+    this.sock.on('data', (chunk: Buffer) => cb(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)));
   }
 
   onDrain(cb: () => void): void {

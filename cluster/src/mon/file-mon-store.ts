@@ -26,7 +26,7 @@
  *   rename leaves the old snapshot + old log (complete); after it, open() sees nextLogGen =
  *   gen+1, deletes the stale log.<gen> (its content is in the snapshot) and creates log.<gen+1>.
  */
-import { CodecError, Reader, Writer } from '../common/codec.js';
+import { CodecError, Reader, Writer, copyBytes } from '../common/codec.js';
 import { crc32c } from '../common/crc32c.js';
 import { ClusterError, clusterCodeFromErrno } from '../common/errors.js';
 import type { Epoch } from '../common/ids.js';
@@ -191,7 +191,7 @@ export class FileMonStore implements MonStore {
     const incs = [];
     for (let n = b.u32(); n > 0; n--) incs.push(decodeIncremental(b.bytes(RECORD_MAX_BYTES)));
     const kv = new Map<string, Uint8Array>();
-    for (let n = b.u32(); n > 0; n--) kv.set(b.str(), b.bytes(RECORD_MAX_BYTES).slice());
+    for (let n = b.u32(); n > 0; n--) kv.set(b.str(), copyBytes(b.bytes(RECORD_MAX_BYTES)));
     b.end();
     this.state.load(map, incs, kv);
   }
@@ -337,7 +337,7 @@ export function decodeTxn(bytes: Uint8Array): MonStoreTxn {
   const r = new Reader(bytes);
   const incremental = r.bool() ? decodeIncremental(r.bytes(RECORD_MAX_BYTES)) : undefined;
   const kvPut: [string, Uint8Array][] = [];
-  for (let n = r.u32(); n > 0; n--) kvPut.push([r.str(), r.bytes(RECORD_MAX_BYTES).slice()]);
+  for (let n = r.u32(); n > 0; n--) kvPut.push([r.str(), copyBytes(r.bytes(RECORD_MAX_BYTES))]);
   const kvDelete: string[] = [];
   for (let n = r.u32(); n > 0; n--) kvDelete.push(r.str());
   r.end();

@@ -26,7 +26,7 @@
  * records left behind a torn tail by an earlier incarnation can never be mistaken for new
  * ones that happen to land at the same offset with the same seq.
  */
-import { CodecError } from '../common/codec.js';
+import { CodecError, copyBytes } from '../common/codec.js';
 import { crc32c } from '../common/crc32c.js';
 
 /** 'SJRN' little-endian. */
@@ -88,7 +88,7 @@ export function decodeJournalHeader(buf: Uint8Array): JournalHeader {
   return {
     blockBytes: v.getUint32(8, true),
     journalBytes: Number(v.getBigUint64(12, true)),
-    storeUuid: buf.slice(20, 36),
+    storeUuid: copyBytes(buf, 20, 36),
   };
 }
 

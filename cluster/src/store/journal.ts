@@ -21,6 +21,7 @@
  * `head`. `fits` refuses a record that would overwrite records not yet checkpointed; the
  * store then waits for a checkpoint (backpressure) and calls `trim`.
  */
+import { copyBytes } from '../common/codec.js';
 import { assert } from '../common/assert.js';
 import type { DiskError, Env, Fd } from '../env/env.js';
 import { HEADER_BYTES, RECORD_ALIGN, RecordKind, encodeRecord, parseRecord, recordBytes } from './journal-format.js';
@@ -289,7 +290,7 @@ export function readJournal(
         return readAt(off, want);
       }
       if (!r.ok) return finish(r.reason);
-      if (r.kind === RecordKind.TXN) records.push({ seq, offset: off, payload: r.payload.slice() });
+      if (r.kind === RecordKind.TXN) records.push({ seq, offset: off, payload: copyBytes(r.payload) });
       scanned += r.kind === RecordKind.WRAP ? p.journalBytes - off : r.totalBytes;
       seq++;
       off = r.kind === RecordKind.WRAP ? ringStart : off + r.totalBytes;

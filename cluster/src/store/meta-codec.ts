@@ -15,7 +15,7 @@
  * Every block in the file is on the data file: the checkpoint flushes journal-resident blocks
  * first and passes their new locations in `flushed`.
  */
-import { CodecError, Reader, Writer } from '../common/codec.js';
+import { CodecError, Reader, Writer, copyBytes } from '../common/codec.js';
 import { crc32c } from '../common/crc32c.js';
 import type { ObjectName, PoolId } from '../common/ids.js';
 import type { ObjectIndex, ObjState } from './object-index.js';
@@ -81,7 +81,7 @@ function decodeObject(r: Reader, index: ObjectIndex): void {
   const o = index.getOrCreate({ pool, name });
   o.sizeBytes = r.u64();
   if (r.bool()) o.version = { epoch: r.u32(), seq: r.u64() };
-  for (let n = r.u16(); n > 0; n--) o.attrs.set(r.str(), r.bytes().slice());
+  for (let n = r.u16(); n > 0; n--) o.attrs.set(r.str(), copyBytes(r.bytes()));
   const nBlocks = r.u32();
   for (let i = 0; i < nBlocks; i++) {
     const b = r.u32();
@@ -107,7 +107,7 @@ export function decodeMeta(buf: Uint8Array, index: ObjectIndex): MetaPosition {
   const body = buf.subarray(META_HEADER_BYTES);
   if (crc32c(body) !== v.getUint32(8, true)) throw new CodecError('meta crc mismatch');
   const r = new Reader(body);
-  const storeUuid = r.raw(16).slice();
+  const storeUuid = copyBytes(r.raw(16));
   const gen = r.u32();
   const journalStart = r.u64();
   const nextSeq = r.u64();
@@ -115,7 +115,7 @@ export function decodeMeta(buf: Uint8Array, index: ObjectIndex): MetaPosition {
   for (let n = r.u32(); n > 0; n--) {
     const pg = r.str();
     const m = new Map<string, Uint8Array>();
-    for (let k = r.u32(); k > 0; k--) m.set(r.str(), r.bytes().slice());
+    for (let k = r.u32(); k > 0; k--) m.set(r.str(), copyBytes(r.bytes()));
     index.pgs.set(pg, m);
   }
   r.end();

@@ -17,6 +17,7 @@
  *
  * Runs to completion on callbacks (GUIDE principle 9); all I/O goes through `env.disk`.
  */
+import { copyBytes } from '../common/codec.js';
 import { ClusterError } from '../common/errors.js';
 import type { Env, TimerHandle } from '../env/env.js';
 import { envWithLog } from '../env/env.js';
@@ -69,8 +70,8 @@ function ownTxn(txn: Transaction): Transaction {
   const t = new Transaction();
   t.handOff = true; // the store owns these copies: no second copy for direct writes
   for (const op of txn.ops) {
-    if (op.op === 'write') t.ops.push({ ...op, data: op.data.slice() });
-    else if (op.op === 'setattr' || op.op === 'pgput') t.ops.push({ ...op, value: op.value.slice() });
+    if (op.op === 'write') t.ops.push({ ...op, data: copyBytes(op.data) });
+    else if (op.op === 'setattr' || op.op === 'pgput') t.ops.push({ ...op, value: copyBytes(op.value) });
     else t.ops.push(op);
   }
   return t;

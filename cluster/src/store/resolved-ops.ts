@@ -17,7 +17,7 @@
  *   TOUCH   9: key
  * where key = u32 pool, str name.
  */
-import { CodecError, Reader, Writer } from '../common/codec.js';
+import { CodecError, Reader, Writer, copyBytes } from '../common/codec.js';
 import type { ObjectName, PoolId } from '../common/ids.js';
 import { BLOCK_BYTES } from './types.js';
 import type { ObjectId, ObjectVersion } from './types.js';
@@ -114,7 +114,7 @@ function decodeOp(r: Reader): ResolvedOp {
       for (let i = 0; i < count; i++) crcs.push(r.u32());
       // Why slice: the record buffer is a big read chunk; do not pin it.
       const blocks: Uint8Array[] = [];
-      for (let i = 0; i < count; i++) blocks.push(r.raw(BLOCK_BYTES).slice());
+      for (let i = 0; i < count; i++) blocks.push(copyBytes(r.raw(BLOCK_BYTES)));
       return { t, obj, first, blocks, crcs };
     }
     case OpType.DIRECT: {
@@ -134,13 +134,13 @@ function decodeOp(r: Reader): ResolvedOp {
     case OpType.ATTR: {
       const obj = readKey(r);
       const name = r.str();
-      return { t, obj, name, value: r.bool() ? r.bytes(VALUE_MAX).slice() : null };
+      return { t, obj, name, value: r.bool() ? copyBytes(r.bytes(VALUE_MAX)) : null };
     }
     case OpType.VERSION: { const obj = readKey(r); return { t, obj, version: { epoch: r.u32(), seq: r.u64() } }; }
     case OpType.PG: {
       const pg = r.str();
       const key = r.str();
-      return { t, pg, key, value: r.bool() ? r.bytes(VALUE_MAX).slice() : null };
+      return { t, pg, key, value: r.bool() ? copyBytes(r.bytes(VALUE_MAX)) : null };
     }
     default: throw new CodecError(`unknown resolved op ${t}`);
   }

@@ -9,6 +9,7 @@
  * 2. `checkTxn` — every check that can fail (limits, object size, space) before any change;
  * 3. `resolveAndApply` — cannot fail; returns the ops to journal and the direct data writes.
  */
+import { copyBytes } from '../common/codec.js';
 import { crc32c } from '../common/crc32c.js';
 import { ClusterError } from '../common/errors.js';
 import type { ObjectIndex, ObjState } from './object-index.js';
@@ -172,10 +173,10 @@ export function resolveAndApply(ctx: ResolveContext, txn: Transaction): { ops: R
       case 'truncate': resolveTruncate(ctx, op.obj, op.sizeBytes, emit); break;
       case 'remove': emit({ t: OpType.REMOVE, obj: op.obj }); break;
       case 'touch': emit({ t: OpType.TOUCH, obj: op.obj }); break;
-      case 'setattr': emit({ t: OpType.ATTR, obj: op.obj, name: op.key, value: op.value.slice() }); break;
+      case 'setattr': emit({ t: OpType.ATTR, obj: op.obj, name: op.key, value: copyBytes(op.value) }); break;
       case 'rmattr': emit({ t: OpType.ATTR, obj: op.obj, name: op.key, value: null }); break;
       case 'version': emit({ t: OpType.VERSION, obj: op.obj, version: { epoch: op.version.epoch, seq: op.version.seq } }); break;
-      case 'pgput': emit({ t: OpType.PG, pg: op.pg, key: op.key, value: op.value.slice() }); break;
+      case 'pgput': emit({ t: OpType.PG, pg: op.pg, key: op.key, value: copyBytes(op.value) }); break;
       case 'pgrm': emit({ t: OpType.PG, pg: op.pg, key: op.key, value: null }); break;
     }
   }
@@ -186,10 +187,10 @@ export function resolveAndApply(ctx: ResolveContext, txn: Transaction): { ops: R
 function baseImage(ctx: ResolveContext, o: ObjState | undefined, b: number): Uint8Array {
   if (o === undefined || o.isHole(b)) return new Uint8Array(BLOCK_BYTES);
   const m = o.mem.get(b);
-  if (m !== undefined) return m.slice();
+  if (m !== undefined) return copyBytes(m);
   const base = ctx.bases.get(baseKey(o.id, b));
   if (base === undefined || base.loc !== o.locOf(b)) throw new Error(`resolver: base block ${b} of ${o.id.name} was not read`);
-  return base.data.slice();
+  return copyBytes(base.data);
 }
 
 /** Emits BLOCKS ops for images of consecutive blocks starting at `first`. */
@@ -219,7 +220,7 @@ function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: 
       const blockStart = b * BLOCK_BYTES;
       const from = Math.max(offset, blockStart);
       const to = Math.min(end, blockStart + BLOCK_BYTES);
-      const image = to - from === BLOCK_BYTES ? data.slice(from - offset, to - offset) : baseImage(ctx, o, b);
+      const image = to - from === BLOCK_BYTES ? copyBytes(data, from - offset, to - offset) : baseImage(ctx, o, b);
       if (to - from !== BLOCK_BYTES) image.set(data.subarray(from - offset, to - offset), from - blockStart);
       run.push(image);
     }
@@ -231,7 +232,7 @@ function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: 
 
 function emitDirect(ctx: ResolveContext, obj: ObjectId, bytes: Uint8Array, first: number, emit: (op: ResolvedOp) => void, out: DataWrite[], handOff: boolean): void {
   // Why copy unless handed off: the bytes are read again by the pwrite and by reads until it settles.
-  const copy = handOff ? bytes : bytes.slice();
+  const copy = handOff ? bytes : copyBytes(bytes);
   const count = copy.length / BLOCK_BYTES;
   const locs: number[] = [];
   const crcs: number[] = [];
