@@ -192,6 +192,23 @@ test('a handed-off transaction (no copies) commits, reads back and survives a cr
   t.deepEqual(r.getAttr(oid('h'), 'k'), bytes(10, 1));
 });
 
+test('buffers from a Node Buffer (a socket chunk) are copied, not pinned: changing the chunk later changes nothing', (t) => {
+  const env = new TestEnv();
+  const s = open(env);
+  // Buffer#slice is a view; the store must copy block images, attributes and PG records anyway.
+  const chunk = Buffer.alloc(64 * 1024, 0x11);
+  const block = chunk.subarray(4096, 8192);
+  const attr = chunk.subarray(100, 110);
+  const rec = chunk.subarray(200, 280);
+  t.is(commit(env, s, new Transaction().write(oid('b'), 0, block).setAttr(oid('b'), 'a', attr).pgPut('1.0', 'k', rec)), null);
+  chunk.fill(0x22);
+  t.deepEqual(read(env, s, oid('b'), 0, 4096), new Uint8Array(4096).fill(0x11));
+  t.deepEqual(s.getAttr(oid('b'), 'a'), new Uint8Array(10).fill(0x11));
+  t.deepEqual(s.pgGet('1.0', 'k'), new Uint8Array(80).fill(0x11));
+  // And what the store keeps is exactly sized, not a window on the 64 KiB chunk.
+  t.is(s.pgGet('1.0', 'k')!.buffer.byteLength, 80);
+});
+
 test('rejects bad input with stable codes', (t) => {
   const env = new TestEnv();
   const s = open(env, { objectBytesMax: 1 << 20, directWriteBytes: 1 << 20 });
