@@ -297,31 +297,32 @@ export class SimDisk implements Disk {
   }
 }
 
-function readPages(pages: Map<number, Uint8Array>, position: number, out: Uint8Array): void {
+/** Calls `fn` for each page-sized piece of [position, position + length): page index, offset in the page, offset in the buffer, length. */
+function forEachPagePiece(position: number, length: number, fn: (page: number, off: number, done: number, n: number) => void): void {
   let done = 0;
-  while (done < out.length) {
+  while (done < length) {
     const pos = position + done;
-    const i = Math.floor(pos / PAGE_BYTES);
     const off = pos % PAGE_BYTES;
-    const n = Math.min(PAGE_BYTES - off, out.length - done);
-    const page = pages.get(i);
-    if (page === undefined) out.fill(0, done, done + n);
-    else out.set(page.subarray(off, off + n), done);
+    const n = Math.min(PAGE_BYTES - off, length - done);
+    fn(Math.floor(pos / PAGE_BYTES), off, done, n);
     done += n;
   }
 }
 
+function readPages(pages: Map<number, Uint8Array>, position: number, out: Uint8Array): void {
+  forEachPagePiece(position, out.length, (i, off, done, n) => {
+    const page = pages.get(i);
+    if (page === undefined) out.fill(0, done, done + n);
+    else out.set(page.subarray(off, off + n), done);
+  });
+}
+
 function writePages(inode: Inode, position: number, data: Uint8Array): void {
-  let done = 0;
-  while (done < data.length) {
-    const pos = position + done;
-    const i = Math.floor(pos / PAGE_BYTES);
-    const off = pos % PAGE_BYTES;
-    const n = Math.min(PAGE_BYTES - off, data.length - done);
+  forEachPagePiece(position, data.length, (i, off, done, n) => {
     const src = data.subarray(done, done + n);
     let page = inode.pages.get(i);
     if (page === undefined) {
-      if (isZero(src)) { done += n; inode.dirty.add(i); continue; }
+      if (isZero(src)) { inode.dirty.add(i); return; }
       page = new Uint8Array(PAGE_BYTES);
       inode.pages.set(i, page);
     } else if (inode.shared.has(page)) {
@@ -331,6 +332,5 @@ function writePages(inode: Inode, position: number, data: Uint8Array): void {
     page.set(src, off);
     if (n === PAGE_BYTES ? isZero(src) : isZero(page)) inode.pages.delete(i);
     inode.dirty.add(i);
-    done += n;
-  }
+  });
 }
