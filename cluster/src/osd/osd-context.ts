@@ -59,6 +59,12 @@ export interface OsdContext {
   requeueInflight(pg: Pg): void;
   /** Answers the queued ops of a PG this OSD is no longer primary for (WRONG_TARGET). */
   refuseQueued(pg: Pg): void;
+  /**
+   * A peer speaks for a newer interval of a PG this OSD serves as primary: this OSD's map is
+   * behind. Stops serving (in-flight writes requeued, no activation of the old interval) until
+   * the map that ends the interval arrives; `handleMap` then sets the role.
+   */
+  stepDown(pg: Pg): void;
 
   // ---- peering (peering.ts)
   startPeering(pg: Pg): void;

@@ -44,7 +44,7 @@ import type { Messenger } from '../msg/messenger.js';
 import { MsgType } from '../msg/types.js';
 import { pgToOsds } from '../placement/placement.js';
 import { PG_LOG_MAX } from '../pg/pg-log.js';
-import { pgStateString } from '../pg/pg-state.js';
+import { PgState, pgStateString } from '../pg/pg-state.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { StoreLimits } from '../store/types.js';
 import { ClientOps } from './client-ops.js';
@@ -122,6 +122,13 @@ export class OsdCore {
       kickAll: (pg) => this.clientOps.kickAll(pg),
       requeueInflight: (pg) => this.clientOps.requeueInflight(pg),
       refuseQueued: (pg) => this.clientOps.refuseQueued(pg),
+      stepDown: (pg) => {
+        if (pg.role !== 'primary') return;
+        o.log.info({ pg: pg.key, interval: pg.interval, seenInterval: pg.seenInterval }, 'a peer runs a newer interval: stepping down until the map catches up');
+        pg.peeringGen++;
+        this.clientOps.requeueInflight(pg);
+        this.reporter.setState(pg, PgState.PEERING);
+      },
       startPeering: (pg) => this.peering.startPeering(pg),
       repeer: (pg) => this.peering.repeer(pg),
       adoptLog: (pg, info, entries, tail, cb) => this.peering.adoptLog(pg, info, entries, tail, cb),

@@ -87,6 +87,8 @@ export class Peering {
     // would re-peer every 500 ms forever, keeping the process (a test worker) alive.
     if (pg.role !== 'primary' || map === undefined || this.c.stopped()) return;
     if (pg.localPending > 0) return; // resumed from the last local commit callback
+    // Our map is behind (a peer spoke for a newer interval: stepDown); the next map re-peers.
+    if (pg.seenInterval > pg.interval) return;
     const gen = ++pg.peeringGen;
     const peers = new Set<OsdId>();
     const history = map.pgHistory.get(pg.key) ?? [];

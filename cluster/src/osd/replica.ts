@@ -27,7 +27,7 @@ import {
 import { Pg, errOf, parsePgKey } from './pg.js';
 
 /** What the replica side uses from the rest of the OSD. */
-export type ReplicaContext = Pick<OsdContext, 'env' | 'store' | 'stats' | 'pgs' | 'adoptLog'>;
+export type ReplicaContext = Pick<OsdContext, 'env' | 'store' | 'stats' | 'pgs' | 'adoptLog' | 'stepDown'>;
 
 export class Replica {
   constructor(private readonly c: ReplicaContext) {}
@@ -42,6 +42,9 @@ export class Replica {
     }
     if (interval < pg.seenInterval) return errOf('CLU_ERR_EPOCH_STALE', `pg ${key} interval ${interval} < ${pg.seenInterval}`);
     pg.seenInterval = interval;
+    // Why: our map still makes us primary of an older interval; a write now would take a
+    // version older than the log the newer primary is about to hand us (sim seed 0xfc40ecc7b210e577).
+    if (interval > pg.interval && pg.role === 'primary') this.c.stepDown(pg);
     return pg;
   }
 
