@@ -113,11 +113,20 @@ export class SimCluster {
         this.observers.onMonClient('admin', admin);
         admin.subscribe();
         const cmd = { prefix: 'pool create', name: POOL_NAME, size: this.o.poolSize, minSize: this.o.poolMinSize, pgNum: this.o.pgNum, failureDomain: 'host' };
-        admin.command(cmd, (err3) => {
-          if (err3 !== null) { cb(err3); return; }
-          for (const n of this.osds) this.startOsd(n);
-          cb(null);
-        });
+        // Why retry: the network may reset the admin's connection during bootstrap (seeds
+        // 0x8cc0ccf2db4e822f, 0xd812569187ebe72f), as an operator's CLI would retry; a pool that
+        // exists means an earlier attempt landed and only its reply was lost.
+        let attempts = 0;
+        const create = (): void => {
+          admin.command(cmd, (err3) => {
+            const transient = err3 !== null && attempts < 20 && err3.code !== 'CLU_ERR_EXISTS' && err3.code !== 'CLU_ERR_INVALID' && err3.code !== 'CLU_ERR_PERM';
+            if (transient) { attempts++; aenv.setTimeout(create, 100); return; }
+            if (err3 !== null && err3.code !== 'CLU_ERR_EXISTS') { cb(err3); return; }
+            for (const n of this.osds) this.startOsd(n);
+            cb(null);
+          });
+        };
+        create();
       });
     });
   }

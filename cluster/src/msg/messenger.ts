@@ -108,7 +108,7 @@ export class Messenger extends EventEmitter<MessengerEvents> implements SessionH
    * Returns the outbound session to `host:port`, creating (and starting) it if needed. The
    * session connects in the background; requests issued meanwhile are queued.
    */
-  connect(addr: { host: string; port: number }, opts: { credentials?: () => ClientCredentials } = {}): Session {
+  connect(addr: { host: string; port: number }, opts: { credentials?: () => ClientCredentials; backoff?: Partial<BackoffOptions> } = {}): Session {
     const key = `${addr.host}:${addr.port}`;
     const existing = this.outbound.get(key);
     if (existing !== undefined && existing.state !== 'closed') return existing;
@@ -120,7 +120,7 @@ export class Messenger extends EventEmitter<MessengerEvents> implements SessionH
       localEntity: this.opts.entity,
       host: this,
       limits: this.limits,
-      outbound: { host: addr.host, port: addr.port, backoff: this.backoff, credentials },
+      outbound: { host: addr.host, port: addr.port, backoff: opts.backoff === undefined ? this.backoff : { ...this.backoff, ...opts.backoff }, credentials },
     });
     this.outbound.set(key, session);
     session.start();
