@@ -114,6 +114,11 @@ export function historyHasSet(history: readonly PgHistorySet[] | undefined, set:
   return history !== undefined && history.some((s) => sameHistorySet(s, set));
 }
 
+/** True when `history` is exactly `[set]` (what `pg-history-reset` to `set` leaves). */
+export function historyIsOnly(history: readonly PgHistorySet[] | undefined, set: readonly OsdId[]): boolean {
+  return history !== undefined && history.length === 1 && sameHistorySet(history[0]!, set);
+}
+
 /**
  * Applies a pg-history op. A set must name 1..POOL_SIZE_MAX distinct existing OSDs of an
  * existing PG; whether it is the PG's acting set is the monitor's check (it depends on who

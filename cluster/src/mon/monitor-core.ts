@@ -34,7 +34,7 @@ import type { Epoch, OsdId, PoolId } from '../common/ids.js';
 import type { Env, TimerHandle } from '../env/env.js';
 import { WEIGHT_ONE, osdTreeRows, poolByName } from '../map/cluster-map.js';
 import type { ClusterMap, OsdInfo, OsdLocation, OsdTreeRow, PoolInfo } from '../map/cluster-map.js';
-import { applyIncremental, historyHasSet, sameHistorySet } from '../map/incremental.js';
+import { applyIncremental, historyHasSet, historyIsOnly, sameHistorySet } from '../map/incremental.js';
 import type { Incremental, MapOp, OsdChanges, PoolChanges } from '../map/incremental.js';
 import { makePool } from '../map/map-builder.js';
 import type { PoolSpec } from '../map/map-builder.js';
@@ -333,7 +333,7 @@ export class MonitorCore {
         { details: { pg: pgKey, osd, set: [...set], acting: [...mapping.acting] } }));
     }
     const committed = this.map().pgHistory.get(pgKey);
-    const already = op === 'add' ? historyHasSet(committed, set) : committed !== undefined && committed.length === 1 && sameHistorySet(committed[0] ?? [], set);
+    const already = op === 'add' ? historyHasSet(committed, set) : historyIsOnly(committed, set);
     if (already) {
       const epoch = this.map().epoch;
       this.env.setImmediate(() => cb(null, { epoch }));

@@ -22,7 +22,7 @@
 import type { ClusterError } from '../common/errors.js';
 import type { OsdId } from '../common/ids.js';
 import type { PoolInfo } from '../map/cluster-map.js';
-import { historyHasSet, sameHistorySet } from '../map/incremental.js';
+import { historyHasSet, historyIsOnly } from '../map/incremental.js';
 import { MsgType } from '../msg/types.js';
 import { INFO_KEY, emptyInfo, encodeInfo, encodeLogEntry, logKey } from '../pg/pg-log.js';
 import type { PgInfo, PgLogEntry } from '../pg/pg-log.js';
@@ -323,9 +323,8 @@ export class Peering {
     const map = this.c.map();
     if (pg.role !== 'primary' || (pg.state & PgState.CLEAN) === 0 || pg.acting.length !== pg.poolSize || map === undefined) return;
     if (pg.historyReset === 'inflight' || pg.historyReset === pg.interval || this.c.env.nowMs() < pg.historyResetRetryMs) return;
-    const hist = map.pgHistory.get(pg.key);
     const acting = [...pg.acting];
-    if (hist !== undefined && hist.length === 1 && sameHistorySet(hist[0] ?? [], acting)) { pg.historyReset = pg.interval; return; }
+    if (historyIsOnly(map.pgHistory.get(pg.key), acting)) { pg.historyReset = pg.interval; return; }
     const interval = pg.interval;
     pg.historyReset = 'inflight';
     this.c.recordPgHistory(pg.key, 'reset', acting, (err) => {
