@@ -190,6 +190,14 @@ test('a handed-off transaction (no copies) commits, reads back and survives a cr
   const r = open(env, { directWriteBytes: 16 * 1024 });
   t.deepEqual(read(env, r, oid('h'), 300, data.length), data);
   t.deepEqual(r.getAttr(oid('h'), 'k'), bytes(10, 1));
+  // A handed-off value that is a whole buffer is kept; a view into a larger one is copied.
+  const own = bytes(80, 2);
+  const inFrame = frame.subarray(10, 90);
+  const t2 = new Transaction().pgPut('1.0', 'own', own).pgPut('1.0', 'view', inFrame);
+  t2.handOff = true;
+  t.is(commit(env, r, t2), null);
+  t.is(r.pgGet('1.0', 'own'), own);
+  t.is(r.pgGet('1.0', 'view')!.buffer.byteLength, 80);
 });
 
 test('buffers from a Node Buffer (a socket chunk) are copied, not pinned: changing the chunk later changes nothing', (t) => {

@@ -166,6 +166,9 @@ export function resolveAndApply(ctx: ResolveContext, txn: Transaction): { ops: R
   const ops: ResolvedOp[] = [];
   const dataWrites: DataWrite[] = [];
   const emit = (op: ResolvedOp): void => { ctx.index.apply(op); ops.push(op); };
+  // A handed-off value that is a whole buffer of its own (a PG-log record the OSD just encoded)
+  // is kept as is; a view into a larger buffer (a received frame) is copied, never pinned.
+  const keep = (v: Uint8Array): Uint8Array => (txn.handOff && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength ? v : copyBytes(v));
   for (const op of txn.ops) {
     switch (op.op) {
       case 'write': resolveWrite(ctx, op.obj, op.offset, op.data, emit, dataWrites, txn.handOff); break;
@@ -173,10 +176,10 @@ export function resolveAndApply(ctx: ResolveContext, txn: Transaction): { ops: R
       case 'truncate': resolveTruncate(ctx, op.obj, op.sizeBytes, emit); break;
       case 'remove': emit({ t: OpType.REMOVE, obj: op.obj }); break;
       case 'touch': emit({ t: OpType.TOUCH, obj: op.obj }); break;
-      case 'setattr': emit({ t: OpType.ATTR, obj: op.obj, name: op.key, value: copyBytes(op.value) }); break;
+      case 'setattr': emit({ t: OpType.ATTR, obj: op.obj, name: op.key, value: keep(op.value) }); break;
       case 'rmattr': emit({ t: OpType.ATTR, obj: op.obj, name: op.key, value: null }); break;
       case 'version': emit({ t: OpType.VERSION, obj: op.obj, version: { epoch: op.version.epoch, seq: op.version.seq } }); break;
-      case 'pgput': emit({ t: OpType.PG, pg: op.pg, key: op.key, value: copyBytes(op.value) }); break;
+      case 'pgput': emit({ t: OpType.PG, pg: op.pg, key: op.key, value: keep(op.value) }); break;
       case 'pgrm': emit({ t: OpType.PG, pg: op.pg, key: op.key, value: null }); break;
     }
   }

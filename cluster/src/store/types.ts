@@ -78,8 +78,9 @@ export class Transaction {
    * The caller hands its data buffers to the store: it will never modify them after `submit`
    * (e.g. bytes just received from the network), so the store keeps references instead of
    * copying — a queued transaction is not copied, and a direct (large) write is written from
-   * the caller's bytes. Small writes are still copied into 4 KiB block images, so a view into
-   * a larger received chunk is never retained beyond the direct write's pwrite.
+   * the caller's bytes, and an attribute or PG value that is a whole buffer of its own is kept.
+   * Small writes are still copied into 4 KiB block images and values that are views into a
+   * larger buffer are copied, so a received chunk is never retained beyond a direct pwrite.
    */
   handOff = false;
 
