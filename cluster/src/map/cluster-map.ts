@@ -125,6 +125,13 @@ export interface ClusterMap {
    * (docs/replication.md §4). Sets are ordered as the acting set was; never empty lists.
    */
   readonly pgHistory: ReadonlyMap<string, readonly PgHistorySet[]>;
+  /**
+   * Client blocklist (Ceph's `osd blocklist`): client instance (`entity/nonce`, the
+   * Objecter's `clientId`, sent as `reqId.client` in every op) → wall-clock expiry in ms.
+   * Every OSD refuses ops of a listed instance once it has this epoch (client-ops.ts); the
+   * monitor removes entries past their expiry (`blocklist-rm`). docs/cluster-map.md §Blocklist.
+   */
+  readonly blocklist: ReadonlyMap<string, number>;
 }
 
 /** One acting set of a PG's history (primary first, as the acting set was). */
@@ -196,7 +203,25 @@ export function emptyMap(fsid: string, createdMs: number): ClusterMap {
     tree: buildTree(osds),
     pgUpmapItems: new Map(),
     pgHistory: new Map(),
+    blocklist: new Map(),
   };
+}
+
+/** Default lifetime of a blocklist entry (Ceph's 1 h). */
+export const BLOCKLIST_DEFAULT_MS = 3600_000;
+/** Longest accepted client instance name (entity ≤ 128 + '/' + nonce). */
+export const BLOCKLIST_INSTANCE_MAX = 256;
+
+/** Returns a reason string when `instance` is not a valid `entity/nonce` client instance. */
+export function validateClientInstance(instance: string): string | undefined {
+  if (instance.length === 0 || instance.length > BLOCKLIST_INSTANCE_MAX) return `client instance of ${instance.length} characters (want 1..${BLOCKLIST_INSTANCE_MAX})`;
+  if (!/^client\.[A-Za-z0-9_.\-]+\/[A-Za-z0-9]+$/.test(instance)) return `bad client instance '${instance}' (want client.NAME/NONCE)`;
+  return undefined;
+}
+
+/** True when the map blocklists this client instance (expiry is the monitor's business). */
+export function isBlocklisted(map: ClusterMap, instance: string): boolean {
+  return map.blocklist.size > 0 && map.blocklist.has(instance);
 }
 
 /** Looks a pool up by name. */

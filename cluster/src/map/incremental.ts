@@ -10,7 +10,7 @@
 import { ClusterError } from '../common/errors.js';
 import type { Epoch, OsdId, PgId, PoolId } from '../common/ids.js';
 import { parsePgId, pgIdToString } from '../common/ids.js';
-import { POOL_SIZE_MAX, UPMAP_ITEMS_MAX, buildTree, validateOsd, validatePool } from './cluster-map.js';
+import { POOL_SIZE_MAX, UPMAP_ITEMS_MAX, buildTree, validateClientInstance, validateOsd, validatePool } from './cluster-map.js';
 import type { ClusterMap, OsdInfo, PgHistorySet, PoolInfo, UpmapItem } from './cluster-map.js';
 
 /** Fields of an OSD that `osd-set` may change. */
@@ -37,7 +37,11 @@ export type MapOp =
   /** The PG's history becomes exactly `[set]` (the primary, when active+clean at full size). */
   | { readonly op: 'pg-history-reset'; readonly pg: PgId; readonly set: PgHistorySet }
   /** Drops a PG's history (diffOps; an admin declaring its older copies lost). */
-  | { readonly op: 'pg-history-remove'; readonly pg: PgId };
+  | { readonly op: 'pg-history-remove'; readonly pg: PgId }
+  /** Blocklists a client instance until `expiresMs` (wall clock; replaces an existing expiry). */
+  | { readonly op: 'blocklist-add'; readonly instance: string; readonly expiresMs: number }
+  /** Lifts a client instance's blocklisting (admin `rm`, or the monitor pruning an expired entry). */
+  | { readonly op: 'blocklist-rm'; readonly instance: string };
 
 /** The delta that turns map `epoch - 1` into map `epoch`. */
 export interface Incremental {
@@ -72,6 +76,7 @@ export function applyIncremental(map: ClusterMap, inc: Incremental): ClusterMap 
   const writableUpmaps = (): Map<string, readonly UpmapItem[]> => (upmaps ??= new Map(map.pgUpmapItems));
   let history: Map<string, readonly PgHistorySet[]> | undefined;
   const writableHistory = (): Map<string, readonly PgHistorySet[]> => (history ??= new Map(map.pgHistory));
+  let blocklist: Map<string, number> | undefined;
   for (const op of inc.ops) {
     if (op.op.startsWith('osd-')) {
       osdsChanged = applyOsdOp(osds, op) || osdsChanged;
@@ -85,6 +90,8 @@ export function applyIncremental(map: ClusterMap, inc: Incremental): ClusterMap 
         dropPoolUpmaps(upmaps ?? map.pgUpmapItems, op.id, writableUpmaps);
         dropPoolHistory(history ?? map.pgHistory, op.id, writableHistory);
       }
+    } else if (op.op === 'blocklist-add' || op.op === 'blocklist-rm') {
+      blocklist = applyBlocklistOp(blocklist ?? new Map(map.blocklist), op);
     } else if (op.op.startsWith('pg-history-')) applyHistoryOp(osds, pools, history ?? map.pgHistory, op, writableHistory);
     else applyUpmapOp(osds, pools, upmaps ?? map.pgUpmapItems, op, writableUpmaps);
   }
@@ -101,7 +108,21 @@ export function applyIncremental(map: ClusterMap, inc: Incremental): ClusterMap 
     tree: osdsChanged ? buildTree(osds) : map.tree,
     pgUpmapItems: upmaps ?? map.pgUpmapItems,
     pgHistory: history ?? map.pgHistory,
+    blocklist: blocklist ?? map.blocklist,
   };
+}
+
+/** Applies a blocklist op to `bl` (a private copy) and returns it. */
+function applyBlocklistOp(bl: Map<string, number>, op: MapOp): Map<string, number> {
+  if (op.op === 'blocklist-add') {
+    const why = validateClientInstance(op.instance);
+    if (why !== undefined) throw invalid(why);
+    if (!Number.isSafeInteger(op.expiresMs) || op.expiresMs <= 0) throw invalid(`bad blocklist expiry ${op.expiresMs}`);
+    bl.set(op.instance, op.expiresMs);
+  } else if (op.op === 'blocklist-rm') {
+    if (!bl.delete(op.instance)) throw invalid(`${op.instance} is not blocklisted`);
+  } else throw invalid(`not a blocklist op: ${op.op}`);
+  return bl;
 }
 
 /** Whether two history sets are equal (same members in the same order). */
@@ -362,6 +383,8 @@ export function diffOps(a: ClusterMap, b: ClusterMap): MapOp[] {
     if (!prefix) ops.push({ op: 'pg-history-reset', pg: id, set: first });
     for (const set of setsB.slice(from)) ops.push({ op: 'pg-history-add', pg: id, set });
   }
+  for (const inst of a.blocklist.keys()) if (!b.blocklist.has(inst)) ops.push({ op: 'blocklist-rm', instance: inst });
+  for (const [inst, exp] of b.blocklist) if (a.blocklist.get(inst) !== exp) ops.push({ op: 'blocklist-add', instance: inst, expiresMs: exp });
   return ops;
 }
 

@@ -35,6 +35,14 @@
  *          u8 n | u32 osd*n) and 11 pg-history-remove (u32 pool | u32 seed), legal only in v3.
  * Same rule: a map with an empty history is written as v1/v2 and an incremental without a
  * history op as v1/v2, byte-identical to before; a v3 map with no history is refused.
+ *
+ * Version 4 (client blocklist, docs/cluster-map.md §Blocklist) = version 3 plus:
+ *   Map v4: … v1 fields … | u32 upmapCount (may be 0) | upmap* | u32 historyCount (may be 0)
+ *           | history* | u32 blocklistCount (≥ 1) | (str instance | u64 expiresMs)* (ascending instance)
+ *   Incremental v4: op tags 12 blocklist-add (str instance | u64 expiresMs) and 13
+ *          blocklist-rm (str instance), legal only in v4.
+ * Same rule: a map with an empty blocklist and an incremental without a blocklist op are
+ * written exactly as before (v1..v3); a v4 map with an empty blocklist is refused.
  */
 import { CodecError, Reader, Writer } from '../common/codec.js';
 import type { Epoch, OsdId, PgId, PgSeed, PoolId } from '../common/ids.js';
@@ -48,8 +56,8 @@ export const MAP_MAGIC = 0x50414d53;
 /** 'SINC' little-endian. */
 export const INC_MAGIC = 0x434e4953;
 /** Newest versions written (only when needed; see the module comment). */
-export const MAP_VERSION = 3;
-export const INC_VERSION = 3;
+export const MAP_VERSION = 4;
+export const INC_VERSION = 4;
 /** Bounds on counts read from untrusted bytes. */
 const MAX_ITEMS = 1 << 20;
 
@@ -57,11 +65,16 @@ const OP_TAGS = {
   'osd-add': 1, 'osd-set': 2, 'osd-remove': 3, 'pool-add': 4, 'pool-set': 5, 'pool-remove': 6,
   'pg-upmap-items-set': 7, 'pg-upmap-items-remove': 8,
   'pg-history-add': 9, 'pg-history-reset': 10, 'pg-history-remove': 11,
+  'blocklist-add': 12, 'blocklist-rm': 13,
 } as const;
 /** Op tags from this value on need incremental v2. */
 const FIRST_V2_TAG = 7;
 /** Op tags from this value on need incremental v3. */
 const FIRST_V3_TAG = 9;
+/** Op tags from this value on need incremental v4. */
+const FIRST_V4_TAG = 12;
+/** Longest client instance read from a map (cluster-map.ts BLOCKLIST_INSTANCE_MAX). */
+const INSTANCE_BYTES_MAX = 256;
 const OSD_SET_FIELDS = ['uuid', 'addr', 'up', 'in', 'weight', 'location', 'upFrom', 'downAt'] as const;
 const POOL_SET_FIELDS = ['name', 'size', 'minSize', 'pgNum', 'failureDomain', 'objectSizeBytes', 'stripeUnitBytes', 'stripeCount'] as const;
 
@@ -201,7 +214,7 @@ function sortedUpmaps(map: ClusterMap): { pg: PgId; items: readonly UpmapItem[] 
 /** Encodes a full map (canonical: OSDs and pools in ascending id order). */
 export function encodeMap(map: ClusterMap): Uint8Array {
   const w = new Writer(1024);
-  const version = map.pgHistory.size > 0 ? 3 : map.pgUpmapItems.size > 0 ? 2 : 1;
+  const version = map.blocklist.size > 0 ? 4 : map.pgHistory.size > 0 ? 3 : map.pgUpmapItems.size > 0 ? 2 : 1;
   w.u32(MAP_MAGIC).u8(version).u32(map.epoch).str(map.fsid).u64(map.createdMs).u64(map.modifiedMs).i32(map.poolMax);
   const osds = [...map.osds.values()].sort((a, b) => a.id - b.id);
   w.u32(osds.length);
@@ -225,6 +238,11 @@ export function encodeMap(map: ClusterMap): Uint8Array {
       w.u32(h.sets.length);
       for (const set of h.sets) writeHistorySet(w, set);
     }
+  }
+  if (version >= 4) {
+    const entries = [...map.blocklist].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    w.u32(entries.length);
+    for (const [instance, expiresMs] of entries) w.str(instance).u64(expiresMs);
   }
   return w.finish().slice();
 }
@@ -264,7 +282,7 @@ export function decodeMap(bytes: Uint8Array): ClusterMap {
   const pgHistory = new Map<string, readonly PgHistorySet[]>();
   if (version >= 3) {
     const n = readCount(r);
-    if (n === 0) throw new CodecError('map v3 without pg history');
+    if (n === 0 && version === 3) throw new CodecError('map v3 without pg history');
     for (let i = n; i > 0; i--) {
       const key = pgIdToString(readPg(r));
       if (pgHistory.has(key)) throw new CodecError(`duplicate history for pg ${key}`);
@@ -275,8 +293,18 @@ export function decodeMap(bytes: Uint8Array): ClusterMap {
       pgHistory.set(key, sets);
     }
   }
+  const blocklist = new Map<string, number>();
+  if (version >= 4) {
+    const n = readCount(r);
+    if (n === 0) throw new CodecError('map v4 without blocklist entries');
+    for (let i = n; i > 0; i--) {
+      const instance = r.str(INSTANCE_BYTES_MAX);
+      if (blocklist.has(instance)) throw new CodecError(`duplicate blocklist entry ${instance}`);
+      blocklist.set(instance, r.u64());
+    }
+  }
   r.end();
-  return { epoch, fsid, createdMs, modifiedMs, osds, pools, poolMax, tree: buildTree(osds), pgUpmapItems, pgHistory };
+  return { epoch, fsid, createdMs, modifiedMs, osds, pools, poolMax, tree: buildTree(osds), pgUpmapItems, pgHistory, blocklist };
 }
 
 function writeOsdChanges(w: Writer, c: OsdChanges): void {
@@ -351,6 +379,8 @@ function writeOp(w: Writer, op: MapOp): void {
     case 'pg-history-add':
     case 'pg-history-reset': writePg(w, op.pg); return writeHistorySet(w, op.set);
     case 'pg-history-remove': return writePg(w, op.pg);
+    case 'blocklist-add': return void w.str(op.instance).u64(op.expiresMs);
+    case 'blocklist-rm': return void w.str(op.instance);
   }
 }
 
@@ -358,6 +388,7 @@ function readOp(r: Reader, version: number): MapOp {
   const tag = r.u8();
   if (tag >= FIRST_V2_TAG && version < 2) throw new CodecError(`map op tag ${tag} needs incremental v2`);
   if (tag >= FIRST_V3_TAG && version < 3) throw new CodecError(`map op tag ${tag} needs incremental v3`);
+  if (tag >= FIRST_V4_TAG && version < 4) throw new CodecError(`map op tag ${tag} needs incremental v4`);
   switch (tag) {
     case 1: return { op: 'osd-add', osd: readOsd(r) };
     case 2: return { op: 'osd-set', id: r.u32() as OsdId, changes: readOsdChanges(r) };
@@ -370,6 +401,8 @@ function readOp(r: Reader, version: number): MapOp {
     case 9: return { op: 'pg-history-add', pg: readPg(r), set: readHistorySet(r) };
     case 10: return { op: 'pg-history-reset', pg: readPg(r), set: readHistorySet(r) };
     case 11: return { op: 'pg-history-remove', pg: readPg(r) };
+    case 12: return { op: 'blocklist-add', instance: r.str(INSTANCE_BYTES_MAX), expiresMs: r.u64() };
+    case 13: return { op: 'blocklist-rm', instance: r.str(INSTANCE_BYTES_MAX) };
     default: throw new CodecError(`unknown map op tag ${tag}`);
   }
 }
@@ -378,7 +411,7 @@ function readOp(r: Reader, version: number): MapOp {
 export function encodeIncremental(inc: Incremental): Uint8Array {
   const w = new Writer(128);
   const maxTag = inc.ops.reduce((m, op) => Math.max(m, OP_TAGS[op.op]), 0);
-  const version = maxTag >= FIRST_V3_TAG ? 3 : maxTag >= FIRST_V2_TAG ? 2 : 1;
+  const version = maxTag >= FIRST_V4_TAG ? 4 : maxTag >= FIRST_V3_TAG ? 3 : maxTag >= FIRST_V2_TAG ? 2 : 1;
   w.u32(INC_MAGIC).u8(version).u32(inc.epoch).str(inc.fsid).u64(inc.modifiedMs).u32(inc.ops.length);
   for (const op of inc.ops) writeOp(w, op);
   return w.finish().slice();
