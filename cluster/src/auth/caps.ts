@@ -4,7 +4,9 @@
  * (docs.ceph.com "User Management", OSD caps), restricted to what strata implements:
  *
  * ```
- * mon caps   := "allow r" | "allow rw" | "allow *" | ""            ("" = no access)
+ * mon caps   := "allow r" | "allow rw" | "allow *" | "profile rbd" | ""   ("" = no access;
+ *               "profile rbd" = "allow r" plus `osd blocklist add`, what an image client needs
+ *               to take over the lock of a dead writer — Ceph's rbd profile)
  * osd caps   := grant ("," grant)*  |  ""
  * grant      := "allow" SP access (SP match)*
  * access     := "r" | "rw" | "*"                                   ("*" = rw on everything)
@@ -30,7 +32,8 @@ export interface OsdCapGrant {
 
 /** Parsed capabilities of an entity. */
 export interface Caps {
-  mon: CapAccess | 'none';
+  /** `rbd`: read, plus `osd blocklist add` (mon-protocol.ts `monCommandAllowed`). */
+  mon: CapAccess | 'none' | 'rbd';
   osd: OsdCapGrant[];
 }
 
@@ -60,9 +63,10 @@ function parseAccess(word: string | undefined): CapAccess | null {
 }
 
 /** Parses a mon cap string. */
-export function parseMonCaps(text: string): CapAccess | 'none' | ClusterError {
+export function parseMonCaps(text: string): Caps['mon'] | ClusterError {
   const words = text.trim().split(/\s+/).filter((w) => w.length > 0);
   if (words.length === 0) return 'none';
+  if (words.length === 2 && words[0] === 'profile' && words[1] === 'rbd') return 'rbd';
   const access = parseAccess(words[1]);
   if (words[0] !== 'allow' || access === null || words.length !== 2) return invalid(`bad mon caps "${text}"`);
   return access;
@@ -109,7 +113,7 @@ export function parseCaps(text: { mon?: string; osd?: string }): Caps | ClusterE
 
 /** Formats mon caps back to text (`parseMonCaps` inverse). */
 export function formatMonCaps(mon: Caps['mon']): string {
-  return mon === 'none' ? '' : `allow ${mon}`;
+  return mon === 'none' ? '' : mon === 'rbd' ? 'profile rbd' : `allow ${mon}`;
 }
 
 /** Formats OSD grants back to text (`parseOsdCaps` inverse). */
@@ -135,12 +139,12 @@ export function capsAllow(caps: Readonly<Caps>, req: CapRequest): boolean {
 
 /** True when the mon caps allow a read (or a write, with `write`). */
 export function monCapsAllow(caps: Readonly<Caps>, write: boolean): boolean {
-  return caps.mon === 'rw' || (caps.mon === 'r' && !write);
+  return caps.mon === 'rw' || ((caps.mon === 'r' || caps.mon === 'rbd') && !write);
 }
 
-/** Binary encoding inside tickets: u8 mon (0 none, 1 r, 2 rw), u16 count, grants. */
+/** Binary encoding inside tickets: u8 mon (0 none, 1 r, 2 rw, 3 profile rbd), u16 count, grants. */
 export function encodeCaps(w: Writer, caps: Readonly<Caps>): void {
-  w.u8(caps.mon === 'none' ? 0 : caps.mon === 'r' ? 1 : 2);
+  w.u8(caps.mon === 'none' ? 0 : caps.mon === 'r' ? 1 : caps.mon === 'rw' ? 2 : 3);
   w.u16(caps.osd.length);
   for (const g of caps.osd) {
     w.u8(g.access === 'r' ? 1 : 2);
@@ -152,8 +156,8 @@ export function encodeCaps(w: Writer, caps: Readonly<Caps>): void {
 /** Inverse of `encodeCaps`; throws `CodecError` on malformed input. */
 export function decodeCaps(r: Reader): Caps {
   const monCode = r.u8();
-  if (monCode > 2) throw new CodecError(`bad mon cap code ${monCode}`);
-  const mon = monCode === 0 ? 'none' : monCode === 1 ? 'r' : 'rw';
+  if (monCode > 3) throw new CodecError(`bad mon cap code ${monCode}`);
+  const mon = (['none', 'r', 'rw', 'rbd'] as const)[monCode]!;
   const count = r.u16();
   const osd: OsdCapGrant[] = [];
   for (let i = 0; i < count; i++) {

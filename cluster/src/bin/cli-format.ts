@@ -19,8 +19,15 @@ export function formatCommandResult(prefix: string, r: R): string {
     }).join('\n');
     case 'pool create': return `pool created (id ${String(r['poolId'])}, epoch ${String(r['epoch'])})`;
     case 'auth rm': return `removed ${String(r['removed'])}`;
+    case 'osd blocklist ls': return formatBlocklist(r);
+    case 'osd blocklist add': return `blocklisted ${String(r['instance'])} until ${new Date(Number(r['expiresMs'])).toISOString()} (epoch ${String(r['epoch'])})`;
     default: return r['epoch'] === undefined ? JSON.stringify(r) : `done (epoch ${String(r['epoch'])})`;
   }
+}
+
+function formatBlocklist(r: R): string {
+  const entries = (r['blocklist'] as { instance: string; expiresMs: number }[] | undefined) ?? [];
+  return [...entries.map((e) => `${e.instance} ${new Date(e.expiresMs).toISOString()}`), `listed ${entries.length} entries (epoch ${String(r['epoch'])})`].join('\n');
 }
 
 function formatStatus(r: R): string {

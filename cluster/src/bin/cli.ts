@@ -33,6 +33,8 @@ export const CLI_USAGE = `Admin commands (talk to the monitor):
   strata status
   strata osd tree | osd dump
   strata osd out|in|down|rm ID
+  strata osd blocklist add INSTANCE [SECONDS] | osd blocklist rm INSTANCE | osd blocklist ls
+                                                               (INSTANCE = client.NAME/NONCE, default 3600 s; add: mon 'allow rw' or 'profile rbd')
   strata pool create NAME [--size 3] [--min-size 2] [--pg-num 64] [--failure-domain host|osd]
   strata pool ls | pool set NAME KEY VALUE | pool rm NAME      (keys: size min_size pg_num failure_domain)
   strata auth add ENTITY [--caps 'mon=allow r' 'osd=allow rw pool=vms'] [-o FILE]
@@ -50,7 +52,7 @@ Common options:
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 exists, 5 auth/permission denied, 6 monitor/OSD unavailable`;
 
 /** `strata osd` words that are admin commands (anything else is the OSD daemon). */
-export const OSD_ADMIN_WORDS = ['tree', 'dump', 'out', 'in', 'down', 'rm'] as const;
+export const OSD_ADMIN_WORDS = ['tree', 'dump', 'out', 'in', 'down', 'rm', 'blocklist'] as const;
 
 interface CliOptions {
   json: boolean; timeoutMs: number; output: string | undefined;
@@ -141,6 +143,18 @@ export function buildCommand(words: string[], o: CliOptions): Built {
     const n = /^(osd\.)?(\d+)$/.exec(id ?? '');
     if (n === null) throw new UsageError(`bad OSD id '${id}'`);
     return mon({ prefix: `osd ${w1}`, id: Number(n[2]) });
+  }
+  if (w0 === 'osd' && w1 === 'blocklist') {
+    const [verb, instance, seconds, ...extra] = rest;
+    const usage = 'osd blocklist add INSTANCE [SECONDS] | osd blocklist rm INSTANCE | osd blocklist ls';
+    if (verb === 'ls' && instance === undefined) return mon({ prefix: 'osd blocklist ls' });
+    if (verb === 'rm' && instance !== undefined && seconds === undefined) return mon({ prefix: 'osd blocklist rm', instance });
+    if (verb === 'add' && instance !== undefined && extra.length === 0) {
+      if (seconds === undefined) return mon({ prefix: 'osd blocklist add', instance });
+      if (!/^[1-9]\d{0,9}$/.test(seconds)) throw new UsageError(`bad expiry '${seconds}' (want whole seconds)`);
+      return mon({ prefix: 'osd blocklist add', instance, expireSeconds: Number(seconds) });
+    }
+    throw new UsageError(`usage: strata ${usage}`);
   }
   if (w0 === 'pool' && w1 === 'create') {
     const [name] = need(1, 'pool create NAME [--size N] [--min-size N] [--pg-num N] [--failure-domain host|osd]');

@@ -13,6 +13,7 @@ import { parseCaps } from '../auth/caps.js';
 import { isValidEntityName, serializeKeyring } from '../auth/keyring.js';
 import type { KeyringEntry } from '../auth/keyring.js';
 import { seal } from '../auth/ticket.js';
+import { BLOCKLIST_DEFAULT_MS } from '../map/cluster-map.js';
 import type { ClusterMap } from '../map/cluster-map.js';
 import type { PoolChanges } from '../map/incremental.js';
 import type { AuthDb } from './auth-db.js';
@@ -79,6 +80,15 @@ export function executeMonCommand(ctx: MonCommandContext, cmd: MonCommand, cb: C
       const opts = { ...(cmd.maxChanges === undefined ? {} : { maxChanges: cmd.maxChanges }), ...(cmd.maxDeviation === undefined ? {} : { maxDeviation: cmd.maxDeviation }) };
       return core.balancerRun(opts, (err, r) => (err !== null ? cb(err) : cb(null, { ...r })));
     }
+    case 'osd blocklist add':
+      return core.blocklistAdd(cmd.instance, (cmd.expireSeconds ?? BLOCKLIST_DEFAULT_MS / 1000) * 1000, (err, r) =>
+        (err !== null ? cb(err) : cb(null, { epoch: r?.epoch, instance: cmd.instance, expiresMs: r?.expiresMs })));
+    case 'osd blocklist rm': return core.blocklistRm(cmd.instance, epochOnly);
+    case 'osd blocklist ls': {
+      const map = core.map();
+      const entries = [...map.blocklist].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([instance, expiresMs]) => ({ instance, expiresMs }));
+      return cb(null, { epoch: map.epoch, blocklist: entries });
+    }
     case 'auth rm':
       return ctx.auth.remove(cmd.entity, (err) => {
         if (err !== null) return cb(err);
@@ -138,5 +148,6 @@ export function mapToJson(map: ClusterMap): Result {
       host: o.location.host, ...(o.location.rack === undefined ? {} : { rack: o.location.rack }), upFrom: o.upFrom, downAt: o.downAt,
     })),
     pools: [...map.pools.values()].sort((a, b) => a.id - b.id),
+    ...(map.blocklist.size === 0 ? {} : { blocklist: [...map.blocklist].sort(([a], [b]) => (a < b ? -1 : 1)).map(([instance, expiresMs]) => ({ instance, expiresMs })) }),
   };
 }

@@ -13,6 +13,9 @@ import { CodecError, Reader, Writer } from '../common/codec.js';
 import { ClusterError } from '../common/errors.js';
 import type { Epoch, OsdId } from '../common/ids.js';
 import { ID_MAX } from '../common/ids.js';
+import { monCapsAllow } from '../auth/caps.js';
+import type { Caps } from '../auth/caps.js';
+import { validateClientInstance } from '../map/cluster-map.js';
 import type { ClusterMap, FailureDomain, OsdLocation } from '../map/cluster-map.js';
 import type { Incremental } from '../map/incremental.js';
 import { decodeIncremental, decodeMap, encodeIncremental, encodeMap } from '../map/map-codec.js';
@@ -285,19 +288,36 @@ export type MonCommand =
   | { readonly prefix: 'auth ls' }
   | { readonly prefix: 'auth get' | 'auth rm'; readonly entity: string }
   | { readonly prefix: 'balancer status' }
-  | { readonly prefix: 'balancer run'; readonly maxChanges?: number; readonly maxDeviation?: number };
+  | { readonly prefix: 'balancer run'; readonly maxChanges?: number; readonly maxDeviation?: number }
+  /** Ceph `osd blocklist add ADDR [EXPIRE]`: `expireSeconds` default 3600. */
+  | { readonly prefix: 'osd blocklist add'; readonly instance: string; readonly expireSeconds?: number }
+  | { readonly prefix: 'osd blocklist rm'; readonly instance: string }
+  | { readonly prefix: 'osd blocklist ls' };
 
 /** Every command prefix, for usage text and validation. */
 export const MON_COMMAND_PREFIXES = [
   'status', 'osd tree', 'osd dump', 'osd out', 'osd in', 'osd down', 'osd rm',
   'pool create', 'pool ls', 'pool set', 'pool rm', 'auth add', 'auth caps', 'auth ls', 'auth get', 'auth rm',
-  'balancer status', 'balancer run',
+  'balancer status', 'balancer run', 'osd blocklist add', 'osd blocklist rm', 'osd blocklist ls',
 ] as const;
+
+/** Longest blocklist lifetime accepted (a year), in seconds. */
+export const BLOCKLIST_EXPIRE_SECONDS_MAX = 366 * 24 * 3600;
 
 /** Mon caps a command needs: reads need `allow r`; changes and anything showing keys need `allow rw`. */
 export function monCommandNeedsWrite(cmd: MonCommand): boolean {
   return !(cmd.prefix === 'status' || cmd.prefix === 'osd tree' || cmd.prefix === 'osd dump' || cmd.prefix === 'pool ls' || cmd.prefix === 'auth ls'
-    || cmd.prefix === 'balancer status');
+    || cmd.prefix === 'balancer status' || cmd.prefix === 'osd blocklist ls');
+}
+
+/**
+ * Whether `caps` may run `cmd`: mon `allow r` for reads, `allow rw`/`allow *` for changes, and
+ * `profile rbd` for reads plus `osd blocklist add` (an image client fencing a dead lock holder,
+ * docs/images.md; it may not lift a blocklisting).
+ */
+export function monCommandAllowed(caps: Readonly<Caps>, cmd: MonCommand): boolean {
+  if (monCapsAllow(caps, monCommandNeedsWrite(cmd))) return true;
+  return caps.mon === 'rbd' && cmd.prefix === 'osd blocklist add';
 }
 
 function invalid(message: string): ClusterError {
@@ -345,6 +365,17 @@ export function parseMonCommand(json: unknown): MonCommand | ClusterError {
       return id instanceof ClusterError ? id : { prefix, id: id as OsdId };
     }
     case 'pool create': return parsePoolCreate(o);
+    case 'osd blocklist ls': return { prefix };
+    case 'osd blocklist add': case 'osd blocklist rm': {
+      const instance = str(o, 'instance');
+      if (instance instanceof ClusterError) return instance;
+      const why = validateClientInstance(instance);
+      if (why !== undefined) return invalid(why);
+      if (prefix === 'osd blocklist rm') return { prefix, instance };
+      const expireSeconds = o['expireSeconds'] === undefined ? undefined : int(o, 'expireSeconds', 1, BLOCKLIST_EXPIRE_SECONDS_MAX);
+      if (expireSeconds instanceof ClusterError) return expireSeconds;
+      return { prefix, instance, ...(expireSeconds === undefined ? {} : { expireSeconds }) };
+    }
     case 'pool set': {
       const name = str(o, 'name');
       const key = str(o, 'key');

@@ -16,7 +16,8 @@
  * - Subscribe and failure reports: mon caps `allow r` or more. Failure reports come from OSD
  *   peers (their heartbeats: `refused` on ECONNREFUSED, `timeout` past the grace) and may come
  *   from clients; one `refused` report marks an OSD down at once, so mon `r` is trusted.
- * - Commands: `allow r` for reads, `allow rw` (or `allow *`) for changes and key material.
+ * - Commands: `allow r` for reads, `allow rw` (or `allow *`) for changes and key material;
+ *   `profile rbd` is `allow r` plus `osd blocklist add` (mon-protocol.ts `monCommandAllowed`).
  *
  * Liveness: a reset of an OSD's session to the monitor is NOT taken as its death (the OSD
  * may only have lost its monitor connection; Ceph does the same). OSDs are marked down by
@@ -39,7 +40,7 @@ import { AuthDb } from './auth-db.js';
 import { executeMonCommand } from './mon-commands.js';
 import {
   SERVICE_SECRET_AAD, decodeBeacon, decodeFailureReport, decodeJson, decodeOsdBoot, decodePgHistory, decodePgStates, decodeSubscribe,
-  encodeBeaconReply, encodeJson, encodeMapUpdate, encodeOsdBootReply, monCommandNeedsWrite, parseMonCommand,
+  encodeBeaconReply, encodeJson, encodeMapUpdate, encodeOsdBootReply, monCommandAllowed, monCommandNeedsWrite, parseMonCommand,
 } from './mon-protocol.js';
 import { MonitorCore } from './monitor-core.js';
 import type { Subscription } from './monitor-core.js';
@@ -258,8 +259,10 @@ export class MonServer {
   private onCommand(req: InboundMessage, s: Session): void {
     const cmd = parseMonCommand(decodeJson(req.payload));
     if (cmd instanceof ClusterError) throw cmd;
-    this.requireMon(s, monCommandNeedsWrite(cmd));
-    const peer = s.peer!;
+    const peer = s.peer;
+    if (peer === null || !monCommandAllowed(peer.caps, cmd)) {
+      throw new ClusterError('CLU_ERR_PERM', `${peer?.entity ?? 'peer'} lacks mon caps for '${cmd.prefix}' (${monCommandNeedsWrite(cmd) ? "'allow rw'" : "'allow r'"}${cmd.prefix === 'osd blocklist add' ? " or 'profile rbd'" : ''})`);
+    }
     this.o.env.log.info({ peer: peer.entity, prefix: cmd.prefix }, 'mon command');
     executeMonCommand({
       env: this.o.env, core: this.monitor, auth: this.auth, requesterKey: this.auth.get(peer.entity)?.key,

@@ -376,6 +376,36 @@ export class MonitorCore {
     this.stageAndWait([{ op: 'pool-remove', id: pool.id }], cb);
   }
 
+  /**
+   * `osd blocklist add`: lists a client instance until now + `lifetimeMs` (wall clock); the
+   * callback fires once the epoch holding it is durable (`epoch` is the one OSDs must have
+   * before the caller's next ops, docs/images.md §Takeover). Re-adding refreshes the expiry.
+   */
+  blocklistAdd(instance: string, lifetimeMs: number, cb: EpochCallback<{ expiresMs: number }>): void {
+    const expiresMs = this.env.wallMs() + lifetimeMs;
+    const err = this.stage([{ op: 'blocklist-add', instance, expiresMs }]);
+    if (err !== undefined) return this.failSoon(cb, err);
+    this.env.log.info({ instance, expiresMs }, 'client blocklisted');
+    this.wait((e, epoch) => (e ? cb(e) : cb(null, { expiresMs, epoch })));
+  }
+
+  /** `osd blocklist rm`: `CLU_ERR_NOT_FOUND` when the instance is not listed. */
+  blocklistRm(instance: string, cb: EpochCallback): void {
+    if (!this.projectedMap().blocklist.has(instance)) return this.failSoon(cb, new ClusterError('CLU_ERR_NOT_FOUND', `${instance} is not blocklisted`));
+    this.env.log.info({ instance }, 'client blocklisting lifted');
+    this.stageAndWait([{ op: 'blocklist-rm', instance }], cb);
+  }
+
+  /** Tick: stages `blocklist-rm` for entries whose expiry passed (by our wall clock). */
+  private pruneBlocklist(): void {
+    const now = this.env.wallMs();
+    const expired = [...this.projectedMap().blocklist].filter(([, exp]) => exp <= now).map(([instance]) => instance);
+    if (expired.length === 0) return;
+    const err = this.stage(expired.map((instance): MapOp => ({ op: 'blocklist-rm', instance })));
+    assert(err === undefined, `prune blocklist: ${err?.message}`);
+    this.env.log.info({ instances: expired }, 'expired blocklist entries removed');
+  }
+
   /** `strata osd out|in|down|reweight|rm`. An admin out is never undone by boot. */
   osdAdmin(id: OsdId, action: 'out' | 'in' | 'down' | 'rm' | { weight: number }, cb: EpochCallback): void {
     const osd = this.projectedMap().osds.get(id);
@@ -567,7 +597,7 @@ export class MonitorCore {
     }, tickMs);
   }
 
-  /** Periodic failure detection: beacon timeouts → down, long down → out. */
+  /** Periodic failure detection: beacon timeouts → down, long down → out; expired blocklist entries go. */
   tick(): void {
     const now = this.env.nowMs();
     const map = this.projectedMap();
@@ -580,6 +610,7 @@ export class MonitorCore {
       this.autoOut.add(id);
       this.env.log.info({ osd: id }, 'osd marked out after down interval');
     }
+    if (this.fatal === undefined) this.pruneBlocklist();
     this.autoBalance(now);
   }
 }
