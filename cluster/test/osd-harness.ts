@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterError } from '../src/common/errors.js';
-import type { OsdId } from '../src/common/ids.js';
+import type { OsdId, PoolId } from '../src/common/ids.js';
 import { parsePgId } from '../src/common/ids.js';
 import { authPolicy } from '../src/auth/handshake.js';
 import { makeKeyringEntry } from '../src/auth/keyring.js';
@@ -19,6 +19,7 @@ import { Messenger } from '../src/msg/messenger.js';
 import type { Session } from '../src/msg/session.js';
 import { MsgType } from '../src/msg/types.js';
 import { objectToPg, pgToOsds } from '../src/placement/placement.js';
+import { splitHistoryOps } from '../src/placement/pg-split.js';
 import { OsdCore } from '../src/osd/osd-core.js';
 import { decodeOsdOpReply, encodeOsdOpRequest, isWriteOp, OSD_FLAG_READ, OSD_FLAG_WRITE } from '../src/osd/osd-protocol.js';
 import type { OsdOp, OsdOpReply } from '../src/osd/osd-protocol.js';
@@ -126,6 +127,15 @@ export class OsdHarness {
     this.publish();
   }
 
+  /**
+   * `pool set rbd pgNum n` as the monitor does it: one epoch with the new pgNum and every
+   * child's history copied from its parent (`splitHistoryOps`, MonitorCore.poolSet).
+   */
+  splitPool(pgNum: number): void {
+    const id = this.poolSpec.id as PoolId;
+    this.apply([{ op: 'pool-set', id, changes: { pgNum } }, ...splitHistoryOps(this.map, id, pgNum)]);
+  }
+
   publish(): void { for (const t of this.osds.values()) t.core.handleMap(this.map); }
 
   /** Client op against the current primary; resends on WRONG_TARGET/EPOCH_STALE (bounded). */
@@ -179,7 +189,8 @@ export class OsdHarness {
 
   allClean(): boolean {
     const st = this.states();
-    return Object.keys(st).length === this.poolSpec.pgNum && Object.values(st).every((s) => s === 'active+clean');
+    const pgNum = this.map.pools.get(this.poolSpec.id as PoolId)?.pgNum ?? this.poolSpec.pgNum;
+    return Object.keys(st).length === pgNum && Object.values(st).every((s) => s === 'active+clean');
   }
 
   async close(): Promise<void> {

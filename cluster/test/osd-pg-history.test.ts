@@ -8,7 +8,11 @@
  * the I2 writes intact.
  */
 import test from 'ava';
-import type { OsdId } from '../src/common/ids.js';
+import type { ObjectName, OsdId, PoolId } from '../src/common/ids.js';
+import { ZERO_VERSION } from '../src/osd/osd-protocol.js';
+import { INFO_KEY, decodeInfo, encodeInfo } from '../src/pg/pg-log.js';
+import { ObjectStore } from '../src/store/object-store.js';
+import { Transaction } from '../src/store/types.js';
 import { objectToPg, pgToOsds } from '../src/placement/placement.js';
 import { pgIdToString } from '../src/common/ids.js';
 import { waitFor } from './msg-test-env.js';
@@ -98,5 +102,71 @@ test.serial('activation waits for the PG history record: no client write is acce
     h.historyRefused = false;
     t.is((await write).reply.result, 0);
     t.deepEqual(h.map.pgHistory.get(key)?.at(-1), pgToOsds(h.map, pgId).acting);
+  } finally { await h.close(); }
+});
+
+test.serial('prior set: a backfilling member does not stand for its interval; the PG waits for a complete one instead of rolling back its writes', async (t) => {
+  // Pool 2/1, three OSDs. I1 [A,B]; B out → I2 [A,C], clean (history reset to [[A,C]]), v2
+  // acknowledged by A and C. C then crashes in the middle of a backfill: its store holds the
+  // PG info marked backfilling and lacks an older object (the on-disk state such a crash
+  // leaves, written into its store while it is stopped). A dies; B and C come back: C answers
+  // for [A,C] but is incomplete, B is complete with the older v1. Counting C's answer let the
+  // PG activate on B's log and roll v2 back as divergent; now it stays down until A answers.
+  const h = new OsdHarness({ id: 1, name: 'rbd', size: 2, minSize: 1, pgNum: 4, failureDomain: 'osd' });
+  try {
+    for (let i = 0; i < 3; i++) await h.startOsd(i);
+    h.initMap();
+    await waitFor(() => h.allClean(), 10_000);
+    const pool = h.map.pools.get(1 as never)!;
+    const x = 'bf-x';
+    const pgId = objectToPg(pool, x);
+    const key = pgIdToString(pgId);
+    let y = '';
+    for (let i = 0; y === ''; i++) if (pgIdToString(objectToPg(pool, `bf-y${i}`)) === key) y = `bf-y${i}`;
+    const [a, b] = pgToOsds(h.map, pgId).acting as [OsdId, OsdId];
+    const c = [0, 1, 2].find((o) => o !== a && o !== b) as OsdId;
+    t.is((await h.op(x, [{ op: 'writefull', length: 4096 }], [block(1)])).reply.result, 0);
+    t.is((await h.op(y, [{ op: 'writefull', length: 4096 }], [block(3)])).reply.result, 0);
+
+    await h.stopOsd(b);
+    h.apply([{ op: 'osd-set', id: b, changes: { up: false, in: false } }]);
+    t.deepEqual([...pgToOsds(h.map, pgId).acting].sort(), [a, c].sort());
+    await waitFor(() => h.allClean() && JSON.stringify(h.map.pgHistory.get(key)) === JSON.stringify([pgToOsds(h.map, pgId).acting]), 15_000);
+    t.is((await h.op(x, [{ op: 'writefull', length: 4096 }], [block(2)])).reply.result, 0);
+
+    // C "crashes mid-backfill": info backfilling, lastComplete zero, object y not copied yet.
+    const dirC = h.osds.get(c)!.dir;
+    await h.stopOsd(c);
+    await new Promise<void>((resolve, reject) => ObjectStore.open(h.env, { dir: dirC, journalBytes: 8 * 1024 * 1024 }, (err, store) => {
+      if (err !== null || store === undefined) { reject(err); return; }
+      const info = decodeInfo(store.pgList(key).find(([k]) => k === INFO_KEY)![1]);
+      const txn = new Transaction().pgPut(key, INFO_KEY, encodeInfo({ ...info, lastComplete: ZERO_VERSION, backfilling: true })).remove({ pool: 1 as PoolId, name: y as ObjectName });
+      store.submit(txn, (e) => { if (e !== null) { reject(e); return; } store.close(() => resolve()); });
+    }));
+    await h.stopOsd(a);
+    h.apply([{ op: 'osd-set', id: a, changes: { up: false, in: false } }, { op: 'osd-set', id: c, changes: { up: false } }]);
+    const tb = await h.startOsd(b);
+    const tc = await h.startOsd(c, dirC);
+    h.apply([
+      { op: 'osd-set', id: b, changes: { up: true, in: true, addr: `127.0.0.1:${tb.port}` } },
+      { op: 'osd-set', id: c, changes: { up: true, addr: `127.0.0.1:${tc.port}` } },
+    ]);
+    const acting = pgToOsds(h.map, pgId).acting;
+    t.deepEqual([...acting].sort(), [b, c].sort());
+    const p = h.osds.get(acting[0]!)!;
+    await waitFor(() => p.core.pgForTest(key)?.state === 'down', 10_000);
+    await sleep(2500);
+    t.is(p.core.pgForTest(key)?.state, 'down', 'C alone does not stand for [A,C]');
+    t.true(p.core.pgForTest(key)?.waitingFor.includes(a) === true);
+    t.deepEqual((await h.localRead(c, x)).data, block(2), 'C still has v2 (not rolled back)');
+
+    // A returns (out, queried as a history member): its complete log wins.
+    const ta = await h.startOsd(a);
+    h.apply([{ op: 'osd-set', id: a, changes: { up: true, addr: `127.0.0.1:${ta.port}` } }]);
+    await waitFor(() => (p.core.pgForTest(key)?.state ?? '').startsWith('active'), 15_000);
+    const rx = await h.op(x, [{ op: 'read', offset: 0, length: 4096 }]);
+    t.deepEqual(rx.data, block(2), 'the acknowledged v2 survived');
+    const ry = await h.op(y, [{ op: 'read', offset: 0, length: 4096 }]);
+    t.deepEqual(ry.data, block(3), 'the object C lacked is recovered');
   } finally { await h.close(); }
 });

@@ -40,6 +40,7 @@ import { makePool } from '../map/map-builder.js';
 import type { PoolSpec } from '../map/map-builder.js';
 import { parsePgId } from '../common/ids.js';
 import { pgToOsds } from '../placement/placement.js';
+import { splitHistoryOps } from '../placement/pg-split.js';
 import { computeUpmaps, poolBalances } from '../placement/balancer.js';
 import type { BalancerOptions, PoolBalance } from '../placement/balancer.js';
 import { FailureDetector } from './failure-detector.js';
@@ -366,7 +367,11 @@ export class MonitorCore {
   poolSet(name: string, changes: PoolChanges, cb: EpochCallback): void {
     const pool = poolByName(this.projectedMap(), name);
     if (pool === undefined) return this.failSoon(cb, new ClusterError('CLU_ERR_NOT_FOUND', `pool ${name}`));
-    this.stageAndWait([{ op: 'pool-set', id: pool.id, changes }], cb);
+    // PG split: each new PG starts with its parent's history (placement/pg-split.ts), in the
+    // same epoch, so its first peering finds the parent's OSDs, which hold its objects.
+    const split = changes.pgNum !== undefined ? splitHistoryOps(this.projectedMap(), pool.id, changes.pgNum) : [];
+    if (split.length > 0) this.env.log.info({ pool: name, pgNum: pool.pgNum, newPgNum: changes.pgNum, historySets: split.length }, 'pg split: children inherit their parents\' history');
+    this.stageAndWait([{ op: 'pool-set', id: pool.id, changes }, ...split], cb);
   }
 
   /** `strata pool rm`. */

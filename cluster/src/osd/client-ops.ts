@@ -91,10 +91,18 @@ export class ClientOps {
     while (pg.queue.length > 0) {
       const op = pg.queue.shift()!;
       const name = op.q.objectName;
+      // Queued before this interval: a PG split may have moved the object to a child PG.
+      if (op.q.mapEpoch < pg.interval && !this.stillOurs(pg, name)) { this.replyErr(op, 'CLU_ERR_EPOCH_STALE'); continue; }
       const w = pg.objWait.get(name);
       if (w !== undefined) { w.push(op); continue; }
       if (!this.tryOp(pg, op)) pg.objWait.set(name, [op]);
     }
+  }
+
+  /** Whether `name` still maps to `pg` under our map's pgNum (false after a split moved it). */
+  private stillOurs(pg: Pg, name: string): boolean {
+    const pool = this.c.map()?.pools.get(pg.pool);
+    return pool === undefined || stableMod(objectHash(name), pool.pgNum) === pg.seed;
   }
 
   /** Retries the ops waiting on one object, in order, until one blocks. */

@@ -18,6 +18,7 @@
  *   object-copy.ts  whole-object copies and PG listings on the local store
  *   scrub.ts        scrub, repair and the periodic scrub
  *   pg-report.ts    checked state transitions and the coalesced reports to the monitor
+ *   pg-split.ts     PG split: a parent PG hands its children their log entries (pgNum growth)
  *
  *   client ─MSG_OSD_OP─► primary: checks (caps, epoch, role) ─► PG queue (peering / min_size)
  *        ─► per-object order (missing? wait + recover first; read/conditional? wait for in-flight)
@@ -53,6 +54,7 @@ import type { EVersion } from './osd-protocol.js';
 import { Peering } from './peering.js';
 import { PeerSessions, adminOnly, peerOnly } from './peers.js';
 import { Pg, errOf, loadPg, pgKeyOf } from './pg.js';
+import { splitLocalPgs } from './pg-split.js';
 import { PgReporter } from './pg-report.js';
 import { Recovery } from './recovery.js';
 import { Replica } from './replica.js';
@@ -87,8 +89,8 @@ export interface OsdCoreOptions {
   recoveryConcurrency?: number;
 }
 
-// Log adoption must fit one store transaction (see Peering.adoptLog).
-assert(2 * PG_LOG_MAX + 2 <= StoreLimits.opsPerTxnMax, 'PG log adoption would exceed the store transaction limit');
+// Log adoption and a split child must each fit one store transaction (Peering.adoptLog, pg-split.ts).
+assert(2 * PG_LOG_MAX + 3 <= StoreLimits.opsPerTxnMax, 'PG log adoption would exceed the store transaction limit');
 
 /** The OSD's data path. */
 export class OsdCore {
@@ -183,21 +185,28 @@ export class OsdCore {
   /** Applies a new map: recomputes every PG's acting set; new intervals start peering. */
   handleMap(map: ClusterMap): void {
     if (this.map !== undefined && map.epoch <= this.map.epoch) return;
+    const prev = this.map;
     this.map = map;
+    // PG split first: children must exist (with their part of the log) before any PG peers.
+    splitLocalPgs({ log: this.o.log, store: this.o.store, pgs: this.pgs }, map);
     this.peers.dropStale(map);
     const me = map.osds.get(this.o.id);
     const iAmUp = me !== undefined && me.up;
     const touched = new Set<string>();
     for (const pool of map.pools.values()) {
+      // A pgNum change is a new interval for every PG of the pool (Ceph does the same): the
+      // parent's queued ops and logs must not outlive the split (docs/replication.md §4).
+      const prevPgNum = prev?.pools.get(pool.id)?.pgNum;
+      const split = prevPgNum !== undefined && prevPgNum !== pool.pgNum;
       for (let seed = 0; seed < pool.pgNum; seed++) {
         const key = pgKeyOf(pool.id, seed);
         const mapping = pgToOsds(map, { pool: pool.id, seed: pgSeed(seed) });
         const inActing = iAmUp && mapping.acting.includes(this.o.id);
         let pg = this.pgs.get(key);
         if (pg === undefined && !inActing) continue;
-        if (pg === undefined) { pg = new Pg(key, pool.id, seed); this.pgs.set(key, pg); }
+        if (pg === undefined) { pg = new Pg(key, pool.id, seed); pg.pgNum = pool.pgNum; this.pgs.set(key, pg); }
         touched.add(key);
-        this.peering.updatePg(pg, pool, mapping.acting as OsdId[], mapping.primary, map.epoch, inActing);
+        this.peering.updatePg(pg, pool, mapping.acting as OsdId[], mapping.primary, map.epoch, inActing, split);
       }
     }
     for (const pg of this.pgs.values()) {
@@ -205,8 +214,9 @@ export class OsdCore {
     }
     // A PG blocked by its prior set retries on every map: a waited-for OSD may be up now.
     for (const pg of this.pgs.values()) if (pg.blockedSets !== undefined) this.peering.retryBlocked(pg);
-    // Ops that waited for this map.
+    // Ops that waited for this map, then peer messages that did (replica.ts).
     this.clientOps.retryMapWaits();
+    this.replica.mapArrived(map.epoch);
     this.reporter.scheduleReport();
   }
 

@@ -17,7 +17,7 @@
  *   acting members committed), so one answer per listed set reaches every acknowledged write.
  * - Peering never starts while local commits of the PG are pending (`localPending`): the last
  *   commit callback (client-ops.ts) restarts it.
- * - A log adoption fits one store transaction (2 × PG_LOG_MAX + 2 ops, asserted in osd-core.ts).
+ * - A log adoption fits one store transaction (2 × PG_LOG_MAX + 3 ops, asserted in osd-core.ts).
  */
 import type { ClusterError } from '../common/errors.js';
 import type { OsdId } from '../common/ids.js';
@@ -33,7 +33,7 @@ import { ZERO_VERSION, compareVersion } from './osd-protocol.js';
 import type { EVersion } from './osd-protocol.js';
 import { decodePgQueryReply, encodePgActivate, encodePgQuery } from './osd-peer-protocol.js';
 import type { PgQueryReply } from './osd-peer-protocol.js';
-import { activeState, minComplete, vKey } from './pg.js';
+import { PGNUM_KEY, activeState, encodePgNum, minComplete, vKey } from './pg.js';
 import type { Need, Pg } from './pg.js';
 
 /** What peering uses from the rest of the OSD. */
@@ -45,8 +45,8 @@ export class Peering {
   constructor(private readonly c: PeeringContext) {}
 
   /** Applies a PG's mapping from a new map; a changed acting set starts a new interval. */
-  updatePg(pg: Pg, pool: PoolInfo | undefined, acting: OsdId[], primary: number, epoch: number, inActing: boolean): void {
-    const changed = pg.interval === 0 || acting.length !== pg.acting.length || acting.some((x, i) => pg.acting[i] !== x);
+  updatePg(pg: Pg, pool: PoolInfo | undefined, acting: OsdId[], primary: number, epoch: number, inActing: boolean, split = false): void {
+    const changed = split || pg.interval === 0 || acting.length !== pg.acting.length || acting.some((x, i) => pg.acting[i] !== x);
     if (pool !== undefined) { pg.poolSize = pool.size; pg.minSize = pool.minSize; }
     if (!changed) return;
     const wasPrimary = pg.role === 'primary';
@@ -244,24 +244,37 @@ export class Peering {
   /**
    * The prior-set rule (Ceph's past intervals, Vitastor's PG history): every acting set in the
    * PG's history may have acknowledged writes that only its members hold, so peering goes on
-   * only when, for each set, some member is this OSD or answered the query. Otherwise the PG
-   * is DOWN (no I/O) and peering is retried on every new map and every 2 s. An admin who knows
-   * those OSDs are gone for good declares their data lost with `osd rm` (drops them from the
-   * history). Returns true when peering may go on.
+   * only when, for each set, some member that is *complete* — this OSD or one that answered —
+   * has it all: an OSD with a PG log and info that is not backfilling (a backfilling member
+   * holds that interval's writes but not the older objects, and the authoritative-log choice
+   * ignores its log, so its answer must not stand for the set). Otherwise the PG is DOWN (no
+   * I/O) and peering is retried on every new map and every 2 s. What it waits for is finite:
+   * the members of the blocked sets (`waitingFor`; `incomplete` names those that answered but
+   * are backfilling). An admin who knows the complete ones are gone for good declares their
+   * data lost with `osd rm` (drops them from the history). Returns true when peering may go on.
    */
   private priorSetAnswered(pg: Pg, replies: ReadonlyMap<OsdId, PgQueryReply>, gen: number): boolean {
     const history = this.c.map()?.pgHistory.get(pg.key) ?? [];
-    const blocked = history.filter((set) => !set.some((x) => x === this.c.id || replies.has(x))).map((set) => [...set]);
+    const selfComplete = (pg.log.entries.length > 0 || pg.info.sameIntervalSince > 0) && !pg.info.backfilling;
+    const complete = (x: OsdId): boolean => {
+      if (x === this.c.id) return selfComplete;
+      const r = replies.get(x);
+      return r !== undefined && r.hasInfo && !r.info.backfilling;
+    };
+    const blocked = history.filter((set) => !set.some(complete)).map((set) => [...set]);
     if (blocked.length === 0) {
       if (pg.blockedSets !== undefined) this.c.log.info({ pg: pg.key, acting: pg.acting }, 'pg prior set complete; peering goes on');
       pg.blockedSets = undefined;
       return true;
     }
-    const waitingFor = [...new Set(blocked.flat())].sort((a, b) => a - b);
+    const members = [...new Set(blocked.flat())].sort((a, b) => a - b);
+    const answeredIncomplete = (x: OsdId): boolean => x === this.c.id || replies.has(x);
+    const waitingFor = members.filter((x) => !answeredIncomplete(x));
+    const incomplete = members.filter(answeredIncomplete);
     const changed = pg.blockedSets === undefined || JSON.stringify(pg.blockedSets) !== JSON.stringify(blocked);
     pg.blockedSets = blocked;
-    const fields = { pg: pg.key, acting: pg.acting, waitingFor, blockedSets: blocked, answered: [...replies.keys()] };
-    if (changed) this.c.log.info(fields, 'pg down: no member of an earlier acting set answered (prior set); waiting for one of them');
+    const fields = { pg: pg.key, acting: pg.acting, waitingFor, incomplete, blockedSets: blocked, answered: [...replies.keys()] };
+    if (changed) this.c.log.info(fields, 'pg down: no complete member of an earlier acting set answered (prior set); waiting for one of them');
     else this.c.log.debug(fields, 'pg still down on its prior set');
     this.c.setState(pg, PgState.DOWN);
     this.c.env.setTimeout(() => { if (pg.peeringGen === gen) this.retryBlocked(pg); }, 2000);
@@ -298,7 +311,7 @@ export class Peering {
 
   /**
    * Persists `info` and the log `entries` (replacing the current log) in one transaction.
-   * Bounded by 2 × PG_LOG_MAX + 2 ops, within StoreLimits.opsPerTxnMax (asserted at load).
+   * Bounded by 2 × PG_LOG_MAX + 3 ops, within StoreLimits.opsPerTxnMax (asserted at load).
    */
   adoptLog(pg: Pg, info: PgInfo, entries: readonly PgLogEntry[], tail: EVersion, cb: (err: ClusterError | null) => void): void {
     const txn = new Transaction();
@@ -308,6 +321,7 @@ export class Peering {
     for (const e of entries) { const k = logKey(e.version); if (!have.has(k)) txn.pgPut(pg.key, k, encodeLogEntry(e)); }
     txn.pgPut(pg.key, INFO_KEY, encodeInfo(info));
     txn.pgPut(pg.key, 'tail', encodeInfo({ ...emptyInfo(), logTail: tail }));
+    if (pg.pgNum > 0) txn.pgPut(pg.key, PGNUM_KEY, encodePgNum(pg.pgNum));
     if (entries !== pg.log.entries) pg.log.reset(entries, tail);
     pg.info = { ...info };
     this.c.store.submit(txn, cb);

@@ -72,6 +72,11 @@ export class Pg {
   minSize = 0;
   nextSeq = 1;
   peeringGen = 0;
+  /**
+   * The pool's pgNum this PG's log is split for (persisted as `pgnum`, osd/pg-split.ts); 0 =
+   * not known yet (set from the first map). A map with a larger pgNum splits the PG first.
+   */
+  pgNum = 0;
   /** Prior-set block: the history sets none of whose members answered peering (state DOWN). */
   blockedSets: OsdId[][] | undefined;
   /** Interval whose history reset the monitor acknowledged; a reset is in flight when 'inflight'. */
@@ -141,6 +146,11 @@ export function minComplete(r: PgQueryReply | undefined): EVersion {
   return compareVersion(r.info.lastComplete, r.info.lastUpdate) < 0 ? r.info.lastComplete : r.info.lastUpdate;
 }
 
+/** Per-PG store record: the pgNum the PG's log is split for (see `Pg.pgNum`). */
+export const PGNUM_KEY = 'pgnum';
+export function encodePgNum(n: number): Uint8Array { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n, true); return b; }
+export function decodePgNum(b: Uint8Array): number { return b.length === 4 ? new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true) : 0; }
+
 /** Rebuilds a PG from its store records (log entries, info, tail); undefined for a malformed key. */
 export function loadPg(store: ObjectStore, key: string): Pg | undefined {
   const k = parsePgKey(key);
@@ -152,6 +162,7 @@ export function loadPg(store: ObjectStore, key: string): Pg | undefined {
     if (isLogKey(rk)) entries.push(decodeLogEntry(v));
     else if (rk === INFO_KEY) pg.info = decodeInfo(v);
     else if (rk === 'tail') tail = decodeInfo(v).logTail;
+    else if (rk === PGNUM_KEY) pg.pgNum = decodePgNum(v);
   }
   pg.log.reset(entries, maxV(tail, pg.info.logTail));
   pg.info.logTail = pg.log.tail;

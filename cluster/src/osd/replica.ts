@@ -9,6 +9,9 @@
  *   a deposed primary's late sub-op must not apply after the new primary peered.
  * - Sub-ops arrive in version order (the primary's session is FIFO) and are applied in the same
  *   store transaction the primary built; the reply goes out only after the local commit.
+ * - A query or activation is handled only once this OSD's map has reached the sender's interval
+ *   (it waits up to MAP_WAIT_MS): that map may split the PG (pg-split.ts), and an unsplit parent
+ *   or a not-yet-created child must never answer for the new interval.
  * - The in-memory log mirrors the primary's (entry appended, trimmed at PG_LOG_MAX); the info
  *   record is persisted at activation only (pg.ts `loadPg` recomputes the rest).
  */
@@ -27,10 +30,45 @@ import {
 import { Pg, errOf, parsePgKey } from './pg.js';
 
 /** What the replica side uses from the rest of the OSD. */
-export type ReplicaContext = Pick<OsdContext, 'env' | 'store' | 'stats' | 'pgs' | 'adoptLog' | 'stepDown'>;
+export type ReplicaContext = Pick<OsdContext, 'env' | 'log' | 'store' | 'stats' | 'pgs' | 'map' | 'adoptLog' | 'stepDown'>;
+
+/** How long a peer message waits for the map of its interval before it is refused. */
+const MAP_WAIT_MS = 5000;
 
 export class Replica {
+  /** Peer messages waiting for a map at least as new as `epoch`. */
+  private mapWaits: { epoch: number; run: () => void; fail: () => void; untilMs: number }[] = [];
+  private mapWaitTimer = false;
+
   constructor(private readonly c: ReplicaContext) {}
+
+  /** A new map: runs the peer messages it was waited for (osd-core.ts `handleMap`). */
+  mapArrived(epoch: number): void {
+    if (this.mapWaits.length === 0) return;
+    const ready = this.mapWaits.filter((w) => w.epoch <= epoch);
+    this.mapWaits = this.mapWaits.filter((w) => w.epoch > epoch);
+    for (const w of ready) w.run();
+  }
+
+  /**
+   * Runs `run` once our map has reached `epoch` (at once when it has); `fail` after
+   * MAP_WAIT_MS without it (the sender retries or treats us as not answering).
+   */
+  private afterMap(epoch: number, run: () => void, fail: () => void): void {
+    if ((this.c.map()?.epoch ?? 0) >= epoch) { run(); return; }
+    this.mapWaits.push({ epoch, run, fail, untilMs: this.c.env.nowMs() + MAP_WAIT_MS });
+    this.c.log.debug({ epoch, mapEpoch: this.c.map()?.epoch }, 'peer message waits for our map to reach its interval');
+    if (this.mapWaitTimer) return;
+    this.mapWaitTimer = true;
+    const expire = (): void => {
+      const now = this.c.env.nowMs();
+      const late = this.mapWaits.filter((w) => w.untilMs <= now);
+      this.mapWaits = this.mapWaits.filter((w) => w.untilMs > now);
+      for (const w of late) w.fail();
+      if (this.mapWaits.length > 0) this.c.env.setTimeout(expire, 500); else this.mapWaitTimer = false;
+    };
+    this.c.env.setTimeout(expire, 500);
+  }
 
   private replicaPg(key: string, interval: number): Pg | ClusterError {
     let pg = this.c.pgs.get(key);
@@ -38,6 +76,7 @@ export class Replica {
       const k = parsePgKey(key);
       if (k === undefined) return errOf('CLU_ERR_INVALID', `pg ${key}`);
       pg = new Pg(key, k.pool, k.seed);
+      pg.pgNum = this.c.map()?.pools.get(k.pool)?.pgNum ?? 0;
       this.c.pgs.set(key, pg);
     }
     if (interval < pg.seenInterval) return errOf('CLU_ERR_EPOCH_STALE', `pg ${key} interval ${interval} < ${pg.seenInterval}`);
@@ -50,6 +89,10 @@ export class Replica {
 
   onQuery(req: InboundMessage, s: Session): void {
     const q = decodePgQuery(req.payload);
+    this.afterMap(q.interval, () => this.query(q, req, s), () => s.replyError(req, errOf('CLU_ERR_UNAVAILABLE', `pg ${q.pg}: no map of epoch ${q.interval} yet`)));
+  }
+
+  private query(q: ReturnType<typeof decodePgQuery>, req: InboundMessage, s: Session): void {
     const pg = this.replicaPg(q.pg, q.interval);
     if (pg instanceof ClusterError) { s.replyError(req, pg); return; }
     const hasInfo = pg.log.entries.length > 0 || pg.info.sameIntervalSince > 0;
@@ -59,6 +102,10 @@ export class Replica {
 
   onActivate(req: InboundMessage, s: Session): void {
     const a = decodePgActivate(req.payload);
+    this.afterMap(a.interval, () => this.activate(a, req, s), () => s.replyError(req, errOf('CLU_ERR_UNAVAILABLE', `pg ${a.pg}: no map of epoch ${a.interval} yet`)));
+  }
+
+  private activate(a: ReturnType<typeof decodePgActivate>, req: InboundMessage, s: Session): void {
     const pg = this.replicaPg(a.pg, a.interval);
     if (pg instanceof ClusterError) { s.replyError(req, pg); return; }
     const done = (err: ClusterError | null): void => { if (err !== null) s.replyError(req, err); else s.reply(req, { type: req.type }); };

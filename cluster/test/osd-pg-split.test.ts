@@ -1,0 +1,87 @@
+/**
+ * PG split (`pgNum` growth) with the real OsdCore (docs/replication.md §4 "PG split"). Objects
+ * are written across the PGs, pgNum grows (as `MonitorCore.poolSet` does it: one epoch, each
+ * child inheriting its parent's history), and every acknowledged write must read back — with
+ * children mapped to OSDs that never held their objects, and with an OSD down across the
+ * split (children whose history holds an undersized set with newer writes).
+ */
+import test from 'ava';
+import type { OsdId } from '../src/common/ids.js';
+import { pgIdToString, pgSeed } from '../src/common/ids.js';
+import { objectToPg, pgToOsds } from '../src/placement/placement.js';
+import { splitParent } from '../src/placement/pg-split.js';
+import { waitFor } from './msg-test-env.js';
+import { OsdHarness } from './osd-harness.js';
+
+function block(seed: number, n = 4096): Uint8Array { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (seed * 31 + i * 7) & 0xff; return b; }
+const names = Array.from({ length: 40 }, (_, i) => `split-obj-${i}`);
+
+async function readAll(h: OsdHarness, want: (i: number) => Uint8Array): Promise<string[]> {
+  const bad: string[] = [];
+  for (const [i, name] of names.entries()) {
+    const r = await h.op(name, [{ op: 'read', offset: 0, length: 4096 }]);
+    if (r.reply.result !== 0 || !Buffer.from(r.data).equals(Buffer.from(want(i)))) bad.push(`${name}: result ${r.reply.result}, ${r.data.length} bytes`);
+  }
+  return bad;
+}
+
+test.serial('pgNum growth: every object reads back from its child PG, also where the child maps to other OSDs', async (t) => {
+  const h = new OsdHarness({ id: 1, name: 'rbd', size: 2, minSize: 1, pgNum: 2, failureDomain: 'osd' });
+  try {
+    for (let i = 0; i < 5; i++) await h.startOsd(i);
+    h.initMap();
+    await waitFor(() => h.allClean(), 10_000);
+    for (const [i, name] of names.entries()) t.is((await h.op(name, [{ op: 'writefull', length: 4096 }], [block(i)])).reply.result, 0);
+    const before = h.map;
+    h.splitPool(16);
+    const pool = h.map.pools.get(1 as never)!;
+    // The interesting case must occur: a child whose acting set shares no OSD with its parent's.
+    const moved = names.filter((n) => {
+      const child = objectToPg(pool, n);
+      if (child.seed < 2) return false;
+      const parentActing = pgToOsds(before, { pool: child.pool, seed: pgSeed(splitParent(child.seed, 2)) }).acting;
+      return !pgToOsds(h.map, child).acting.some((x) => parentActing.includes(x));
+    });
+    t.true(moved.length > 0, 'some child maps to OSDs that never held its objects');
+    const child = objectToPg(pool, moved[0]!);
+    const parentKey = pgIdToString({ pool: child.pool, seed: pgSeed(splitParent(child.seed, 2)) });
+    t.deepEqual(h.map.pgHistory.get(pgIdToString(child)), before.pgHistory.get(parentKey), 'the child starts with its parent\'s history');
+    t.deepEqual(await readAll(h, block), [], 'every acknowledged write reads back after the split');
+    await waitFor(() => h.allClean(), 20_000);
+    for (const n of moved) {
+      for (const osd of pgToOsds(h.map, objectToPg(pool, n)).acting) t.deepEqual((await h.localRead(osd, n)).data, block(names.indexOf(n)), `${n} copied to osd.${osd}`);
+    }
+    // Writes after the split go to the children and survive a re-peer of every PG.
+    for (const [i, name] of names.entries()) t.is((await h.op(name, [{ op: 'writefull', length: 4096 }], [block(i + 100)])).reply.result, 0);
+    const victim = [...h.osds.keys()][0]!;
+    await h.stopOsd(victim);
+    h.apply([{ op: 'osd-set', id: victim as OsdId, changes: { up: false } }]);
+    t.deepEqual(await readAll(h, (i) => block(i + 100)), []);
+  } finally { await h.close(); }
+});
+
+test.serial('pgNum growth while an OSD is down: children find the undersized interval\'s writes, and the returning OSD\'s stale copies lose', async (t) => {
+  const h = new OsdHarness({ id: 1, name: 'rbd', size: 3, minSize: 2, pgNum: 2, failureDomain: 'osd' });
+  try {
+    for (let i = 0; i < 5; i++) await h.startOsd(i);
+    h.initMap();
+    await waitFor(() => h.allClean(), 10_000);
+    for (const [i, name] of names.entries()) t.is((await h.op(name, [{ op: 'writefull', length: 4096 }], [block(i)])).reply.result, 0);
+    // An OSD of PG 0's acting set goes down (not out): the PGs run undersized and take v2.
+    const x = pgToOsds(h.map, { pool: 1 as never, seed: pgSeed(0) }).acting[1]!;
+    await h.stopOsd(x);
+    h.apply([{ op: 'osd-set', id: x, changes: { up: false } }]);
+    for (const [i, name] of names.entries()) t.is((await h.op(name, [{ op: 'writefull', length: 4096 }], [block(i + 50)])).reply.result, 0);
+    h.splitPool(8);
+    t.deepEqual(await readAll(h, (i) => block(i + 50)), [], 'v2 reads back from every child while the OSD is down');
+    const tx = await h.startOsd(x);
+    h.apply([{ op: 'osd-set', id: x, changes: { up: true, addr: `127.0.0.1:${tx.port}` } }]);
+    await waitFor(() => h.allClean(), 30_000);
+    t.deepEqual(await readAll(h, (i) => block(i + 50)), [], 'v2 still reads back after the stale OSD returned and recovered');
+    const pool = h.map.pools.get(1 as never)!;
+    for (const n of names) {
+      const acting = pgToOsds(h.map, objectToPg(pool, n)).acting;
+      if (acting.includes(x)) t.deepEqual((await h.localRead(x, n)).data, block(names.indexOf(n) + 50), `${n} recovered on the returning osd.${x}`);
+    }
+  } finally { await h.close(); }
+});
