@@ -8,7 +8,8 @@
         "native/src/mapping.cc",
         "native/src/poller.cc",
         "native/src/misc.cc",
-        "native/src/gmac.cc"
+        "native/src/gmac.cc",
+        "native/src/page_cache.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -66,6 +66,8 @@ interface Binding {
   gmacKey(key: Uint8Array): GmacKey;
   gmacSign(key: GmacKey, seq: number, parts: readonly Uint8Array[], out: Uint8Array): void;
   gmacVerify(key: GmacKey, seq: number, parts: readonly Uint8Array[], expected: Uint8Array): boolean;
+  preadNoWait(fd: number, buf: Uint8Array, position: number): number;
+  fadvise(fd: number, advice: 'normal' | 'random' | 'sequential' | 'dontneed', offset: number, length: number): void;
   Poller: PollerConstructor;
   READABLE: number;
   WRITABLE: number;
@@ -176,3 +178,15 @@ export const gmacSign: (key: GmacKey, seq: number, parts: readonly Uint8Array[],
 /** True when the first `expected.length` (1..16) bytes of the same tag equal `expected` (constant time). */
 export const gmacVerify: (key: GmacKey, seq: number, parts: readonly Uint8Array[], expected: Uint8Array) => boolean =
   binding.gmacVerify;
+
+/**
+ * preadv2(RWF_NOWAIT): reads only what the page cache holds, never sleeping on the disk.
+ * Returns the bytes read (0 at EOF; short when only part of the range is cached), or a
+ * negative errno: -EAGAIN (-11) when the data is not cached, -EOPNOTSUPP (-95) where the file
+ * system lacks RWF_NOWAIT. Other failures also return -errno (no exception on the hot path).
+ */
+export const preadNoWait: (fd: number, buf: Uint8Array, position: number) => number = binding.preadNoWait;
+
+/** posix_fadvise over [offset, offset + length) (length 0: to the end); throws on failure. */
+export const fadvise: (fd: number, advice: 'normal' | 'random' | 'sequential' | 'dontneed', offset: number, length: number) => void =
+  binding.fadvise;

@@ -51,6 +51,11 @@ export interface OpenOptions {
    * Only honoured when `Disk.dsyncWrites` is true; otherwise ignored (callers must check).
    */
   dsync?: boolean;
+  /**
+   * A hint: reads on this fd are random, so the kernel should not read ahead
+   * (posix_fadvise RANDOM). Ignored where unsupported, and by the simulated disk.
+   */
+  randomAccess?: boolean;
 }
 
 /**

@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Disk, DiskError, Env, Fd, OpenOptions, TimerHandle } from './env.js';
 import type { Net } from './net.js';
+import { fadvise, preadNoWait } from '../../../native/index.js';
 
 function asDiskError(err: NodeJS.ErrnoException): DiskError {
   const e = err as DiskError;
@@ -72,21 +73,68 @@ function preadAll(fd: number, buf: Uint8Array, position: number, done: number, c
   });
 }
 
+const EOPNOTSUPP = 95;
+
 /**
- * The real disk over `node:fs` callbacks; the synchronous API only in `pwriteInline`, which
+ * fds whose file system refused RWF_NOWAIT (tmpfs answers EOPNOTSUPP): their reads go straight
+ * to the pool. An fd leaves the set when it is closed (the number is reused).
+ */
+const noWaitRefused = new Set<number>();
+
+/**
+ * A read served from the page cache on the calling thread when it can be, else by libuv's
+ * pool. Why: a pool trip costs ~5 futex calls, an eventfd wake-up and two context switches
+ * per 4 KiB read (strace of an OSD under 4k random reads: 27,678 futex calls for 5,355
+ * preads), while a cached 4 KiB copy costs a microsecond; preadv2(RWF_NOWAIT) never sleeps
+ * on the disk, so the event loop is never blocked by a miss. The callback still runs later
+ * (a microtask), never inside the call.
+ */
+function preadCachedFirst(fd: number, buf: Uint8Array, position: number, cb: (err: DiskError | null, n: number) => void): void {
+  if (buf.length > 0 && !noWaitRefused.has(fd)) {
+    const n = preadNoWait(fd, buf, position);
+    if (n === buf.length || n === 0) {
+      queueMicrotask(() => cb(null, n));
+      return;
+    }
+    if (n > 0) return preadAll(fd, buf, position, n, cb);
+    if (n === -EOPNOTSUPP) noWaitRefused.add(fd);
+    // -EAGAIN (not cached) or any other error: the pool read does it, with Node's error shape.
+  }
+  preadAll(fd, buf, position, 0, cb);
+}
+
+/** `randomAccess`: no kernel readahead on this fd. A hint only, so a refusal is ignored. */
+function adviseRandom(fd: number): void {
+  try {
+    fadvise(fd, 'random', 0, 0);
+  } catch {
+    // Why ignored: readahead policy changes speed, never results.
+  }
+}
+
+/**
+ * The real disk over `node:fs` callbacks (reads try the page cache inline first); the synchronous API only in `pwriteInline`, which
  * the journal uses when an operator chose inline journal I/O (`journalIo: 'inline'`).
  */
 export function createRealDisk(): Disk {
   return {
     dsyncWrites: true,
-    open: (path, options, cb) => fs.open(path, openFlags(options), 0o600, (err, fd) => cb(err ? asDiskError(err) : null, (err ? -1 : fd) as Fd)),
-    pread: (fd, buf, position, cb) => preadAll(fd, buf, position, 0, cb),
+    open: (path, options, cb) =>
+      fs.open(path, openFlags(options), 0o600, (err, fd) => {
+        if (err) return cb(asDiskError(err), -1 as Fd);
+        if (options.randomAccess === true) adviseRandom(fd);
+        cb(null, fd as Fd);
+      }),
+    pread: (fd, buf, position, cb) => preadCachedFirst(fd, buf, position, cb),
     pwrite: (fd, data, position, cb) => pwriteAll(fd, data, position, cb),
     pwriteInline: (fd, data, position) => pwriteAllNow(fd, data, position),
     fdatasync: (fd, cb) => fs.fdatasync(fd, (err) => cb(err ? asDiskError(err) : null)),
     ftruncate: (fd, len, cb) => fs.ftruncate(fd, len, (err) => cb(err ? asDiskError(err) : null)),
     fsize: (fd, cb) => fs.fstat(fd, (err, st) => cb(err ? asDiskError(err) : null, err ? 0 : st.size)),
-    close: (fd, cb) => fs.close(fd, (err) => cb(err ? asDiskError(err) : null)),
+    close: (fd, cb) => {
+      noWaitRefused.delete(fd);
+      fs.close(fd, (err) => cb(err ? asDiskError(err) : null));
+    },
     rename: (a, b, cb) => fs.rename(a, b, (err) => cb(err ? asDiskError(err) : null)),
     unlink: (p, cb) => fs.unlink(p, (err) => cb(err ? asDiskError(err) : null)),
     readdir: (p, cb) => fs.readdir(p, (err, names) => cb(err ? asDiskError(err) : null, err ? [] : names.sort())),

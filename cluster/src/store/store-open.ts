@@ -191,7 +191,7 @@ function openFiles(env: Env, dir: string, pos: MetaPosition, cb: (err: ClusterEr
       } catch (e) {
         return cb(decodeFailure('journal header', e));
       }
-      disk.open(joinPath(dir, 'data'), {}, (err3, dataFd) => {
+      disk.open(joinPath(dir, 'data'), { randomAccess: true }, (err3, dataFd) => {
         if (err3) return cb(ioError('open data', err3));
         cb(null, { journalFd, dataFd, journalBytes });
       });
