@@ -2,9 +2,13 @@
  * The image's exclusive lock with a lease, and its fencing epoch (docs/images.md §Lock).
  *
  * ```
- *  acquire:  getattr fence (FAILOK) → E
+ *  acquire:  [getattr fence, getattr lock.strata_lock] (FAILOK) → E, previous holders H
  *            [lock strata_lock cookie lease, assert_attr fence == E (absent if none), setattr fence = E+1]
  *            (one atomic vector on the header: the lock and the epoch bump cannot be separated)
+ *  takeover: H non-empty (their lease expired on the primary, else the lock was BUSY):
+ *            osd blocklist add h for each h in H → epoch B; objecter.requireEpoch(B); wait for
+ *            map ≥ B; only then held. Every OSD makes our ops wait for their mapEpoch (≥ B), so
+ *            each OSD we touch refuses the old holder's ops before it runs any of ours.
  *  renew:    every lease/3: [lock (same client+cookie renews), assert_attr fence == mine]
  *  lost:     renew answered BUSY or CANCELLED (someone else holds it / bumped the epoch) → fenced
  *  local:    writes are issued only while now < (send time of the last good renew) + lease − lease/10
@@ -13,14 +17,16 @@
  * Fencing of data objects is done by the image (image.ts `stampedWrite`): every data write
  * asserts the object's `fence` attr equals our epoch, restamping objects whose stamp is older
  * or absent, and refusing (fenced) when it is newer. A writer that lost its lease therefore
- * cannot change an object the new owner has written; and it stops issuing writes at all once
- * its lease has lapsed by its own monotonic clock.
+ * cannot change an object the new owner has written; it stops issuing writes at all once its
+ * lease has lapsed by its own monotonic clock; and after a takeover the OSDs refuse it
+ * outright (blocklisted), even on objects the new owner never wrote (docs/images.md §Takeover).
+ * A lock of our own instance (same Objecter) is never blocklisted: the fence stamps cover it.
  */
 import type { Logger } from 'pino';
 import { ClusterError } from '../common/errors.js';
 import type { PoolId } from '../common/ids.js';
 import type { Env, TimerHandle } from '../env/env.js';
-import { ASSERT_F_ABSENT, OSD_FLAG_FAILOK } from '../osd/osd-protocol.js';
+import { ASSERT_F_ABSENT, LOCK_ATTR_PREFIX, OSD_FLAG_FAILOK, decodeLockState } from '../osd/osd-protocol.js';
 import type { OsdOp } from '../osd/osd-protocol.js';
 import { FENCE_ATTR, LOCK_NAME, decodeFence, encodeFence } from './image-format.js';
 import type { Objecter } from './objecter.js';
@@ -42,6 +48,21 @@ export type LockState = 'unlocked' | 'held' | 'lost';
 /** The error every write of a fenced image gets. */
 export function fencedError(why: string): ClusterError {
   return new ClusterError('CLU_ERR_PERM', `image lock lost (fenced): ${why}`, { details: { reason: 'fenced' } });
+}
+
+/** True for the error the OSDs (or our own map) give a blocklisted client instance. */
+export function isBlocklistedError(err: ClusterError | null): boolean {
+  return err !== null && err.code === 'CLU_ERR_PERM' && err.details?.['reason'] === 'blocklisted';
+}
+
+/** Lock holders in a `lock.<name>` attr value (a corrupt value reads as none, as on the OSD). */
+function holdersOf(value: Uint8Array | undefined): string[] {
+  if (value === undefined) return [];
+  try {
+    return decodeLockState(value).holders.map((h) => h.client);
+  } catch {
+    return [];
+  }
 }
 
 export class ImageLock {
@@ -66,10 +87,16 @@ export class ImageLock {
   /** Takes the lock and bumps the fencing epoch; `CLU_ERR_BUSY` when another client holds it. */
   acquire(cb: (err: ClusterError | null) => void, triesLeft = 5): void {
     const { objecter, pool, header } = this.o;
-    objecter.submit({ pool, objectName: header, ops: [{ op: 'getattr', name: FENCE_ATTR }], flags: OSD_FLAG_FAILOK }, (err, res) => {
+    const getattrs: OsdOp[] = [{ op: 'getattr', name: FENCE_ATTR }, { op: 'getattr', name: LOCK_ATTR_PREFIX + LOCK_NAME }];
+    objecter.submit({ pool, objectName: header, ops: getattrs, flags: OSD_FLAG_FAILOK }, (err, res) => {
       if (err !== null && err.code !== 'CLU_ERR_NOT_FOUND') { cb(err); return; }
       const out = res?.reply.outs[0];
       const old = out !== undefined && out.kind === 'attr' && out.result === 0 ? decodeFence(out.value) : undefined;
+      const lockOut = res?.reply.outs[1];
+      // The fence assertion below ties this read to the lock we take: had anyone locked since,
+      // E would have moved and the vector fails CANCELLED (we re-read).
+      const previous = holdersOf(lockOut !== undefined && lockOut.kind === 'attr' && lockOut.result === 0 ? lockOut.value : undefined)
+        .filter((c) => c !== objecter.clientId);
       const next = (old ?? 0) + 1;
       const sentMs = this.o.env.nowMs();
       const ops: OsdOp[] = [
@@ -85,14 +112,46 @@ export class ImageLock {
           cb(err2.code === 'CLU_ERR_BUSY' ? new ClusterError('CLU_ERR_BUSY', 'image is locked by another writer', { cause: err2 }) : err2);
           return;
         }
-        this.state = 'held';
-        this.epoch = next;
-        this.validUntilMs = sentMs + this.o.leaseMs - Math.floor(this.o.leaseMs / 10);
-        this.o.log.info({ epoch: next, header }, 'image lock acquired');
-        this.schedule();
-        cb(null);
+        this.fencePrevious([...new Set(previous)], (err3) => {
+          if (err3 !== null) {
+            // We hold the lock but could not fence the old holder: give the lock back.
+            this.o.log.error({ err: err3, previous, header }, 'could not blocklist the previous lock holder; not taking over');
+            objecter.submit({ pool, objectName: header, ops: [{ op: 'unlock', name: LOCK_NAME, cookie: this.cookie }] }, () => cb(err3));
+            return;
+          }
+          this.state = 'held';
+          this.epoch = next;
+          this.validUntilMs = sentMs + this.o.leaseMs - Math.floor(this.o.leaseMs / 10);
+          this.o.log.info({ epoch: next, header, tookOverFrom: previous }, 'image lock acquired');
+          this.schedule();
+          cb(null);
+        });
       });
     });
+  }
+
+  /**
+   * Takeover: blocklists each previous holder, then holds our ops until our map has the
+   * blocklist epoch (and waits for it), so no OSD runs our ops before it refuses theirs.
+   */
+  private fencePrevious(previous: string[], cb: (err: ClusterError | null) => void): void {
+    if (previous.length === 0) { this.o.env.setImmediate(() => cb(null)); return; }
+    const { objecter } = this.o;
+    let maxEpoch = 0;
+    const next = (i: number): void => {
+      if (i === previous.length) {
+        objecter.requireEpoch(maxEpoch);
+        objecter.waitForEpoch(maxEpoch, cb);
+        return;
+      }
+      objecter.blocklist(previous[i]!, (err, epoch) => {
+        if (err !== null || epoch === undefined) { cb(err ?? new ClusterError('CLU_ERR_IO', 'blocklist: no epoch')); return; }
+        maxEpoch = Math.max(maxEpoch, epoch);
+        next(i + 1);
+      });
+    };
+    this.o.log.warn({ previous, header: this.o.header }, 'taking over an expired image lock: blocklisting its previous holder');
+    next(0);
   }
 
   private schedule(): void {
@@ -116,6 +175,7 @@ export class ImageLock {
       if (this.state !== 'held') return;
       if (err === null) this.validUntilMs = sentMs + this.o.leaseMs - Math.floor(this.o.leaseMs / 10);
       else if (err.code === 'CLU_ERR_BUSY' || err.code === 'CLU_ERR_CANCELLED') { this.markLost(`renewal refused (${err.code})`); return; }
+      else if (isBlocklistedError(err)) { this.markLost('this client instance is blocklisted'); return; }
       else this.o.log.warn({ err }, 'image lock renewal failed; retrying');
       this.schedule();
     });

@@ -12,7 +12,8 @@
  * Writes and fencing (image-lock.ts): a writable image holds the exclusive lock; every data
  * mutation is one vector `[assert_attr fence == epoch, op…]` (or, for an object not yet
  * stamped by us, `[assert_attr fence absent | == older, setattr fence = epoch, op…]`), so a
- * writer that lost the lock can never modify an object the new owner has written.
+ * writer that lost the lock can never modify an object the new owner has written; after a
+ * takeover the OSDs refuse the old writer altogether (blocklisted → fenced, image-lock.ts).
  *
  * Flush: writes are durable when acknowledged (the OSDs ack after commit on every replica),
  * so `flush` is a barrier: it completes when every write issued before it has completed.
@@ -25,7 +26,7 @@ import { ASSERT_F_ABSENT, OSD_FLAG_FAILOK } from '../osd/osd-protocol.js';
 import type { OsdOp } from '../osd/osd-protocol.js';
 import { FENCE_ATTR, META_ATTR, dataObject, decodeFence, encodeFence, encodeMeta, headerObject } from './image-format.js';
 import type { ImageMeta } from './image-format.js';
-import { fencedError } from './image-lock.js';
+import { fencedError, isBlocklistedError } from './image-lock.js';
 import type { ImageLock } from './image-lock.js';
 import { IoVec } from './iovec.js';
 import type { Objecter } from './objecter.js';
@@ -219,6 +220,12 @@ export class Image {
     const name = dataObject(this.id, objectNo);
     this.o.objecter.submit({ pool: this.o.pool, objectName: name, ops: [...prefix, ...ops], data }, (err) => {
       if (err === null) { this.stamped.add(objectNo); cb(null); return; }
+      if (isBlocklistedError(err)) {
+        // A newer holder took the lock over and had the OSDs refuse us: fenced, no retry.
+        lock.markLost(`client instance blocklisted (${err.message})`);
+        cb(this.fenced ?? fencedError('blocklisted'));
+        return;
+      }
       if ((err.code !== 'CLU_ERR_CANCELLED' && err.code !== 'CLU_ERR_NOT_FOUND') || tries <= 1) { cb(err); return; }
       this.readStamp(name, (err2, stamp) => {
         if (err2 !== null) { cb(err2); return; }
@@ -281,7 +288,8 @@ export class Image {
         ],
       }, (err2) => {
         if (err2 === null) this.meta = meta;
-        done(err2?.code === 'CLU_ERR_CANCELLED' ? fencedError('header epoch changed') : err2);
+        if (isBlocklistedError(err2)) this.o.lock!.markLost('client instance blocklisted');
+        done(err2?.code === 'CLU_ERR_CANCELLED' || isBlocklistedError(err2) ? (this.fenced ?? fencedError('header epoch changed')) : err2);
       });
     }), cb);
   }

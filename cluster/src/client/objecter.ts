@@ -32,6 +32,13 @@
  * - Bounded: `maxAttempts` sends and `opTimeoutMs` overall, with the last error in the final
  *   one. In-flight ops and bytes are bounded; more ops queue in submission order.
  *
+ * Blocklisting (docs/cluster-map.md §Blocklist): a reply `OSD_RESULT_BLOCKLISTED`, or a map
+ * that lists our `clientId`, makes this Objecter dead for data: every op, in flight or later,
+ * fails at once with `CLU_ERR_PERM` reason `blocklisted` (Ceph: a blocklisted librados
+ * instance gets EBLOCKLISTED forever; the process must reconnect as a new instance).
+ * `requireEpoch(e)` holds every op until our map is at epoch ≥ e, so OSDs (which make an op
+ * wait for its `mapEpoch`) have seen e before they execute it: the image lock's takeover.
+ *
  * Bulk data: write data views go to the messenger as they are (no copy); read data comes back
  * as views of the received chunks (`ObjecterResult.data`).
  */
@@ -42,12 +49,13 @@ import { ClusterError, clusterErrorFromWire } from '../common/errors.js';
 import type { OsdId, PoolId } from '../common/ids.js';
 import { NO_OSD } from '../common/ids.js';
 import type { Env, TimerHandle } from '../env/env.js';
+import { isBlocklisted } from '../map/cluster-map.js';
 import type { ClusterMap } from '../map/cluster-map.js';
 import type { Messenger } from '../msg/messenger.js';
 import type { InboundMessage } from '../msg/session.js';
 import { MsgType } from '../msg/types.js';
 import {
-  OSD_FLAG_READ, OSD_FLAG_WRITE, decodeOsdOpReply, encodeOsdOpRequest, isWriteOp, requestDataBytes,
+  OSD_FLAG_READ, OSD_FLAG_WRITE, decodeOsdOpReply, encodeOsdOpRequest, isWriteOp, osdResultError, requestDataBytes,
 } from '../osd/osd-protocol.js';
 import type { OsdOp, OsdOpReply } from '../osd/osd-protocol.js';
 import { recalcTarget } from './op-target.js';
@@ -62,6 +70,8 @@ export interface ObjecterMon {
   off(event: 'map', fn: (map: ClusterMap) => void): unknown;
   currentTicket(): TicketCredentials | undefined;
   ticket(cb: (err: ClusterError | null, creds?: TicketCredentials) => void): void;
+  /** Admin command to the monitor (MonClient.command); needed by `blocklist`. */
+  command?(cmd: Readonly<Record<string, unknown>>, cb: (err: ClusterError | null, result?: Record<string, unknown>) => void): void;
 }
 
 /** Limits and timeouts (GUIDE principle 6). */
@@ -167,6 +177,10 @@ export class Objecter {
   private closed = false;
   private readonly onMapBound = (map: ClusterMap): void => this.onMap(map);
   private readonly statsValue = { submitted: 0, completed: 0, resends: 0, mapResends: 0 };
+  /** Set once we learn we are blocklisted: every op fails with it. */
+  private blocklistedErr: ClusterError | null = null;
+  /** No op is sent before our map reaches this epoch (`requireEpoch`). */
+  private minEpoch = 0;
 
   constructor(private readonly o: ObjecterOptions) {
     this.env = o.env;
@@ -181,7 +195,7 @@ export class Objecter {
   /** Submits an op vector; `cb` is called exactly once, never synchronously. */
   submit(req: ObjectOpRequest, cb: ObjecterCallback): void {
     if (this.closed) { this.env.setImmediate(() => cb(new ClusterError('CLU_ERR_CANCELLED', 'objecter closed'))); return; }
-    const bad = validate(req);
+    const bad = validate(req) ?? this.blocklistedErr;
     if (bad !== null) { this.env.setImmediate(() => cb(bad)); return; }
     let flags = req.flags ?? 0;
     let bytes = requestDataBytes(req.ops);
@@ -204,6 +218,51 @@ export class Objecter {
     return new Promise((resolve, reject) => {
       this.submit(req, (err, res) => { if (err !== null || res === undefined) reject(err ?? new Error('no result')); else resolve(res); });
     });
+  }
+
+  /**
+   * Blocklists another client instance (`osd blocklist add` through the monitor); `cb` gets
+   * the epoch that lists it. Needs mon caps `allow rw` or `profile rbd`.
+   */
+  blocklist(instance: string, cb: (err: ClusterError | null, epoch?: number) => void): void {
+    const command = this.o.mon.command?.bind(this.o.mon);
+    if (command === undefined) { this.env.setImmediate(() => cb(new ClusterError('CLU_ERR_UNSUPPORTED', 'no monitor command channel'))); return; }
+    command({ prefix: 'osd blocklist add', instance }, (err, r) => {
+      const epoch = r?.['epoch'];
+      if (err !== null || typeof epoch !== 'number') { cb(err ?? new ClusterError('CLU_ERR_IO', 'blocklist add: no epoch in the reply')); return; }
+      this.log.info({ instance, epoch }, 'blocklisted another client instance');
+      cb(null, epoch);
+    });
+  }
+
+  /** Holds every op (queued or later) until our map is at `epoch` or newer. */
+  requireEpoch(epoch: number): void {
+    if (epoch > this.minEpoch) this.minEpoch = epoch;
+  }
+
+  /** `cb` once our map is at `epoch` or newer (CLU_ERR_TIMEOUT after `opTimeoutMs`). */
+  waitForEpoch(epoch: number, cb: (err: ClusterError | null) => void): void {
+    if ((this.o.mon.map()?.epoch ?? 0) >= epoch) { this.env.setImmediate(() => cb(null)); return; }
+    let timer: TimerHandle | null = null;
+    const onMap = (map: ClusterMap): void => {
+      if (map.epoch < epoch) return;
+      this.o.mon.off('map', onMap);
+      if (timer !== null) this.env.clearTimeout(timer);
+      cb(null);
+    };
+    timer = this.env.setTimeout(() => {
+      this.o.mon.off('map', onMap);
+      cb(new ClusterError('CLU_ERR_TIMEOUT', `map epoch ${epoch} did not arrive within ${this.limits.opTimeoutMs} ms`));
+    }, this.limits.opTimeoutMs);
+    this.o.mon.on('map', onMap);
+  }
+
+  /** Our instance was blocklisted: fail everything now and later (see the module comment). */
+  private becomeBlocklisted(why: string): void {
+    if (this.blocklistedErr !== null) return;
+    this.blocklistedErr = new ClusterError('CLU_ERR_PERM', `client instance ${this.clientId} is blocklisted (${why})`, { details: { reason: 'blocklisted' } });
+    this.log.error({ why }, 'this client instance is blocklisted; failing all ops');
+    for (const op of [...this.throttled, ...this.ops.values()]) this.finish(op, this.blocklistedErr);
   }
 
   /** Current counters. */
@@ -252,7 +311,7 @@ export class Objecter {
   private route(op: Op): void {
     if (op.state !== 'waiting') return;
     const map = this.o.mon.map();
-    if (map === undefined || map.epoch < op.waitEpoch) return; // onMap resumes it.
+    if (map === undefined || map.epoch < op.waitEpoch || map.epoch < this.minEpoch) return; // onMap resumes it.
     const r = recalcTarget(map, op.req.pool, op.req.objectName, undefined);
     op.target = r.next;
     if (r.result === 'POOL_DNE') { this.finish(op, new ClusterError('CLU_ERR_NOT_FOUND', `pool ${op.req.pool} does not exist at epoch ${map.epoch}`)); return; }
@@ -300,7 +359,12 @@ export class Objecter {
     }
     if (reply.result === 0) { this.finish(op, null, { reply, data: frame.data }); return; }
     const code = clusterErrorFromWire(reply.result) ?? 'CLU_ERR_IO';
-    const rErr = new ClusterError(code, `${op.req.objectName}: ${code} from osd.${op.target?.primary ?? '?'}`, { details: { osdEpoch: reply.mapEpoch, epoch: sentMap.epoch } });
+    const rErr = osdResultError(reply.result, `${op.req.objectName}: ${code} from osd.${op.target?.primary ?? '?'}`, { osdEpoch: reply.mapEpoch, epoch: sentMap.epoch });
+    if (rErr.details?.['reason'] === 'blocklisted') {
+      this.becomeBlocklisted(`osd.${op.target?.primary ?? '?'} at epoch ${reply.mapEpoch}`);
+      this.finish(op, this.blocklistedErr ?? rErr);
+      return;
+    }
     op.lastError = rErr;
     switch (code) {
       case 'CLU_ERR_EPOCH_STALE': case 'CLU_ERR_WRONG_TARGET': this.waitForMap(op, reply.mapEpoch, sentMap.epoch); return;
@@ -355,6 +419,7 @@ export class Objecter {
   // ----- Map changes and session resets. -----
 
   private onMap(map: ClusterMap): void {
+    if (isBlocklisted(map, this.clientId)) this.becomeBlocklisted(`map epoch ${map.epoch}`);
     this.sessions.prune(map);
     for (const op of [...this.ops.values()]) {
       if (op.state === 'waiting') {

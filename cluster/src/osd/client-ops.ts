@@ -12,12 +12,19 @@
  * - Dedup by reqId (client, tid) in the PG log: a resend of an applied write gets the original
  *   version; a resend of one in flight waits for it. Every op is answered at most once (`replied`).
  * - A failed sub-op re-peers the PG; in-flight writes go back to the queue (`requeueInflight`).
+ * - Client blocklist (docs/cluster-map.md §Blocklist): an op whose `reqId.client` the map lists
+ *   is answered `OSD_RESULT_BLOCKLISTED` at admission, after a map wait and right before it
+ *   executes (`tryOp`), so nothing of a blocklisted instance starts executing once this OSD has
+ *   the epoch; a new map answers such queued ops and closes their sessions (`onNewMap`).
+ * - An op with a newer `mapEpoch` than ours never runs on our older map: it waits for that
+ *   map (a client that waited for a blocklist epoch relies on it), then gets UNAVAILABLE.
  */
 import { capsAllow } from '../auth/caps.js';
 import { ClusterError, clusterErrorToWire } from '../common/errors.js';
 import type { ClusterErrorCode } from '../common/errors.js';
 import { stableMod } from '../common/hash.js';
 import type { ObjectName, OsdId, PoolId } from '../common/ids.js';
+import { isBlocklisted } from '../map/cluster-map.js';
 import type { InboundMessage, Session } from '../msg/session.js';
 import { MsgType } from '../msg/types.js';
 import { objectHash } from '../placement/placement.js';
@@ -28,7 +35,7 @@ import { Transaction } from '../store/types.js';
 import type { ObjectId, TxnOp } from '../store/types.js';
 import type { OsdContext } from './osd-context.js';
 import {
-  ASSERT_F_ABSENT, LOCK_ATTR_PREFIX, OP_MAP_WAIT_MS, OP_QUEUE_TIMEOUT_MS, OSD_FLAG_FAILOK, ZERO_VERSION, compareVersion,
+  ASSERT_F_ABSENT, LOCK_ATTR_PREFIX, OP_MAP_WAIT_MS, OP_QUEUE_TIMEOUT_MS, OSD_FLAG_FAILOK, OSD_RESULT_BLOCKLISTED, ZERO_VERSION, compareVersion,
   decodeLockState, decodeOsdOpRequest, encodeLockState, encodeOsdOpReply, isWriteOp,
 } from './osd-protocol.js';
 import type { EVersion, LockState, OsdOpOut, OsdOpRequest } from './osd-protocol.js';
@@ -42,6 +49,10 @@ export type ClientOpsContext = Pick<OsdContext,
 
 export class ClientOps {
   private readonly mapWait: ClientOp[] = [];
+  /** Client instance → its sessions that sent ops (closed when the instance is blocklisted). */
+  private readonly instanceSessions = new Map<string, Set<Session>>();
+  /** The blocklist table last enforced (maps share it between epochs that do not change it). */
+  private enforcedBlocklist: ReadonlyMap<string, number> | undefined;
 
   constructor(private readonly c: ClientOpsContext) {}
 
@@ -66,15 +77,22 @@ export class ClientOps {
       return;
     }
     this.c.stats.clientOps++;
-    this.dispatchOp({ req, s, q, data, arrivedMs: this.c.env.nowMs(), write, replied: false });
+    const op: ClientOp = { req, s, q, data, arrivedMs: this.c.env.nowMs(), write, replied: false };
+    if (map !== undefined && isBlocklisted(map, q.reqId.client)) { this.replyBlocklisted(op); return; }
+    this.trackSession(q.reqId.client, s);
+    this.dispatchOp(op);
   }
 
   private dispatchOp(op: ClientOp): void {
     const map = this.c.map();
     if (map === undefined || op.q.mapEpoch > map.epoch) {
       if (this.c.env.nowMs() - op.arrivedMs < OP_MAP_WAIT_MS) { this.mapWait.push(op); return; }
-      if (map === undefined) { this.replyErr(op, 'CLU_ERR_UNAVAILABLE'); return; }
+      // Why not run it on our older map: the client may have waited for a newer epoch (a
+      // blocklist) precisely so that we refuse someone else's ops before we run its own.
+      this.replyErr(op, 'CLU_ERR_UNAVAILABLE');
+      return;
     }
+    if (isBlocklisted(map, op.q.reqId.client)) { this.replyBlocklisted(op); return; }
     const pool = map.pools.get(op.q.pool as PoolId);
     if (pool === undefined) { this.replyErr(op, 'CLU_ERR_NOT_FOUND'); return; }
     const seed = stableMod(objectHash(op.q.objectName), pool.pgNum);
@@ -124,6 +142,8 @@ export class ClientOps {
   /** Executes `op` now if nothing blocks it; false = must wait. */
   private tryOp(pg: Pg, op: ClientOp): boolean {
     if (op.replied) return true;
+    const map = this.c.map();
+    if (map !== undefined && isBlocklisted(map, op.q.reqId.client)) { this.replyBlocklisted(op); return true; }
     const name = op.q.objectName;
     // A backfill scan is pending: every object of the target is untrusted until the scan's
     // diff is known, and no write may be in flight while both sides are listed.
@@ -353,6 +373,44 @@ export class ClientOps {
     this.reply(op, clusterErrorToWire(code), ZERO_VERSION, [], []);
   }
 
+  private replyBlocklisted(op: ClientOp): void {
+    if (!op.replied) this.c.log.info({ client: op.q.reqId.client, obj: op.q.objectName, epoch: this.c.map()?.epoch }, 'op of a blocklisted client refused');
+    this.reply(op, OSD_RESULT_BLOCKLISTED, ZERO_VERSION, [], []);
+  }
+
+  private trackSession(instance: string, s: Session): void {
+    let set = this.instanceSessions.get(instance);
+    if (set === undefined) { set = new Set(); this.instanceSessions.set(instance, set); }
+    if (set.has(s)) return;
+    set.add(s);
+    s.once('closed', () => {
+      set.delete(s);
+      if (set.size === 0 && this.instanceSessions.get(instance) === set) this.instanceSessions.delete(instance);
+    });
+  }
+
+  /**
+   * A new map (called from `retryMapWaits`, which OsdCore runs on every map): when the
+   * blocklist changed, answers the queued ops of listed instances and closes their sessions.
+   */
+  private onNewMap(): void {
+    const map = this.c.map();
+    if (map === undefined || map.blocklist === this.enforcedBlocklist) return;
+    this.enforcedBlocklist = map.blocklist;
+    if (map.blocklist.size === 0) return;
+    const listed = (op: ClientOp): boolean => isBlocklisted(map, op.q.reqId.client);
+    for (const pg of this.c.pgs.values()) {
+      for (const op of pg.queue) if (listed(op)) this.replyBlocklisted(op);
+      for (const list of pg.objWait.values()) for (const op of list) if (listed(op)) this.replyBlocklisted(op);
+    }
+    for (const [instance, sessions] of [...this.instanceSessions]) {
+      if (!map.blocklist.has(instance)) continue;
+      this.c.log.warn({ client: instance, sessions: sessions.size, epoch: map.epoch }, 'client blocklisted; closing its sessions');
+      this.instanceSessions.delete(instance);
+      for (const s of [...sessions]) s.close();
+    }
+  }
+
   /** In-flight client writes of a dead interval go back to the queue; dedup answers them later. */
   requeueInflight(pg: Pg): void {
     const ops: ClientOp[] = [];
@@ -374,6 +432,7 @@ export class ClientOps {
 
   /** Ops that waited for a newer map (or whose wait expired) are dispatched again. */
   retryMapWaits(): void {
+    this.onNewMap();
     const waiting = this.mapWait.splice(0);
     for (const op of waiting) this.dispatchOp(op);
   }

@@ -36,6 +36,7 @@
  * held by someone else is `CLU_ERR_BUSY`.
  */
 import { CodecError, Reader, Writer } from '../common/codec.js';
+import { ClusterError, clusterErrorFromWire, clusterErrorToWire } from '../common/errors.js';
 
 export const OSD_OP_PROTOCOL_VERSION = 1;
 
@@ -162,8 +163,24 @@ export const OsdOpLimits = {
 
 /** A queued op (PG peering / below min_size) is failed with CLU_ERR_UNAVAILABLE after this. */
 export const OP_QUEUE_TIMEOUT_MS = 30_000;
-/** A request with a newer epoch than the OSD's waits this long for that map, then WRONG_TARGET/EPOCH_STALE. */
+/** A request with a newer epoch than the OSD's waits this long for that map, then UNAVAILABLE (never runs on an older map). */
 export const OP_MAP_WAIT_MS = 2_000;
+
+/**
+ * Reply `result` of an op from a blocklisted client instance (docs/cluster-map.md §Blocklist):
+ * `CLU_ERR_PERM` with reason `blocklisted` — the wire code of CLU_ERR_PERM with bit 0x100 set
+ * (`osdResultError` decodes it). Final: the Objecter does not resend it.
+ */
+export const OSD_RESULT_BLOCKLISTED = 0x100 | clusterErrorToWire('CLU_ERR_PERM');
+
+/** The error a non-zero reply `result` stands for (CLU_ERR_IO for an unknown code). */
+export function osdResultError(result: number, message: string, details: Record<string, unknown> = {}): ClusterError {
+  if (result === OSD_RESULT_BLOCKLISTED) {
+    return new ClusterError('CLU_ERR_PERM', `${message} (client blocklisted)`, { details: { ...details, reason: 'blocklisted' } });
+  }
+  const code = clusterErrorFromWire(result) ?? 'CLU_ERR_IO';
+  return new ClusterError(code, message, { details });
+}
 
 /** Lock attribute prefix: a lock named `n` is stored in the object attr `lock.n`. */
 export const LOCK_ATTR_PREFIX = 'lock.';

@@ -1,0 +1,154 @@
+/**
+ * The image lock's takeover fences the old holder at the OSDs (issue #6): a real monitor
+ * (client-harness TestCluster, no fake OSDs) and two real `OsdCore`s with their object stores
+ * (wired as bin/osd.ts does: ticket auth, boot, beacons, map subscription), two real
+ * ClusterClients. Writer A stalls with its map frozen and its local lease check bypassed (a
+ * paused process whose writes were already issued); B takes the lock over, which blocklists
+ * A's client instance. A's late writes — to an object A itself stamped and to a fresh one, both
+ * never written by B, so the fence stamps alone would let them through — must be refused by
+ * the OSDs (CLU_ERR_PERM, reason blocklisted), A's image must turn fenced and stay so without
+ * retrying, and B's view of the data must be what A wrote before the takeover.
+ */
+import test from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { authPolicy } from '../src/auth/handshake.js';
+import { ClusterClient } from '../src/client/cluster-client.js';
+import type { Image } from '../src/client/image.js';
+import type { Images } from '../src/client/images.js';
+import { ClusterError } from '../src/common/errors.js';
+import type { OsdId } from '../src/common/ids.js';
+import type { Env } from '../src/env/env.js';
+import { MonClient } from '../src/mon/mon-client.js';
+import { Messenger } from '../src/msg/messenger.js';
+import { OsdCore } from '../src/osd/osd-core.js';
+import { ObjectStore } from '../src/store/object-store.js';
+import { TestCluster } from './client-harness.js';
+
+/** One real OSD in this process (bin/osd.ts's wiring minus peer heartbeats). */
+class InProcessOsd {
+  msgr!: Messenger;
+  mon!: MonClient;
+  core!: OsdCore;
+  store!: ObjectStore;
+  private secret: Uint8Array | undefined;
+
+  constructor(private readonly env: Env, readonly id: number, private readonly key: Uint8Array, private readonly monPort: number, private readonly dir: string) {}
+
+  start(): Promise<void> {
+    const { env, id } = this;
+    return new Promise((resolve, reject) => {
+      ObjectStore.open(env, { dir: this.dir, journalBytes: 8 * 1024 * 1024 }, (err, store) => {
+        if (err !== null || store === undefined) { reject(err); return; }
+        this.store = store;
+        this.msgr = new Messenger({
+          env, entity: `osd.${id}`,
+          auth: authPolicy({ allowUnauthenticated: false, serviceSecret: () => this.secret }),
+          credentials: () => { const t = this.mon.currentTicket(); return t === undefined ? { method: 'none' } : { method: 'ticket', ticket: t.ticket, sessionKey: t.sessionKey }; },
+        });
+        this.mon = new MonClient({ env, entity: `osd.${id}`, key: this.key, mon: { host: '127.0.0.1', port: this.monPort }, msgr: this.msgr, requestTimeoutMs: 3000 });
+        this.core = new OsdCore({
+          env, log: env.log, id: id as OsdId, store, msgr: this.msgr, peerTimeoutMs: 3000,
+          reportPgStates: (states) => this.mon.reportPgStates(id as OsdId, states),
+          recordPgHistory: (pg, op, set, cb) => this.mon.pgHistory(id as OsdId, pg, op, set, (e) => cb(e)),
+        });
+        this.mon.on('map', (map) => this.core.handleMap(map));
+        this.mon.serviceSecret((e2, secret) => {
+          if (e2 !== null || secret === undefined) { reject(e2); return; }
+          this.secret = secret;
+          this.msgr.listen('127.0.0.1', 0, (e3, port) => {
+            if (e3 !== null || port === undefined) { reject(e3); return; }
+            this.mon.subscribe();
+            this.mon.ticket((e4) => {
+              if (e4 !== null) { reject(e4); return; }
+              this.mon.boot({ uuid: `uuid-real-${id}`, addr: `127.0.0.1:${port}`, location: { host: `h${id}` }, osdId: id }, (e5) => {
+                if (e5 !== null) { reject(e5); return; }
+                this.mon.startBeacons(id as OsdId, 200, () => undefined);
+                resolve();
+              });
+            });
+          });
+        });
+      });
+    });
+  }
+
+  stop(): Promise<void> {
+    this.core.stop();
+    this.mon.close();
+    this.msgr.shutdown();
+    return new Promise((resolve) => this.store.close(() => resolve()));
+  }
+}
+
+const code = (e: unknown): string | undefined => (e as ClusterError | undefined)?.code;
+const reason = (e: unknown): unknown => (e as ClusterError | undefined)?.details?.['reason'];
+const MiB = 1024 * 1024;
+
+test('takeover blocklists the old holder: its late writes to objects the new owner never wrote are refused by the OSDs', async (t) => {
+  const c = await TestCluster.start({ osds: 0, pool: { name: 'vms', size: 2, minSize: 1, pgNum: 8 } });
+  const dir = mkdtempSync('/var/tmp/strata-blocklist-test-');
+  const osds = [0, 1].map((id) => new InProcessOsd(c.env, id, c.ring.get(`osd.${id}`)!.key, c.monPort, join(dir, `osd${id}`)));
+  const clients: ClusterClient[] = [];
+  t.teardown(async () => {
+    for (const cl of clients) cl.close();
+    for (const o of osds) await o.stop();
+    await c.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (const o of osds) await o.start();
+  await c.waitMap((m) => [...m.osds.values()].filter((x) => x.up).length === 2);
+  const connect = async (): Promise<ClusterClient> => {
+    const cl = await ClusterClient.connectAsync({ env: c.env, mon: { host: '127.0.0.1', port: c.monPort }, entity: 'client.admin', key: c.ring.get('client.admin')!.key });
+    clients.push(cl);
+    return cl;
+  };
+  const ca = await connect();
+  const cb = await connect();
+  const imagesA = ca.images('vms') as Images;
+  await imagesA.createAsync('disk', { sizeBytes: 4 * MiB, layout: { objectSize: MiB } });
+
+  const a: Image = await imagesA.openAsync('disk', { leaseMs: 1000 });
+  await a.writeAsync(0, new Uint8Array(4096).fill(0xa0)); // object 0
+  await a.writeAsync(MiB, new Uint8Array(4096).fill(0xa1)); // object 1: stamped by A
+  // A stalls: no renewals, its local lease check bypassed (writes already issued), and it
+  // hears no more maps (so only the OSDs can stop it).
+  const lock = (a as unknown as { o: { lock: { pauseRenewalForTest(): void; forceLocallyValidForTest(): void } } }).o.lock;
+  lock.pauseRenewalForTest();
+  lock.forceLocallyValidForTest();
+  (ca.mon as unknown as { onMapPush: () => void }).onMapPush = () => undefined;
+  const frozenEpoch = ca.map().epoch;
+  await new Promise((r) => setTimeout(r, 1400));
+
+  const b: Image = await (cb.images('vms') as Images).openAsync('disk', { leaseMs: 10_000 });
+  t.true(b.fenceEpoch > a.fenceEpoch);
+  const map = cb.map();
+  t.true(map.blocklist.has(ca.objecter.clientId), 'the takeover blocklisted A\'s client instance');
+  t.false(map.blocklist.has(cb.objecter.clientId));
+  t.true(map.epoch > frozenEpoch);
+  t.is(ca.map().epoch, frozenEpoch, 'A still runs on its old map');
+  const ls = await c.command({ prefix: 'osd blocklist ls' });
+  t.deepEqual((ls['blocklist'] as { instance: string }[]).map((e) => e.instance), [ca.objecter.clientId]);
+
+  // A's late writes: object 1 (A's own stamp, B never wrote it) and object 2 (fresh).
+  const e1 = await t.throwsAsync(a.writeAsync(MiB, new Uint8Array(4096).fill(0xee)));
+  t.is(code(e1), 'CLU_ERR_PERM');
+  t.is(reason(e1), 'fenced');
+  t.regex((e1 as Error).message, /blocklisted/);
+  const started = Date.now();
+  const e2 = await t.throwsAsync(a.writeAsync(2 * MiB, new Uint8Array(4096).fill(0xee)));
+  t.is(code(e2), 'CLU_ERR_PERM');
+  t.true(Date.now() - started < 2000, 'a fenced image fails at once, it does not retry');
+  // The OSDs themselves refuse A's client instance, whatever the op (a raw read here).
+  const raw = await t.throwsAsync(ca.objecter.submitAsync({ pool: map.pools.values().next().value!.id, objectName: 'anything', ops: [{ op: 'stat' }] }));
+  t.is(code(raw), 'CLU_ERR_PERM');
+  t.is(reason(raw), 'blocklisted');
+
+  // B sees what A wrote before the takeover, and nothing of A's late writes.
+  t.deepEqual(await b.readAsync(MiB, 4096), new Uint8Array(4096).fill(0xa1));
+  t.deepEqual(await b.readAsync(2 * MiB, 4096), new Uint8Array(4096));
+  t.deepEqual(await b.readAsync(0, 4096), new Uint8Array(4096).fill(0xa0));
+  await b.writeAsync(MiB, new Uint8Array(4096).fill(0xb1));
+  t.deepEqual(await b.readAsync(MiB, 4096), new Uint8Array(4096).fill(0xb1));
+  await b.closeAsync();
+});
