@@ -35,6 +35,7 @@ import { uuidFromBytes } from '../mon/monitor-core.js';
 import { Messenger } from '../msg/messenger.js';
 import type { InboundMessage, Session } from '../msg/session.js';
 import { MsgType } from '../msg/types.js';
+import { PeerHeartbeats } from '../osd/peer-heartbeats.js';
 import { objectToPg, pgToOsds } from '../placement/placement.js';
 import { OsdCore } from '../osd/osd-core.js';
 import { ObjectStore } from '../store/object-store.js';
@@ -145,16 +146,13 @@ function loadOrCreateUuid(env: Env, dir: string, cb: (err: Error | null, uuid?: 
   });
 }
 
-interface Peer { addr: string; session: Session; lastReplyMs: number; reported: 'refused' | 'timeout' | null; upFrom: number }
-
 /** The OSD process state: monitor client, listener, peer heartbeats, the data path. */
 class Osd {
   private readonly msgr: Messenger;
   private readonly mon: MonClient;
   private secret: Uint8Array | undefined;
   private booting = false;
-  private readonly peers = new Map<OsdId, Peer>();
-  private hbTimer: ReturnType<Env['setTimeout']> | undefined;
+  private readonly heartbeats: PeerHeartbeats;
   private readonly core: OsdCore;
 
   constructor(private readonly env: Env, private readonly log: Logger, private readonly a: OsdArgs, key: Uint8Array,
@@ -169,6 +167,7 @@ class Osd {
     });
     this.mon = new MonClient({ env, entity: `osd.${a.id}`, key, mon: a.mon, msgr: this.msgr });
     this.mon.on('authError', (err) => log.error({ err }, 'monitor rejected our key'));
+    this.heartbeats = new PeerHeartbeats({ env, log, id: a.id, msgr: this.msgr, mon: this.mon, intervalMs: a.hbIntervalMs, graceMs: a.hbGraceMs });
     this.mon.on('map', (map) => this.onMap(map));
     this.mon.on('connected', () => { const m = this.mon.map(); if (m !== undefined) this.reportPgs(m); });
     this.msgr.handle(MsgType.MSG_OSD_PING, (req, s) => this.onPing(req, s));
@@ -200,14 +199,14 @@ class Osd {
         this.mon.startBeacons(this.a.id, this.a.beaconMs, (r) => {
           if (r === 'boot-required' || r === 'unknown-osd') this.boot();
         });
-        this.heartbeatTick();
+        this.heartbeats.start();
       });
     });
   }
 
   stop(): void {
     this.core.stop();
-    if (this.hbTimer !== undefined) this.env.clearTimeout(this.hbTimer);
+    this.heartbeats.stop();
     this.mon.close();
     this.msgr.shutdown();
   }
@@ -244,10 +243,7 @@ class Osd {
   private onMap(map: ClusterMap): void {
     this.core.handleMap(map);
     this.reportPgs(map);
-    for (const [id, p] of this.peers) {
-      const o = map.osds.get(id);
-      if (o === undefined || !o.up || o.addr !== p.addr || o.upFrom !== p.upFrom) { p.session.close(); this.peers.delete(id); }
-    }
+    this.heartbeats.handleMap(map);
   }
 
   /** PG states come from the data path (primary PGs only). */
@@ -256,45 +252,6 @@ class Osd {
     if (me === undefined || !me.up) return;
     const states = this.core.pgStates();
     if (Object.keys(states).length > 0) this.mon.reportPgStates(this.a.id, states);
-  }
-
-  private heartbeatTick(): void {
-    this.hbTimer = this.env.setTimeout(() => this.heartbeatTick(), this.a.hbIntervalMs);
-    const map = this.mon.map();
-    if (map === undefined || this.mon.currentTicket() === undefined) return;
-    const now = this.env.nowMs();
-    for (const o of map.osds.values()) {
-      if (o.id === this.a.id || !o.up || o.addr === '') continue;
-      let p = this.peers.get(o.id);
-      if (p === undefined) p = this.addPeer(o.id, o.addr, o.upFrom, now);
-      const peer = p;
-      peer.session.request({ type: MsgType.MSG_OSD_PING, payload: encodeOsdPing(this.a.id, map.epoch) }, { timeoutMs: this.a.hbGraceMs }, (err) => {
-        if (err !== null) return;
-        peer.lastReplyMs = this.env.nowMs();
-        if (peer.reported === 'timeout') this.mon.reportFailure(o.id, 'timeout', true);
-        peer.reported = null;
-      });
-      if (peer.reported === null && now - peer.lastReplyMs > this.a.hbGraceMs) {
-        peer.reported = 'timeout';
-        this.log.warn({ peer: o.id, silentMs: Math.round(now - peer.lastReplyMs) }, 'peer heartbeat timeout; reporting');
-        this.mon.reportFailure(o.id, 'timeout');
-      }
-    }
-  }
-
-  private addPeer(id: OsdId, addr: string, upFrom: number, now: number): Peer {
-    const session = this.msgr.connect(parseHostPort(addr, 'peer addr'));
-    const p: Peer = { addr, session, lastReplyMs: now, reported: null, upFrom };
-    // Why report on ECONNREFUSED at once: nothing listens there, the process is gone (Ceph's
-    // osd_fast_fail_on_connection_refused); a timeout would only be an opinion.
-    session.on('connectFailed', (err) => {
-      if (err.details?.['errno'] !== 'ECONNREFUSED' || p.reported === 'refused') return;
-      p.reported = 'refused';
-      this.log.warn({ peer: id, addr }, 'peer connection refused; reporting');
-      this.mon.reportFailure(id, 'refused');
-    });
-    this.peers.set(id, p);
-    return p;
   }
 
   private onPing(req: InboundMessage, s: Session): void {
