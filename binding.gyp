@@ -9,6 +9,7 @@
         "native/src/poller.cc",
         "native/src/misc.cc",
         "native/src/gmac.cc",
+        "native/src/aligned.cc",
         "native/src/page_cache.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

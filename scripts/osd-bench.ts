@@ -25,7 +25,7 @@ import { objectToPg, pgToOsds } from '../cluster/src/placement/placement.js';
 
 const MAIN = join(fileURLToPath(import.meta.url), '../../backend/src/main.js');
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1] ?? 5) || 5;
-// `--only w1,w16,r1,r16,seq`: run a subset of the phases (e.g. to profile one of them).
+// `--only w1,w16,r1,r16,seq,rseq`: run a subset of the phases (e.g. to profile one of them).
 const onlyArg = process.argv.indexOf('--only') >= 0 ? process.argv[process.argv.indexOf('--only') + 1] ?? '' : '';
 const only = onlyArg === '' ? null : new Set(onlyArg.split(','));
 // `--verbose`: also print CPU µs/op per process (client, osd.0..2) after each phase.
@@ -34,6 +34,8 @@ const verbose = process.argv.includes('--verbose');
 const poolSize = Math.min(3, Math.max(1, Number(process.argv[process.argv.indexOf('--size') + 1] ?? 3) || 3));
 // `--journal-io pool|inline`: passed to every OSD (docs/object-store.md, "Journal I/O").
 const journalIo = process.argv.indexOf('--journal-io') >= 0 ? process.argv[process.argv.indexOf('--journal-io') + 1] ?? 'inline' : 'inline';
+// `--data-io direct|buffered`: passed to every OSD (docs/object-store.md, "Data I/O").
+const dataIo = process.argv.indexOf('--data-io') >= 0 ? process.argv[process.argv.indexOf('--data-io') + 1] ?? 'direct' : 'direct';
 // STRATA_BENCH_DIR: where the stores live (default /var/tmp, a real disk; /dev/shm isolates CPU from fsync).
 const dir = mkdtempSync(join(process.env['STRATA_BENCH_DIR'] ?? '/var/tmp', 'strata-osd-bench-'));
 const keyring = join(dir, 'keyring');
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < 3; i++) {
     await cli(['auth', 'add', `osd.${i}`, '--caps', 'mon=allow r', '-o', join(dir, `osd.${i}.keyring`)]);
     osds.push(spawnDaemon(['osd', '--id', String(i), '--data', join(dir, `osd.${i}`), '--addr', `127.0.0.1:${ports[i]}`, '--mon', `127.0.0.1:${monPort}`,
-      '--keyring', join(dir, `osd.${i}.keyring`), '--host', `h${i}`, '--log-level', 'warn', '--journal-io', journalIo], `osd.${i}.log`));
+      '--keyring', join(dir, `osd.${i}.keyring`), '--host', `h${i}`, '--log-level', 'warn', '--journal-io', journalIo, '--data-io', dataIo], `osd.${i}.log`));
   }
   await cli(['pool', 'create', 'bench', '--size', String(poolSize), '--min-size', String(Math.min(2, poolSize)), '--pg-num', '32', '--failure-domain', 'osd']);
   const env = createRealEnv({ log: pino({ level: 'silent' }), net: new RealNet() });
@@ -177,7 +179,16 @@ async function main(): Promise<void> {
   await phase('w16', '4k randwrite', 16, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'write', offset: r.off, length: 4096 }], [buf4k]); });
   await phase('r1', '4k randread', 1, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'read', offset: r.off, length: 4096 }], []); });
   await phase('r16', '4k randread', 16, 4096, () => { const r = rnd(); return () => op(r.name, [{ op: 'read', offset: r.off, length: 4096 }], []); });
-  await phase('seq', '1M seqwrite', 4, 1 << 20, (i) => { const name = `seq.${Math.floor(i / 4)}`; const off = (i % 4) << 20; return () => op(name, [{ op: 'write', offset: off, length: 1 << 20 }], [buf1m]); });
+  let seqWrites = 0;
+  await phase('seq', '1M seqwrite', 4, 1 << 20, (i) => { seqWrites = Math.max(seqWrites, i + 1); const name = `seq.${Math.floor(i / 4)}`; const off = (i % 4) << 20; return () => op(name, [{ op: 'write', offset: off, length: 1 << 20 }], [buf1m]); });
+  // `rseq`: 4k random reads of what the 1M phase wrote (direct writes: with --data-io direct
+  // those blocks are not in the page cache). Only the objects fully written are read.
+  const seqObjects = Math.floor(seqWrites / 4) - 1;
+  const rndSeq = (): { name: string; off: number } => ({ name: `seq.${Math.floor(Math.random() * seqObjects)}`, off: Math.floor(Math.random() * 1024) * 4096 });
+  if (seqObjects > 0) {
+    await phase('rseq', '4k randread of 1M data', 1, 4096, () => { const r = rndSeq(); return () => op(r.name, [{ op: 'read', offset: r.off, length: 4096 }], []); });
+    await phase('rseq', '4k randread of 1M data', 16, 4096, () => { const r = rndSeq(); return () => op(r.name, [{ op: 'read', offset: r.off, length: 4096 }], []); });
+  }
   mon.close();
   // SIGTERM when profiling: node writes --cpu-prof output only on a clean exit.
   for (const p of procs) p.kill(process.env['STRATA_BENCH_NODE_ARGS'] ? 'SIGTERM' : 'SIGKILL');

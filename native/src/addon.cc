@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include "addon.h"
+#include "aligned.h"
 #include "gmac.h"
 #include "mapping.h"
 #include "misc.h"
@@ -45,6 +46,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfd", Napi::Function::New(env, event_fd, "eventfd"));
   exports.Set("memfdCreate", Napi::Function::New(env, memfd_create_sized, "memfdCreate"));
   exports.Set("fallocate", Napi::Function::New(env, fallocate_range, "fallocate"));
+  exports.Set("allocAligned", Napi::Function::New(env, alloc_aligned, "allocAligned"));
+  exports.Set("alignmentOf", Napi::Function::New(env, alignment_of, "alignmentOf"));
   exports.Set("gmacKey", Napi::Function::New(env, gmac_key, "gmacKey"));
   exports.Set("gmacSign", Napi::Function::New(env, gmac_sign, "gmacSign"));
   exports.Set("gmacVerify", Napi::Function::New(env, gmac_verify, "gmacVerify"));

@@ -60,12 +60,15 @@ export const OSD_USAGE = `Usage: strata osd --id N --data DIR --addr HOST:PORT -
   --journal-io inline|pool   journal writes on the event loop's thread (default: no thread
                              hand-offs) or through the I/O thread pool (slow disks, where
                              a blocked loop would delay reads; docs/object-store.md)
+  --data-io direct|buffered  big writes' data-file pwrites with O_DIRECT (default: no copy
+                             into the page cache; falls back to buffered where the file
+                             system refuses it, e.g. old tmpfs) or buffered (docs/object-store.md)
   --log-level LEVEL          pino level (default info)`;
 
 interface OsdArgs {
   id: OsdId; data: string; addr: { host: string; port: number }; mon: { host: string; port: number }; keyring: string;
   host: string; rack: string | undefined; weight: number; beaconMs: number; hbIntervalMs: number; hbGraceMs: number; logLevel: string;
-  scrubMs: number; journalMib: number; journalIo: 'pool' | 'inline';
+  scrubMs: number; journalMib: number; journalIo: 'pool' | 'inline'; dataIo: 'direct' | 'buffered';
 }
 
 function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
@@ -76,7 +79,7 @@ function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
       host: { type: 'string' }, rack: { type: 'string' }, weight: { type: 'string' }, 'beacon-interval-ms': { type: 'string' },
       'heartbeat-interval-ms': { type: 'string' }, 'heartbeat-grace-ms': { type: 'string' }, 'log-level': { type: 'string' },
       'scrub-interval-ms': { type: 'string' }, 'journal-mib': { type: 'string' }, 'journal-io': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+      'data-io': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help === true) return 'help';
@@ -84,6 +87,8 @@ function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
   const weight = values.weight === undefined ? 1 : Number(values.weight);
   const journalIo = values['journal-io'] ?? 'inline';
   if (journalIo !== 'pool' && journalIo !== 'inline') throw new UsageError('--journal-io must be pool or inline');
+  const dataIo = values['data-io'] ?? 'direct';
+  if (dataIo !== 'direct' && dataIo !== 'buffered') throw new UsageError('--data-io must be direct or buffered');
   if (!(weight > 0 && weight < 65536)) throw new UsageError('--weight must be a positive number');
   return {
     id: parseIntOption(values.id, '--id', 0) as OsdId, data: values.data!, addr: parseHostPort(values.addr!, '--addr'),
@@ -92,7 +97,7 @@ function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
     hbIntervalMs: parseIntOption(values['heartbeat-interval-ms'], '--heartbeat-interval-ms', 1000),
     hbGraceMs: parseIntOption(values['heartbeat-grace-ms'], '--heartbeat-grace-ms', 3000), logLevel: values['log-level'] ?? 'info',
     scrubMs: parseIntOption(values['scrub-interval-ms'], '--scrub-interval-ms', 0), journalMib: parseIntOption(values['journal-mib'], '--journal-mib', 64),
-    journalIo,
+    journalIo, dataIo,
   };
 }
 
@@ -114,7 +119,7 @@ export function runOsd(argv: string[], exit: (code: number) => void): void {
     if (err !== null || entry === undefined) { fail(err ?? new UsageError(`keyring ${args.keyring} has no ${entity}`)); return; }
     loadOrCreateUuid(env, args.data, (err2, uuid) => {
       if (err2 !== null || uuid === undefined) { fail(err2); return; }
-      ObjectStore.open(env, { dir: joinPath(args.data, 'store'), journalBytes: args.journalMib * 1024 * 1024, journalIo: args.journalIo }, (err3, store) => {
+      ObjectStore.open(env, { dir: joinPath(args.data, 'store'), journalBytes: args.journalMib * 1024 * 1024, journalIo: args.journalIo, dataIo: args.dataIo }, (err3, store) => {
         if (err3 !== null || store === undefined) { fail(err3); return; }
         const osd = new Osd(env, log, args, entry.key, uuid, store, fail);
         osd.start();

@@ -52,6 +52,12 @@ export interface OpenOptions {
    */
   dsync?: boolean;
   /**
+   * O_DIRECT: writes bypass the page cache. Every pwrite on this fd must use a 4096-aligned
+   * buffer, offset and length (common/aligned.ts). Only honoured when `Disk.directIo` is true;
+   * a file system that refuses O_DIRECT (tmpfs before Linux 6.6) fails the open with EINVAL.
+   */
+  direct?: boolean;
+  /**
    * A hint: reads on this fd are random, so the kernel should not read ahead
    * (posix_fadvise RANDOM). Ignored where unsupported, and by the simulated disk.
    */
@@ -77,6 +83,12 @@ export interface Disk {
    * Disks without it (the simulator's) keep the pwrite + fdatasync model.
    */
   readonly dsyncWrites?: boolean;
+  /**
+   * True when `open` honours `OpenOptions.direct` (the real disk). Why: a 1 MiB buffered write
+   * costs its copy into the page cache (the largest single CPU cost of the 1 MiB write path,
+   * docs/benchmarks.md "Session 3"); the simulator's disk has no page cache to skip.
+   */
+  readonly directIo?: boolean;
   open(path: string, options: OpenOptions, cb: (err: DiskError | null, fd: Fd) => void): void;
   /** Reads up to `buf.length` bytes at `position`; `bytesRead` < length only at EOF. */
   pread(fd: Fd, buf: Uint8Array, position: number, cb: (err: DiskError | null, bytesRead: number) => void): void;

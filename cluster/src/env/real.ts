@@ -27,6 +27,7 @@ function openFlags(o: OpenOptions): number {
   if (o.exclusive === true) flags |= c.O_EXCL;
   if (o.truncate === true) flags |= c.O_TRUNC;
   if (o.dsync === true) flags |= c.O_DSYNC;
+  if (o.direct === true) flags |= c.O_DIRECT;
   return flags;
 }
 
@@ -119,6 +120,7 @@ function adviseRandom(fd: number): void {
 export function createRealDisk(): Disk {
   return {
     dsyncWrites: true,
+    directIo: true,
     open: (path, options, cb) =>
       fs.open(path, openFlags(options), 0o600, (err, fd) => {
         if (err) return cb(asDiskError(err), -1 as Fd);

@@ -7,6 +7,7 @@
  * older than the newest it has seen for the PG, so a slow sub-op from a dead interval can never
  * land after the new primary's activation.
  */
+import { bulkBytes } from '../common/aligned.js';
 import { CodecError, Reader, Writer } from '../common/codec.js';
 import type { PoolId, ObjectName } from '../common/ids.js';
 import type { TxnOp } from '../store/types.js';
@@ -85,12 +86,15 @@ function readTxnOps(r: Reader, data: Uint8Array): TxnOp[] {
   return ops;
 }
 
-/** Concatenates bulk chunks (a received frame's data may be split). Copies only when split. */
+/**
+ * Concatenates bulk chunks (a received frame's data may be split). Copies only when split;
+ * a big result is 4096-aligned (common/aligned.ts), so the store can write it O_DIRECT as is.
+ */
 export function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;
   let n = 0;
   for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
+  const out = bulkBytes(n);
   let p = 0;
   for (const c of chunks) { out.set(c, p); p += c.length; }
   return out;

@@ -41,6 +41,8 @@ export interface OpenedStore {
   readonly readGate: InflightGate;
   readonly journalFd: Fd;
   readonly dataFd: Fd;
+  /** The data file opened O_DIRECT for direct writes, when asked for and allowed. */
+  readonly dataDirectFd: Fd | undefined;
   readonly storeUuid: Uint8Array;
   readonly gen: number;
   /** Records replayed and why replay stopped (for logs and tests). */
@@ -101,13 +103,13 @@ function zeroFill(disk: Disk, fd: Fd, from: number, to: number, cb: (err: DiskEr
 }
 
 /** Opens (creating when needed) the store in `dir`. */
-export function openStore(env: Env, p: { dir: string; journalBytes: number; inlineJournal?: boolean }, cb: Cb<OpenedStore>): void {
+export function openStore(env: Env, p: { dir: string; journalBytes: number; inlineJournal?: boolean; directData?: boolean }, cb: Cb<OpenedStore>): void {
   const disk = env.disk;
   disk.mkdir(p.dir, (err) => {
     if (err) return cb(ioError('mkdir', err));
     disk.readdir(p.dir, (err2, names) => {
       if (err2) return cb(ioError('readdir', err2));
-      const load = (): void => loadStore(env, p.dir, p.inlineJournal === true, cb);
+      const load = (): void => loadStore(env, p.dir, { inlineJournal: p.inlineJournal === true, directData: p.directData === true }, cb);
       const afterTmp = (): void => {
         if (names.includes('meta')) return load();
         env.log.info({ dir: p.dir, journalBytes: p.journalBytes }, 'object store created');
@@ -123,7 +125,7 @@ function decodeFailure(what: string, e: unknown): ClusterError {
   return new ClusterErrorClass('CLU_ERR_DECODE', `object store: ${what}: ${(e as Error).message}`, { cause: e });
 }
 
-function loadStore(env: Env, dir: string, inlineJournal: boolean, cb: Cb<OpenedStore>): void {
+function loadStore(env: Env, dir: string, io: { inlineJournal: boolean; directData: boolean }, cb: Cb<OpenedStore>): void {
   const disk = env.disk;
   let replaying = true;
   const allocator = new BlockAllocator();
@@ -139,7 +141,7 @@ function loadStore(env: Env, dir: string, inlineJournal: boolean, cb: Cb<OpenedS
     }
     const metaLocs: number[] = [];
     index.forEachLoc((l) => metaLocs.push(l));
-    openFiles(env, dir, pos, (err2, fds) => {
+    openFiles(env, dir, pos, io.directData, (err2, fds) => {
       if (err2 || fds === undefined) return cb(err2);
       const scanParams = { fd: fds.journalFd, journalBytes: fds.journalBytes, start: pos.journalStart, nextSeq: pos.nextSeq, gen: pos.gen, maxPayload: journalPayloadMax(fds.journalBytes) };
       readJournal(env, scanParams, (err3, scan) => {
@@ -157,7 +159,7 @@ function loadStore(env: Env, dir: string, inlineJournal: boolean, cb: Cb<OpenedS
             env, fd: fds.journalFd, journalBytes: fds.journalBytes, gen, head: end.offset, nextSeq: end.seq,
             syncData: (done) => gates.dataGate.afterCurrent(() => disk.fdatasync(fds.dataFd, done)),
             dsync: disk.dsyncWrites === true,
-            inline: inlineJournal,
+            inline: io.inlineJournal,
           });
           checkpointer.attach(journal, gen);
           const stopReason = stop === undefined ? scan.stopReason : 'direct-crc';
@@ -174,7 +176,9 @@ function loadStore(env: Env, dir: string, inlineJournal: boolean, cb: Cb<OpenedS
   });
 }
 
-function openFiles(env: Env, dir: string, pos: MetaPosition, cb: (err: ClusterError | null, fds?: { journalFd: Fd; dataFd: Fd; journalBytes: number }) => void): void {
+interface StoreFds { journalFd: Fd; dataFd: Fd; dataDirectFd: Fd | undefined; journalBytes: number }
+
+function openFiles(env: Env, dir: string, pos: MetaPosition, directData: boolean, cb: (err: ClusterError | null, fds?: StoreFds) => void): void {
   const disk = env.disk;
   // O_DSYNC where the disk supports it: each journal batch is then one durable pwrite.
   disk.open(joinPath(dir, 'journal'), { dsync: disk.dsyncWrites === true }, (err, journalFd) => {
@@ -193,7 +197,13 @@ function openFiles(env: Env, dir: string, pos: MetaPosition, cb: (err: ClusterEr
       }
       disk.open(joinPath(dir, 'data'), { randomAccess: true }, (err3, dataFd) => {
         if (err3) return cb(ioError('open data', err3));
-        cb(null, { journalFd, dataFd, journalBytes });
+        if (!directData || disk.directIo !== true) return cb(null, { journalFd, dataFd, dataDirectFd: undefined, journalBytes });
+        disk.open(joinPath(dir, 'data'), { direct: true }, (err4, directFd) => {
+          // Why not fail: tmpfs before Linux 6.6 (and some FUSE file systems) refuse O_DIRECT with EINVAL; buffered
+          // writes are correct everywhere, only slower for big writes.
+          if (err4) env.log.info({ dir, errno: err4.code }, 'object store: O_DIRECT refused for the data file; buffered data writes');
+          cb(null, { journalFd, dataFd, dataDirectFd: err4 ? undefined : directFd, journalBytes });
+        });
       });
     });
   });

@@ -44,6 +44,8 @@ export interface ResolveContext {
   readonly objectBytesMax: number;
   readonly alloc: () => number;
   readonly bases: ReadonlyMap<string, BaseBlock>;
+  /** Copies a direct write's bytes the store will own (aligned when it writes O_DIRECT). */
+  readonly copyDirect: (bytes: Uint8Array) => Uint8Array;
 }
 
 /** Partial block ranges an op touches: the blocks whose old content matters. */
@@ -235,7 +237,7 @@ function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: 
 
 function emitDirect(ctx: ResolveContext, obj: ObjectId, bytes: Uint8Array, first: number, emit: (op: ResolvedOp) => void, out: DataWrite[], handOff: boolean): void {
   // Why copy unless handed off: the bytes are read again by the pwrite and by reads until it settles.
-  const copy = handOff ? bytes : copyBytes(bytes);
+  const copy = handOff ? bytes : ctx.copyDirect(bytes);
   const count = copy.length / BLOCK_BYTES;
   const locs: number[] = [];
   const crcs: number[] = [];

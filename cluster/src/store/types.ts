@@ -160,6 +160,14 @@ export interface ObjectStoreOptions {
    * docs/object-store.md, "Journal I/O".
    */
   journalIo?: 'pool' | 'inline';
+  /**
+   * How direct writes (the aligned middle of a big write) reach the data file: 'direct'
+   * (default) with O_DIRECT through a second fd when the disk and file system allow it (no
+   * copy into the page cache; a buffer that is not 4096-aligned is copied into an aligned one
+   * first), else 'buffered' pwrites. Reads and checkpoints always use the buffered fd. See
+   * docs/object-store.md, "Data I/O".
+   */
+  dataIo?: 'direct' | 'buffered';
 }
 
 /** Text key of an object in maps: `<pool>/<name>`. */

@@ -25,9 +25,9 @@ const WRITER = join(fileURLToPath(import.meta.url), '../store-writer.js');
 
 interface Submit { id: number; obj: number; sector: number; count: number }
 
-function runWriter(dir: string, firstId: number, seed: number, killAfterMs: number, journalIo: 'pool' | 'inline'): Promise<{ submits: Submit[]; committed: Set<number> }> {
+function runWriter(dir: string, firstId: number, seed: number, killAfterMs: number, journalIo: 'pool' | 'inline', dataIo: 'direct' | 'buffered'): Promise<{ submits: Submit[]; committed: Set<number> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WRITER, dir, String(firstId), String(seed), journalIo], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [WRITER, dir, String(firstId), String(seed), journalIo, dataIo], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let errText = '';
     let timer: NodeJS.Timeout | undefined;
@@ -82,14 +82,15 @@ function allowedIds(submits: readonly Submit[], committed: ReadonlySet<number>):
   return m;
 }
 
+const DATA_IO = process.env['STRATA_TEST_DATA_IO'] === 'buffered' ? 'buffered' : 'direct';
 for (const journalIo of ['pool', 'inline'] as const) {
-test(`kill -9 during a write storm loses no committed write and tears no sector (journal I/O ${journalIo})`, async (t) => {
+test(`kill -9 during a write storm loses no committed write and tears no sector (journal I/O ${journalIo}, data I/O ${DATA_IO})`, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'strata-store-crash-'));
   const submits: Submit[] = [];
   const committed = new Set<number>();
   try {
     for (let round = 0; round < 5; round++) {
-      const r = await runWriter(dir, round * 10_000_000 + 1, 1000 + round, 200 + Math.floor(Math.random() * 800), journalIo);
+      const r = await runWriter(dir, round * 10_000_000 + 1, 1000 + round, 200 + Math.floor(Math.random() * 800), journalIo, DATA_IO);
       submits.push(...r.submits);
       for (const id of r.committed) committed.add(id);
       const store = await openReal(dir);
@@ -103,7 +104,11 @@ test(`kill -9 during a write storm loses no committed write and tears no sector 
           const sector = data.subarray(k * 512, (k + 1) * 512);
           const id = sector.length === 512 ? new DataView(sector.buffer, sector.byteOffset).getUint32(0, true) : 0;
           const ok = (id === a.lastCommitted || a.later.has(id)) && (id === 0 ? sector.every((b) => b === 0) : Buffer.compare(sector, sectorPattern(id, obj, k)) === 0);
-          if (!ok) t.fail(`round ${round} obj${obj} sector ${k}: shows id ${id}, last committed ${a.lastCommitted}`);
+          if (!ok) {
+            const dv = new DataView(sector.buffer, sector.byteOffset);
+            const stamp = sector.length === 512 ? `obj${dv.getUint32(4, true)} sector ${dv.getUint32(8, true)}` : 'short';
+            t.fail(`round ${round} obj${obj} sector ${k}: shows id ${id} (stamped ${stamp}, submitted later: ${a.later.has(id)}), last committed ${a.lastCommitted}; round's last S line: id ${r.submits.at(-1)?.id}`);
+          }
           checked++;
         }
       }

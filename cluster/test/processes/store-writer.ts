@@ -5,8 +5,9 @@
  *   C <id>                                      committed (durable)
  * Every 512-byte sector written by transaction <id> holds `sectorPattern(id, obj, sector)`,
  * so the parent can tell, after a kill -9, which write each sector shows and that no sector is
- * torn. Usage: node store-writer.js <dir> <firstId> <seed>
+ * torn. Usage: node store-writer.js <dir> <firstId> <seed> [pool|inline] [direct|buffered]
  */
+import { writeSync } from 'node:fs';
 import pino from 'pino';
 import type { ObjectName, PoolId } from '../../src/common/ids.js';
 import type { Net } from '../../src/env/net.js';
@@ -31,15 +32,16 @@ export function sectorPattern(id: number, obj: number, sector: number): Uint8Arr
 }
 
 function main(): void {
-  const [dir, firstIdArg, seedArg, journalIoArg] = process.argv.slice(2);
+  const [dir, firstIdArg, seedArg, journalIoArg, dataIoArg] = process.argv.slice(2);
   if (dir === undefined) throw new Error('usage: store-writer.js <dir> <firstId> <seed> [pool|inline]');
   const journalIo = journalIoArg === 'inline' ? 'inline' : 'pool';
+  const dataIo = dataIoArg === 'buffered' ? 'buffered' : 'direct';
   let id = Number(firstIdArg ?? 1);
   let rng = Number(seedArg ?? 1) >>> 0 || 1;
   const rand = (n: number): number => { rng ^= rng << 13; rng >>>= 0; rng ^= rng >>> 17; rng ^= rng << 5; rng >>>= 0; return rng % n; };
   const net = {} as Net;
   const env = createRealEnv({ log: pino({ level: 'warn' }, pino.destination(2)), net });
-  ObjectStore.open(env, { dir, journalBytes: 8 * 1024 * 1024, directWriteBytes: 64 * 1024, journalIo }, (err, store) => {
+  ObjectStore.open(env, { dir, journalBytes: 8 * 1024 * 1024, directWriteBytes: 64 * 1024, journalIo, dataIo }, (err, store) => {
     if (err || store === undefined) { process.stderr.write(`open failed: ${String(err)}\n`); process.exit(2); }
     let inflight = 0;
     const submitOne = (): void => {
@@ -53,11 +55,17 @@ function main(): void {
       for (let i = 0; i < count; i++) data.set(sectorPattern(myId, obj, sector + i), i * 512);
       const name = `obj${obj}` as ObjectName;
       const txn = new Transaction().write({ pool: 1 as PoolId, name }, sector * 512, data).setVersion({ pool: 1 as PoolId, name }, { epoch: 1, seq: myId });
-      process.stdout.write(`S ${myId} ${obj} ${sector} ${count}\n`);
+      // Half the big writes are handed off (the OSD's case): their unaligned buffer then takes
+      // the store's copy-for-O_DIRECT path; the others are copied by the store (aligned).
+      if (kind >= 8 && rand(2) === 0) txn.handOff = true;
+      // Why writeSync: process.stdout on a pipe queues in user space once the pipe is full, and
+      // a SIGKILL then loses lines; an "S" line lost while its write reached the disk made the
+      // parent see an id it never heard of (seen with O_DIRECT data writes, ids past the last S).
+      writeSync(1, `S ${myId} ${obj} ${sector} ${count}\n`);
       inflight++;
       store.submit(txn, (e) => {
         if (e) { process.stderr.write(`commit failed: ${e.message}\n`); process.exit(3); }
-        process.stdout.write(`C ${myId}\n`);
+        writeSync(1, `C ${myId}\n`);
         inflight--;
         pump();
       });
