@@ -63,7 +63,6 @@ interface Binding {
   eventfd(initval: number, nonblock: boolean): number;
   memfdCreate(name: string, sizeBytes: number): number;
   fallocate(fd: number, mode: 'punch-hole' | 'zero-range', offsetBytes: number, lengthBytes: number): void;
-  allocAligned(lengthBytes: number): ArrayBuffer;
   alignmentOf(view: Uint8Array): number;
   gmacKey(key: Uint8Array): GmacKey;
   gmacSign(key: GmacKey, seq: number, parts: readonly Uint8Array[], out: Uint8Array): void;
@@ -161,12 +160,6 @@ export const fallocate: (
   offsetBytes: number,
   lengthBytes: number,
 ) => void = binding.fallocate;
-
-/**
- * A 4096-aligned, uninitialised ArrayBuffer of `lengthBytes` (1..2^32) for O_DIRECT I/O
- * (posix_memalign; freed by its finalizer; counted as external memory for V8's GC).
- */
-export const allocAligned: (lengthBytes: number) => ArrayBuffer = binding.allocAligned;
 
 /** The start address of `view` modulo 4096 (0: usable as an O_DIRECT buffer). */
 export const alignmentOf: (view: Uint8Array) => number = binding.alignmentOf;

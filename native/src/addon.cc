@@ -46,7 +46,6 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfd", Napi::Function::New(env, event_fd, "eventfd"));
   exports.Set("memfdCreate", Napi::Function::New(env, memfd_create_sized, "memfdCreate"));
   exports.Set("fallocate", Napi::Function::New(env, fallocate_range, "fallocate"));
-  exports.Set("allocAligned", Napi::Function::New(env, alloc_aligned, "allocAligned"));
   exports.Set("alignmentOf", Napi::Function::New(env, alignment_of, "alignmentOf"));
   exports.Set("gmacKey", Napi::Function::New(env, gmac_key, "gmacKey"));
   exports.Set("gmacSign", Napi::Function::New(env, gmac_sign, "gmacSign"));
