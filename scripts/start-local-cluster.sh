@@ -33,7 +33,10 @@ done
 strata() { node "$repo/dist/backend/src/main.js" "$@"; }
 # For `daemon ... &` only: exec makes the backgrounded subshell become node, so $! (written to
 # the pid file) is the daemon itself and `stop` signals the right process.
-daemon() { exec node "$repo/dist/backend/src/main.js" "$@"; }
+# STRATA_NODE_ARGS: extra node flags for the daemons only (profiling: --trace-gc, --cpu-prof,
+# --perf-basic-prof; several are refused in NODE_OPTIONS).
+# shellcheck disable=SC2086
+daemon() { exec node ${STRATA_NODE_ARGS:-} "$repo/dist/backend/src/main.js" "$@"; }
 mon_addr="127.0.0.1:$port"
 keyring="$dir/keyring"
 export STRATA_MON="$mon_addr" STRATA_KEYRING="$keyring" STRATA_NAME=client.admin
