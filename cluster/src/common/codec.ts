@@ -31,6 +31,22 @@ export function copyBytes(src: Uint8Array, start = 0, end = src.length): Uint8Ar
   return out;
 }
 
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+
+/** `bytes` as a one-byte string, char code = byte value, so any bytes round-trip (latin1). */
+export function bytesToLatin1(bytes: Uint8Array): string {
+  return latin1Slice.call(bytes, 0, bytes.length);
+}
+
+const latin1Write = Buffer.prototype.latin1Write as (this: Uint8Array, s: string, offset: number, length: number) => number;
+
+/** The bytes of a string made by `bytesToLatin1` (every char code < 256), in a fresh exact array. */
+export function latin1ToBytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  latin1Write.call(out, s, 0, s.length);
+  return out;
+}
+
 /** Appends little-endian fields to a growing buffer. */
 export class Writer {
   private buf: Uint8Array;
@@ -70,8 +86,23 @@ export class Writer {
   bytes(v: Uint8Array): this { this.u32(v.length); this.reserve(v.length); this.buf.set(v, this.pos); this.pos += v.length; return this; }
   /** Raw bytes with no length prefix. */
   raw(v: Uint8Array): this { this.reserve(v.length); this.buf.set(v, this.pos); this.pos += v.length; return this; }
-  /** u32 length prefix + UTF-8. */
-  str(v: string): this { return this.bytes(textEncoder.encode(v)); }
+  /** u32 length prefix + UTF-8, encoded in place (no intermediate buffer). */
+  str(v: string): this {
+    // Why in place: a TextEncoder.encode() per string was one ArrayBuffer per object name per frame.
+    this.reserve(4 + v.length * 3);
+    const { written } = textEncoder.encodeInto(v, this.buf.subarray(this.pos + 4));
+    this.view.setUint32(this.pos, written, true);
+    this.pos += 4 + written;
+    return this;
+  }
+  /** u32 length prefix + the char codes of a `bytesToLatin1` string: the same bytes `bytes()` writes. */
+  latin1(v: string): this {
+    this.u32(v.length);
+    this.reserve(v.length);
+    for (let i = 0; i < v.length; i++) this.buf[this.pos + i] = v.charCodeAt(i);
+    this.pos += v.length;
+    return this;
+  }
 
   get length(): number { return this.pos; }
   /** A view of the bytes written so far (shares memory with the writer). */
@@ -119,6 +150,8 @@ export class Reader {
     this.pos += n;
     return v;
   }
+  /** What `Writer.latin1` or `Writer.bytes` wrote, as a `bytesToLatin1` string. */
+  latin1(maxBytes = 64 * 1024 * 1024): string { return bytesToLatin1(this.bytes(maxBytes)); }
   raw(n: number): Uint8Array { this.need(n); const v = this.buf.subarray(this.pos, this.pos + n); this.pos += n; return v; }
   str(maxBytes = 64 * 1024): string {
     try {

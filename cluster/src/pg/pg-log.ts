@@ -12,7 +12,7 @@
  * entry in the same transaction, and the tail version moves up. Entries carry the client's
  * reqId so a resent op is answered from the log instead of applied twice.
  */
-import { CodecError, Reader, Writer } from '../common/codec.js';
+import { CodecError, Reader, Writer, bytesToLatin1 } from '../common/codec.js';
 import type { EVersion } from '../osd/osd-protocol.js';
 import { compareVersion, ZERO_VERSION } from '../osd/osd-protocol.js';
 
@@ -56,7 +56,18 @@ export const INFO_KEY = 'info';
 
 /** Store key of a log entry; zero-padded so `pgList` sorts by version. */
 export function logKey(v: EVersion): string {
-  return `e${v.epoch.toString().padStart(10, '0')}.${v.seq.toString().padStart(16, '0')}`;
+  const k = `e${v.epoch.toString().padStart(10, '0')}.${v.seq.toString().padStart(16, '0')}`;
+  // Why through bytes: the template makes a rope of 4+ heap strings (V8 cons strings); the store
+  // keeps one key per log entry (~190,000 per OSD), so it gets one flat string instead.
+  return flatten(k);
+}
+
+const keyScratch = new Uint8Array(64);
+
+/** The same ASCII string as one flat heap string. */
+function flatten(ascii: string): string {
+  for (let i = 0; i < ascii.length; i++) keyScratch[i] = ascii.charCodeAt(i);
+  return bytesToLatin1(keyScratch.subarray(0, ascii.length));
 }
 
 export function isLogKey(k: string): boolean {
@@ -112,14 +123,26 @@ export function decodeInfo(b: Uint8Array): PgInfo {
   return i;
 }
 
+/** The dedup index of one client: its interned name and its entries by tid. */
+interface ClientEntries {
+  readonly client: string;
+  readonly byTid: Map<number, PgLogEntry>;
+}
+
 /**
  * In-memory PG log: entries in version order plus a reqId index for dedup.
+ *
+ * Memory: an OSD holds up to 64 × PG_LOG_MAX entries. The dedup index is keyed by client,
+ * then by tid (a number), instead of by a `client#tid` string per entry, and every entry of
+ * a client shares one interned client string: a heap snapshot at the bound had ~190,000
+ * such key strings and as many copies of a handful of client names.
  */
 export class PgLog {
   entries: PgLogEntry[] = [];
-  private readonly byReq = new Map<string, PgLogEntry>();
+  private readonly byClient = new Map<string, ClientEntries>();
   tail: EVersion = ZERO_VERSION;
 
+  /** A reqId as one string, for short-lived maps (in-flight writes). */
   static reqKey(client: string, tid: number): string { return `${client}#${tid}`; }
 
   get head(): EVersion { return this.entries[this.entries.length - 1]?.version ?? this.tail; }
@@ -127,8 +150,17 @@ export class PgLog {
   add(e: PgLogEntry): void {
     const last = this.entries[this.entries.length - 1];
     if (last !== undefined && compareVersion(e.version, last.version) <= 0) throw new CodecError(`log out of order ${e.version.epoch}.${e.version.seq}`);
+    if (e.client !== '') {
+      let c = this.byClient.get(e.client);
+      if (c === undefined) {
+        c = { client: e.client, byTid: new Map() };
+        this.byClient.set(e.client, c);
+      }
+      // Why mutate: the same name, one string shared by every entry of the client.
+      (e as { client: string }).client = c.client;
+      c.byTid.set(e.tid, e);
+    }
     this.entries.push(e);
-    if (e.client !== '') this.byReq.set(PgLog.reqKey(e.client, e.tid), e);
   }
 
   /** Removes the oldest entry; returns it (the caller deletes its store key in the same txn). */
@@ -137,20 +169,23 @@ export class PgLog {
     if (e === undefined) return undefined;
     this.tail = e.version;
     if (e.client !== '') {
-      const k = PgLog.reqKey(e.client, e.tid);
-      if (this.byReq.get(k) === e) this.byReq.delete(k);
+      const c = this.byClient.get(e.client);
+      if (c !== undefined && c.byTid.get(e.tid) === e) {
+        c.byTid.delete(e.tid);
+        if (c.byTid.size === 0) this.byClient.delete(e.client);
+      }
     }
     return e;
   }
 
   findReq(client: string, tid: number): PgLogEntry | undefined {
-    return this.byReq.get(PgLog.reqKey(client, tid));
+    return this.byClient.get(client)?.byTid.get(tid);
   }
 
   /** Replaces the whole log (adopting the authoritative one at peering). */
   reset(entries: readonly PgLogEntry[], tail: EVersion): void {
     this.entries = [];
-    this.byReq.clear();
+    this.byClient.clear();
     this.tail = tail;
     for (const e of entries) this.add(e);
   }

@@ -20,6 +20,7 @@ import { crc32c } from '../common/crc32c.js';
 import type { ObjectName, PoolId } from '../common/ids.js';
 import type { ObjectIndex, ObjState } from './object-index.js';
 import { NO_LOC } from './object-index.js';
+import { PgRecords } from './pg-records.js';
 
 const META_MAGIC = 0x41544d53; // 'SMTA'
 const META_VERSION = 1;
@@ -62,7 +63,7 @@ export function encodeMeta(pos: MetaPosition, index: ObjectIndex, flushed: Flush
   w.u32(index.pgs.size);
   for (const [pg, m] of index.pgs) {
     w.str(pg).u32(m.size);
-    for (const [k, v] of m) w.str(k).bytes(v);
+    for (const [k, v] of m.latin1Entries()) w.str(k).latin1(v);
   }
   const body = w.finish();
   const out = new Uint8Array(META_HEADER_BYTES + body.length);
@@ -114,8 +115,8 @@ export function decodeMeta(buf: Uint8Array, index: ObjectIndex): MetaPosition {
   for (let n = r.u32(); n > 0; n--) decodeObject(r, index);
   for (let n = r.u32(); n > 0; n--) {
     const pg = r.str();
-    const m = new Map<string, Uint8Array>();
-    for (let k = r.u32(); k > 0; k--) m.set(r.str(), copyBytes(r.bytes()));
+    const m = new PgRecords();
+    for (let k = r.u32(); k > 0; k--) m.setLatin1(r.str(), r.latin1());
     index.pgs.set(pg, m);
   }
   r.end();

@@ -16,6 +16,7 @@
  * it may be).
  */
 import { assert } from '../common/assert.js';
+import { PgRecords } from './pg-records.js';
 import { OpType } from './resolved-ops.js';
 import type { ResolvedOp } from './resolved-ops.js';
 import { BLOCK_BYTES, objectKey } from './types.js';
@@ -73,7 +74,7 @@ export type ReleaseFn = (dataBlock: number) => void;
 /** Objects and PG metadata, keyed for fast lookup and sorted listing. */
 export class ObjectIndex {
   readonly objects = new Map<string, ObjState>();
-  readonly pgs = new Map<string, Map<string, Uint8Array>>();
+  readonly pgs = new Map<string, PgRecords>();
   /** Objects with at least one journal-resident block (what a checkpoint must flush). */
   readonly dirty = new Set<ObjState>();
   /** Blocks holding data over all objects (journal-resident or on disk). */
@@ -140,7 +141,7 @@ export class ObjectIndex {
       return;
     }
     if (m === undefined) {
-      m = new Map();
+      m = new PgRecords();
       this.pgs.set(pg, m);
     }
     m.set(key, value);

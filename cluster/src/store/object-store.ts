@@ -326,7 +326,8 @@ export class ObjectStore {
 
   /** All records of a PG, sorted by key (the PG log when keys are zero-padded versions). */
   pgList(pg: string): [string, Uint8Array][] {
-    return [...(this.s.index.pgs.get(pg) ?? new Map<string, Uint8Array>())].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const m = this.s.index.pgs.get(pg);
+    return m === undefined ? [] : [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   }
 
   /** PGs that have records. */
