@@ -89,7 +89,7 @@ else
   fi
   if [ ! -f "$keyring" ]; then
     admin auth get "$client" -o "$keyring" >/dev/null 2>&1 ||
-      admin auth add "$client" --caps 'mon=allow r' "osd=allow rw pool=$pool" -o "$keyring" >/dev/null
+      admin auth add "$client" --caps 'mon=profile rbd' "osd=allow rw pool=$pool" -o "$keyring" >/dev/null
     chmod 0600 "$keyring"
   fi
   what="image $pool/$image ($size, 3 replicas; client $client, caps on pool $pool only)"

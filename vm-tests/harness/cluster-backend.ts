@@ -204,7 +204,7 @@ export async function startLocalCluster(o: LocalClusterOptions = {}): Promise<Lo
       },
       addClient: async (name, pool) => {
         const k = path.join(dir, `${name}.keyring`);
-        await admin(['auth', 'add', name, '--caps', 'mon=allow r', `osd=allow rw pool=${pool}`, '-o', k]);
+        await admin(['auth', 'add', name, '--caps', 'mon=profile rbd', `osd=allow rw pool=${pool}`, '-o', k]);
         fs.chmodSync(k, 0o600);
         return k;
       },
