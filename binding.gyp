@@ -10,6 +10,7 @@
         "native/src/misc.cc",
         "native/src/gmac.cc",
         "native/src/aligned.cc",
+        "native/src/crc32c.cc",
         "native/src/page_cache.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

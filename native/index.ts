@@ -64,6 +64,8 @@ interface Binding {
   memfdCreate(name: string, sizeBytes: number): number;
   fallocate(fd: number, mode: 'punch-hole' | 'zero-range', offsetBytes: number, lengthBytes: number): void;
   alignmentOf(view: Uint8Array): number;
+  crc32c(buf: Uint8Array, prev: number): number;
+  crc32cBlocks(buf: Uint8Array, blockBytes: number, out: Uint32Array): void;
   gmacKey(key: Uint8Array): GmacKey;
   gmacSign(key: GmacKey, seq: number, parts: readonly Uint8Array[], out: Uint8Array): void;
   gmacVerify(key: GmacKey, seq: number, parts: readonly Uint8Array[], expected: Uint8Array): boolean;
@@ -160,6 +162,18 @@ export const fallocate: (
   offsetBytes: number,
   lengthBytes: number,
 ) => void = binding.fallocate;
+
+/**
+ * CRC-32C (Castagnoli) of `buf`, continuing from `prev` (an unsigned 32-bit result over the
+ * preceding bytes; 0 to start): SSE4.2 with three interleaved streams, a table without it.
+ */
+export const crc32c: (buf: Uint8Array, prev: number) => number = binding.crc32c;
+
+/**
+ * CRC-32C of each `blockBytes` block of `buf` into `out` (one element per block; `buf` must be
+ * whole blocks, else RangeError).
+ */
+export const crc32cBlocks: (buf: Uint8Array, blockBytes: number, out: Uint32Array) => void = binding.crc32cBlocks;
 
 /** The start address of `view` modulo 4096 (0: usable as an O_DIRECT buffer). */
 export const alignmentOf: (view: Uint8Array) => number = binding.alignmentOf;

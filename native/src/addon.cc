@@ -7,6 +7,7 @@
 
 #include "addon.h"
 #include "aligned.h"
+#include "crc32c.h"
 #include "gmac.h"
 #include "mapping.h"
 #include "misc.h"
@@ -46,6 +47,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfd", Napi::Function::New(env, event_fd, "eventfd"));
   exports.Set("memfdCreate", Napi::Function::New(env, memfd_create_sized, "memfdCreate"));
   exports.Set("fallocate", Napi::Function::New(env, fallocate_range, "fallocate"));
+  exports.Set("crc32c", Napi::Function::New(env, crc32c_js, "crc32c"));
+  exports.Set("crc32cBlocks", Napi::Function::New(env, crc32c_blocks, "crc32cBlocks"));
   exports.Set("alignmentOf", Napi::Function::New(env, alignment_of, "alignmentOf"));
   exports.Set("gmacKey", Napi::Function::New(env, gmac_key, "gmacKey"));
   exports.Set("gmacSign", Napi::Function::New(env, gmac_sign, "gmacSign"));

@@ -10,7 +10,7 @@
  * 3. `resolveAndApply` — cannot fail; returns the ops to journal and the direct data writes.
  */
 import { copyBytes } from '../common/codec.js';
-import { crc32c } from '../common/crc32c.js';
+import { crc32c, crc32cBlocks } from '../common/crc32c.js';
 import { ClusterError } from '../common/errors.js';
 import type { ObjectIndex, ObjState } from './object-index.js';
 import { NO_LOC } from './object-index.js';
@@ -240,13 +240,11 @@ function emitDirect(ctx: ResolveContext, obj: ObjectId, bytes: Uint8Array, first
   const copy = handOff ? bytes : ctx.copyDirect(bytes);
   const count = copy.length / BLOCK_BYTES;
   const locs: number[] = [];
-  const crcs: number[] = [];
+  const crcs = Array.from(crc32cBlocks(copy, BLOCK_BYTES)); // one native call for all blocks
   const bufs: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
-    const buf = copy.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES);
     locs.push(ctx.alloc());
-    crcs.push(crc32c(buf));
-    bufs.push(buf);
+    bufs.push(copy.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES));
   }
   emit({ t: OpType.DIRECT, obj, first, locs, crcs, bufs });
   const o = ctx.index.get(obj)!;
