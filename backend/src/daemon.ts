@@ -18,6 +18,9 @@ import { VhostUserBackend } from './vhost-user/handler.js';
 import type { WorkerInit } from './workers/protocol.js';
 import { WorkerPool } from './workers/worker-pool.js';
 
+/** How long a graceful stop waits for the guest's requests in flight before disconnecting. */
+const SHUTDOWN_DRAIN_MS = 10_000;
+
 export interface VhostDaemonOptions {
   store: BlockStore;
   numQueues: number;
@@ -199,6 +202,7 @@ export class VhostDaemon extends EventEmitter<DaemonEvents> {
     const active = this.active;
     if (active === null) return finish();
     this.once('disconnected', () => finish());
-    active.conn.close(undefined);
+    // Drain first, then disconnect (VhostUserBackend.quiesce says why).
+    active.backend.quiesce(SHUTDOWN_DRAIN_MS, () => active.conn.close(undefined));
   }
 }

@@ -57,6 +57,50 @@ export class VhostUserBackend {
     return this.vrings.reduce((n, v) => n + v.inflight, 0) + (this.workers?.stats().inflight ?? 0);
   }
 
+  /**
+   * Graceful stop while still connected: no ring takes new requests, and `cb` runs once every
+   * request in flight has completed and been signalled (or after `timeoutMs`, with what is left
+   * logged). Why before the disconnect: QEMU restores a ring it cannot query from its used
+   * index, so a completion written after it saw the socket close would be processed again by
+   * the next back-end, and a second completion of the same head breaks the guest's
+   * virtqueue (a SIGTERM restart hung the guest's I/O that way under load).
+   */
+  quiesce(timeoutMs: number, cb: () => void): void {
+    let pending = 1;
+    let done = false;
+    const timer = setTimeout(() => {
+      this.log.error({ inflight: this.inflight }, 'shutdown: requests still in flight after the drain timeout; disconnecting anyway');
+      finish();
+    }, timeoutMs);
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      for (const v of this.vrings) if (v.notifyPending && v.callFd >= 0) v.signalCall();
+      cb();
+    };
+    const one = (): void => {
+      if (--pending === 0) finish();
+    };
+    const workers = this.workers;
+    for (const v of this.vrings) {
+      pending++;
+      if (v.inWorker && workers !== null) {
+        workers.stopRing(v.index, (_nextAvail, callFd) => {
+          v.inWorker = false;
+          v.started = false;
+          v.callFd = callFd;
+          v.kickFd = -1; // the worker closed it
+          one();
+        });
+      } else {
+        v.stop();
+        v.whenIdle(one);
+      }
+    }
+    one();
+  }
+
   /** After the connection closed: stop rings, wait for in-flight requests, drop memory. */
   teardown(cb: () => void): void {
     const workers = this.workers;
