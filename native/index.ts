@@ -70,7 +70,6 @@ interface Binding {
   gmacSign(key: GmacKey, seq: number, parts: readonly Uint8Array[], out: Uint8Array): void;
   gmacVerify(key: GmacKey, seq: number, parts: readonly Uint8Array[], expected: Uint8Array): boolean;
   preadNoWait(fd: number, buf: Uint8Array, position: number): number;
-  fadvise(fd: number, advice: 'normal' | 'random' | 'sequential' | 'dontneed', offset: number, length: number): void;
   Poller: PollerConstructor;
   READABLE: number;
   WRITABLE: number;
@@ -204,7 +203,3 @@ export const gmacVerify: (key: GmacKey, seq: number, parts: readonly Uint8Array[
  * system lacks RWF_NOWAIT. Other failures also return -errno (no exception on the hot path).
  */
 export const preadNoWait: (fd: number, buf: Uint8Array, position: number) => number = binding.preadNoWait;
-
-/** posix_fadvise over [offset, offset + length) (length 0: to the end); throws on failure. */
-export const fadvise: (fd: number, advice: 'normal' | 'random' | 'sequential' | 'dontneed', offset: number, length: number) => void =
-  binding.fadvise;

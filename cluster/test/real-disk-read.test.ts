@@ -10,8 +10,8 @@ import path from 'node:path';
 import { createRealDisk } from '../src/env/real.js';
 import type { Disk, Fd } from '../src/env/env.js';
 
-function openP(disk: Disk, file: string, randomAccess: boolean): Promise<Fd> {
-  return new Promise((res, rej) => disk.open(file, { readOnly: true, randomAccess }, (e, fd) => (e ? rej(e) : res(fd))));
+function openP(disk: Disk, file: string): Promise<Fd> {
+  return new Promise((res, rej) => disk.open(file, { readOnly: true }, (e, fd) => (e ? rej(e) : res(fd))));
 }
 
 /** Reads through `disk.pread`, asserting the callback is asynchronous. */
@@ -51,7 +51,7 @@ for (const [label, dir, viaDd] of [
       fs.writeFileSync(file, onDisk);
     }
     const disk = createRealDisk();
-    const fd = await openP(disk, file, true);
+    const fd = await openP(disk, file);
     // Twice: the first read of an uncached range goes to the pool, the second hits the cache.
     for (let round = 0; round < 2; round++) {
       const a = await preadP(disk, fd, 4096, 8192);

@@ -54,7 +54,6 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("gmacSign", Napi::Function::New(env, gmac_sign, "gmacSign"));
   exports.Set("gmacVerify", Napi::Function::New(env, gmac_verify, "gmacVerify"));
   exports.Set("preadNoWait", Napi::Function::New(env, pread_nowait, "preadNoWait"));
-  exports.Set("fadvise", Napi::Function::New(env, fadvise, "fadvise"));
   exports.Set("Poller", Poller::define(env));
   exports.Set("READABLE", Napi::Number::New(env, UV_READABLE));
   exports.Set("WRITABLE", Napi::Number::New(env, UV_WRITABLE));

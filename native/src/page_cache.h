@@ -1,5 +1,4 @@
-// Page-cache controls Node lacks: a read that never sleeps (preadv2 RWF_NOWAIT) and
-// posix_fadvise (readahead policy).
+// A read that never sleeps: preadv2(RWF_NOWAIT), served only from the page cache.
 #pragma once
 
 #include <napi.h>
@@ -12,9 +11,5 @@ namespace strata {
 // does not support RWF_NOWAIT. Other errors (EBADF, EIO, …) also come back as -errno, so the
 // caller decides: the hot path costs no exception object.
 Napi::Value pread_nowait(const Napi::CallbackInfo& info);
-
-// fadvise(fd: number, advice: 'normal' | 'random' | 'sequential' | 'dontneed', offset: number,
-//         length: number): void — posix_fadvise; throws on failure (EBADF, EINVAL).
-Napi::Value fadvise(const Napi::CallbackInfo& info);
 
 }  // namespace strata

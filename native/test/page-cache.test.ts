@@ -1,8 +1,7 @@
-// preadNoWait and fadvise against the kernel, on a file in /var/tmp (a disk file system) and on
+// preadNoWait against the kernel, on a file in /var/tmp (a disk file system) and on
 // /dev/shm (tmpfs): a cached read returns the bytes, a read at EOF 0, a short read the tail; a
 // range the page cache does not hold (just written with O_DIRECT by dd) answers -EAGAIN without
-// touching the buffer; tmpfs answers -EOPNOTSUPP; a bad fd -EBADF. fadvise accepts the four
-// advices and rejects others. The Disk-level fallback (pool read after -EAGAIN) is tested in
+// touching the buffer; tmpfs answers -EOPNOTSUPP; a bad fd -EBADF. The Disk-level fallback (pool read after -EAGAIN) is tested in
 // cluster/test/real-disk-read.test.ts.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
@@ -69,15 +68,4 @@ test('preadNoWait: tmpfs answers -EOPNOTSUPP, a closed fd -EBADF, bad arguments 
   t.throws(() => native.preadNoWait(-1, new Uint8Array(1), 0), { instanceOf: RangeError });
   t.throws(() => native.preadNoWait(0, 'x' as unknown as Uint8Array, 0), { instanceOf: TypeError });
   t.throws(() => native.preadNoWait(0, new Uint8Array(1), -1), { instanceOf: RangeError });
-});
-
-test('fadvise: the four advices on a real file; unknown advice and bad fd throw', (t) => {
-  const file = tempFile('/var/tmp', 'f');
-  t.teardown(() => cleanup(file));
-  fs.writeFileSync(file, Buffer.alloc(8192, 3));
-  const fd = fs.openSync(file, 'r');
-  t.teardown(() => fs.closeSync(fd));
-  for (const advice of ['random', 'sequential', 'dontneed', 'normal'] as const) t.is(native.fadvise(fd, advice, 0, 0), undefined);
-  t.throws(() => native.fadvise(fd, 'willneed' as 'random', 0, 0), { instanceOf: RangeError });
-  t.like(t.throws(() => native.fadvise(987654, 'random', 0, 0)), { code: 'EBADF', syscall: 'posix_fadvise' });
 });

@@ -57,11 +57,6 @@ export interface OpenOptions {
    * a file system that refuses O_DIRECT (tmpfs before Linux 6.6) fails the open with EINVAL.
    */
   direct?: boolean;
-  /**
-   * A hint: reads on this fd are random, so the kernel should not read ahead
-   * (posix_fadvise RANDOM). Ignored where unsupported, and by the simulated disk.
-   */
-  randomAccess?: boolean;
 }
 
 /**

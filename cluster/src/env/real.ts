@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Disk, DiskError, Env, Fd, OpenOptions, TimerHandle } from './env.js';
 import type { Net } from './net.js';
-import { fadvise, preadNoWait } from '../../../native/index.js';
+import { preadNoWait } from '../../../native/index.js';
 
 function asDiskError(err: NodeJS.ErrnoException): DiskError {
   const e = err as DiskError;
@@ -104,15 +104,6 @@ function preadCachedFirst(fd: number, buf: Uint8Array, position: number, cb: (er
   preadAll(fd, buf, position, 0, cb);
 }
 
-/** `randomAccess`: no kernel readahead on this fd. A hint only, so a refusal is ignored. */
-function adviseRandom(fd: number): void {
-  try {
-    fadvise(fd, 'random', 0, 0);
-  } catch {
-    // Why ignored: readahead policy changes speed, never results.
-  }
-}
-
 /**
  * The real disk over `node:fs` callbacks (reads try the page cache inline first); the synchronous API only in `pwriteInline`, which
  * the journal uses when an operator chose inline journal I/O (`journalIo: 'inline'`).
@@ -122,11 +113,7 @@ export function createRealDisk(): Disk {
     dsyncWrites: true,
     directIo: true,
     open: (path, options, cb) =>
-      fs.open(path, openFlags(options), 0o600, (err, fd) => {
-        if (err) return cb(asDiskError(err), -1 as Fd);
-        if (options.randomAccess === true) adviseRandom(fd);
-        cb(null, fd as Fd);
-      }),
+      fs.open(path, openFlags(options), 0o600, (err, fd) => cb(err ? asDiskError(err) : null, (err ? -1 : fd) as Fd)),
     pread: (fd, buf, position, cb) => preadCachedFirst(fd, buf, position, cb),
     pwrite: (fd, data, position, cb) => pwriteAll(fd, data, position, cb),
     pwriteInline: (fd, data, position) => pwriteAllNow(fd, data, position),

@@ -195,7 +195,7 @@ function openFiles(env: Env, dir: string, pos: MetaPosition, directData: boolean
       } catch (e) {
         return cb(decodeFailure('journal header', e));
       }
-      disk.open(joinPath(dir, 'data'), { randomAccess: true }, (err3, dataFd) => {
+      disk.open(joinPath(dir, 'data'), {}, (err3, dataFd) => {
         if (err3) return cb(ioError('open data', err3));
         if (!directData || disk.directIo !== true) return cb(null, { journalFd, dataFd, dataDirectFd: undefined, journalBytes });
         disk.open(joinPath(dir, 'data'), { direct: true }, (err4, directFd) => {
