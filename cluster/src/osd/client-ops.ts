@@ -28,7 +28,7 @@ import { isBlocklisted } from '../map/cluster-map.js';
 import type { InboundMessage, Session } from '../msg/session.js';
 import { MsgType } from '../msg/types.js';
 import { objectHash } from '../placement/placement.js';
-import { LogOp, PG_LOG_MAX, PgLog, emptyInfo, encodeInfo, encodeLogEntry, logKey } from '../pg/pg-log.js';
+import { LogOp, PG_LOG_MAX, PG_LOG_MIN, PG_LOG_TRIM_PER_WRITE, PgLog, emptyInfo, encodeInfo, encodeLogEntry, logKey } from '../pg/pg-log.js';
 import type { PgLogEntry } from '../pg/pg-log.js';
 import { PgState } from '../pg/pg-state.js';
 import { Transaction } from '../store/types.js';
@@ -40,7 +40,7 @@ import {
 } from './osd-protocol.js';
 import type { EVersion, LockState, OsdOpOut, OsdOpRequest } from './osd-protocol.js';
 import { encodeRepOp, joinChunks } from './osd-peer-protocol.js';
-import { errOf, isActive, pgKeyOf } from './pg.js';
+import { activeState, errOf, isActive, pgKeyOf } from './pg.js';
 import type { ClientOp, InflightWrite, Pg } from './pg.js';
 
 /** What the client op path uses from the rest of the OSD. */
@@ -354,9 +354,15 @@ export class ClientOps {
     pg.log.add(entry);
     pg.info.lastUpdate = entry.version;
     if (complete) pg.info.lastComplete = entry.version;
-    if (pg.log.entries.length > PG_LOG_MAX) {
+    // Trim to PG_LOG_MIN while clean, PG_LOG_MAX while degraded; replicas mirror the removals.
+    const bound = (activeState(pg) & PgState.CLEAN) !== 0 ? PG_LOG_MIN : PG_LOG_MAX;
+    let trimmed = 0;
+    while (pg.log.entries.length > bound && trimmed < PG_LOG_TRIM_PER_WRITE) {
       const old = pg.log.trimOne()!;
       ops.push({ op: 'pgrm', pg: pg.key, key: logKey(old.version) });
+      trimmed++;
+    }
+    if (trimmed > 0) {
       pg.info.logTail = pg.log.tail;
       ops.push({ op: 'pgput', pg: pg.key, key: 'tail', value: encodeInfo({ ...emptyInfo(), logTail: pg.log.tail }) });
     }

@@ -12,13 +12,15 @@
  * - A query or activation is handled only once this OSD's map has reached the sender's interval
  *   (it waits up to MAP_WAIT_MS): that map may split the PG (pg-split.ts), and an unsplit parent
  *   or a not-yet-created child must never answer for the new interval.
- * - The in-memory log mirrors the primary's (entry appended, trimmed at PG_LOG_MAX); the info
- *   record is persisted at activation only (pg.ts `loadPg` recomputes the rest).
+ * - The in-memory log mirrors the primary's: the entry appended, and exactly the entries the
+ *   primary's transaction removes trimmed (its bound depends on whether the PG is clean, which
+ *   only the primary knows). The info record is persisted at activation only (pg.ts `loadPg`
+ *   recomputes the rest).
  */
 import { ClusterError } from '../common/errors.js';
 import type { ObjectName, PoolId } from '../common/ids.js';
 import type { InboundMessage, Session } from '../msg/session.js';
-import { INFO_KEY, PG_LOG_MAX, encodeInfo } from '../pg/pg-log.js';
+import { INFO_KEY, encodeInfo, isLogKey, logKey } from '../pg/pg-log.js';
 import { Transaction } from '../store/types.js';
 import { installCopy, localScan, readCopy } from './object-copy.js';
 import type { OsdContext } from './osd-context.js';
@@ -129,7 +131,12 @@ export class Replica {
       pg.log.add(m.entry);
       pg.info.lastUpdate = m.entry.version;
       if (complete) pg.info.lastComplete = m.entry.version;
-      while (pg.log.entries.length > PG_LOG_MAX) pg.log.trimOne();
+    }
+    // The in-memory log mirrors exactly the entries the primary's transaction removes.
+    let trimTo: string | undefined;
+    for (const op of m.ops) if (op.op === 'pgrm' && op.pg === pg.key && isLogKey(op.key) && (trimTo === undefined || op.key > trimTo)) trimTo = op.key;
+    if (trimTo !== undefined) {
+      while (pg.log.entries.length > 0 && logKey(pg.log.entries[0]!.version) <= trimTo) pg.log.trimOne();
       pg.info.logTail = pg.log.tail;
     }
     this.c.store.submit(txn, (err) => { if (err !== null) s.replyError(req, err); else s.reply(req, { type: req.type }); });

@@ -16,8 +16,20 @@ import { CodecError, Reader, Writer, bytesToLatin1 } from '../common/codec.js';
 import type { EVersion } from '../osd/osd-protocol.js';
 import { compareVersion, ZERO_VERSION } from '../osd/osd-protocol.js';
 
-/** Entries kept per PG (Ceph osd_min_pg_log_entries is 250..3000). */
+/**
+ * Entries kept per PG while it is degraded (an OSD that missed fewer writes than this recovers
+ * from the log; more needs a backfill). Ceph: osd_max_pg_log_entries.
+ */
 export const PG_LOG_MAX = 3000;
+/**
+ * Entries kept per PG while it is active+clean (Ceph: osd_min_pg_log_entries, 250). Why two
+ * bounds: at 3000 entries for every PG an OSD spent most of its heap on the log (64 PGs ×
+ * 3000 = 192,000 entries); a clean PG has no peer to recover, and the log grows back towards
+ * PG_LOG_MAX as soon as the PG is degraded.
+ */
+export const PG_LOG_MIN = 500;
+/** Entries the primary trims at most per write, so shrinking to PG_LOG_MIN stays gradual. */
+export const PG_LOG_TRIM_PER_WRITE = 8;
 
 export const LogOp = { modify: 1, delete: 2 } as const;
 export type LogOp = (typeof LogOp)[keyof typeof LogOp];
