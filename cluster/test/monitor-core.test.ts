@@ -281,3 +281,64 @@ test('pg history: only the up primary for its exact acting set may add/reset; an
   env.advance(100);
   t.is(results[5]?.code, 'CLU_ERR_EPOCH_STALE');
 });
+
+test('pool set pgNum 4 → 8: each child gets its parent\'s history (or acting set) in the pgNum epoch; a shrink is refused', (t) => {
+  const env = new TestEnv();
+  const mon = startMon(env);
+  // Five OSDs on five hosts, so parents have different acting sets.
+  const ids: OsdId[] = [];
+  for (let i = 0; i < 5; i++) {
+    mon.osdBoot({ uuid: `u${i}`, addr: `127.0.0.1:${6800 + i}`, location: { host: `h${i}` } }, (err, r) => { if (err || r === undefined) throw err ?? new Error('no result'); ids.push(r.osdId); });
+  }
+  env.advance(100);
+  mon.poolCreate({ name: 'rbd', pgNum: 4 }, () => undefined);
+  env.advance(100);
+  // pg 0.1 records two sets: its acting set, then (its primary marked down) the new one.
+  const set1 = [...pgToOsds(mon.map(), parsePgId('0.1')!).acting] as OsdId[];
+  const codes: (string | null)[] = [];
+  const cb = (e: ClusterError | null): void => { codes.push(e?.code ?? null); };
+  mon.pgHistory(set1[0]!, '0.1', 'add', set1, cb);
+  env.advance(100);
+  mon.osdAdmin(set1[0]!, 'down', cb);
+  env.advance(100);
+  const set2 = [...pgToOsds(mon.map(), parsePgId('0.1')!).acting] as OsdId[];
+  t.notDeepEqual(set2, set1);
+  mon.pgHistory(set2[0]!, '0.1', 'add', set2, cb);
+  env.advance(100);
+  t.deepEqual(codes, [null, null, null]);
+  t.deepEqual(mon.map().pgHistory.get('0.1'), [set1, set2]);
+  t.is(mon.map().pgHistory.get('0.0'), undefined, 'pg 0.0 never recorded a set');
+
+  const before = mon.map();
+  const parentActing = (seed: number): OsdId[] => [...pgToOsds(before, parsePgId(`0.${seed}`)!).acting] as OsdId[];
+  const updates: MapUpdate[] = [];
+  mon.subscribe(before.epoch, (u) => updates.push(u));
+  let grown: { code: string | null; epoch?: number } | undefined;
+  mon.poolSet('rbd', { pgNum: 8 }, (e, r) => { grown = { code: e?.code ?? null, ...(r === undefined ? {} : { epoch: r.epoch }) }; });
+  env.advance(100);
+  const after = mon.map();
+  t.deepEqual(grown, { code: null, epoch: before.epoch + 1 });
+  t.is(after.epoch as number, before.epoch + 1, 'one epoch for the growth and the history copy');
+  t.is(after.pools.get(0 as PoolId)?.pgNum, 8);
+  // stable_mod(c, 4) for c in 4..7 is c − 4: 0.4 ← 0.0, 0.5 ← 0.1, 0.6 ← 0.2, 0.7 ← 0.3.
+  t.deepEqual(after.pgHistory.get('0.5'), [set1, set2], 'the child of 0.1 has both of its sets');
+  t.deepEqual(after.pgHistory.get('0.4'), [parentActing(0)], 'a parent without history: its acting set');
+  t.deepEqual(after.pgHistory.get('0.6'), [parentActing(2)]);
+  t.deepEqual(after.pgHistory.get('0.7'), [parentActing(3)]);
+  t.deepEqual(after.pgHistory.get('0.1'), [set1, set2], 'the parent keeps its history');
+  t.is(after.pgHistory.get('0.0'), undefined);
+  // The subscriber sees it as one incremental: pool-set first, then the copies.
+  t.deepEqual(updates.map((u) => u.kind), ['incrementals']);
+  const incs = updates.flatMap((u) => (u.kind === 'incrementals' ? u.incrementals : []));
+  t.is(incs.length, 1);
+  t.deepEqual(incs[0]?.ops.map((op) => op.op), ['pool-set', 'pg-history-add', 'pg-history-add', 'pg-history-add', 'pg-history-add', 'pg-history-add']);
+
+  // A shrink (and a no-op growth) copies nothing; the shrink is refused and changes nothing.
+  const errs: (string | null)[] = [];
+  mon.poolSet('rbd', { pgNum: 4 }, (e) => errs.push(e?.code ?? null));
+  env.advance(100);
+  t.deepEqual(errs, ['CLU_ERR_INVALID']);
+  t.is(mon.map().epoch, after.epoch, 'a refused shrink makes no epoch');
+  t.is(mon.map().pools.get(0 as PoolId)?.pgNum, 8);
+  t.deepEqual([...mon.map().pgHistory.keys()].sort(), ['0.1', '0.4', '0.5', '0.6', '0.7']);
+});
