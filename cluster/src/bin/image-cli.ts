@@ -16,6 +16,7 @@ import type { Env, Fd } from '../env/env.js';
 import { ClusterClient } from '../client/cluster-client.js';
 import type { Image } from '../client/image.js';
 import type { Images } from '../client/images.js';
+import type { BreakLockResult, ImageLockInfo } from '../client/image-lock-admin.js';
 import { EXIT, UsageError, describeError, flushAndExit, loadKeyringFile, parseHostPort, realEnv, resolveClientConfig, rootLogger } from './bin-util.js';
 
 export const IMAGE_USAGE = `Image commands (pool/image; sizes take K, M, G, T suffixes, powers of 1024):
@@ -25,6 +26,8 @@ export const IMAGE_USAGE = `Image commands (pool/image; sizes take K, M, G, T su
   strata image rm POOL/NAME                     strata image rename POOL/NAME NEWNAME
   strata image import FILE|- POOL/NAME [--object-size 4M]   (zero blocks are skipped: the image stays thin)
   strata image export POOL/NAME FILE|-
+  strata image lock ls POOL/NAME                (exclusive-lock holder, lease expiry, fencing epoch)
+  strata image lock break POOL/NAME [--holder INSTANCE]   (blocklists the holder, then removes its lock)
   strata bench POOL/NAME --io-type read|write|rw [--io-size 4K] [--io-threads 16] [--io-pattern seq|rand]
                [--io-total 256M] [--rw-mix-read 70] [--json]
 Common options: --mon, --keyring, --name, --json, --timeout-ms (see the admin commands)`;
@@ -59,7 +62,7 @@ export function runImageCli(argv: string[], exit: (code: number) => void): void 
       'timeout-ms': { type: 'string' }, size: { type: 'string' }, 'object-size': { type: 'string' }, 'stripe-unit': { type: 'string' },
       'stripe-count': { type: 'string' }, 'allow-shrink': { type: 'boolean' }, 'io-type': { type: 'string' }, 'io-size': { type: 'string' },
       'io-threads': { type: 'string' }, 'io-pattern': { type: 'string' }, 'io-total': { type: 'string' }, 'rw-mix-read': { type: 'string' },
-      'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' }, 'no-progress': { type: 'boolean' },
+      'log-level': { type: 'string' }, holder: { type: 'string' }, help: { type: 'boolean', short: 'h' }, 'no-progress': { type: 'boolean' },
     },
   });
   if (values.help === true) { process.stdout.write(IMAGE_USAGE + '\n'); exit(EXIT.OK); return; }
@@ -175,9 +178,60 @@ export function buildImageCommand(words: string[], v: Values): Run {
       const spec = splitSpec(s, 'image export POOL/NAME FILE|-');
       return (ctx) => runExport(ctx, spec, file!, v['no-progress'] !== true);
     }
+    case 'lock': {
+      const [sub, s, ...extra] = rest;
+      if (sub === 'ls' && extra.length === 0 && v['holder'] === undefined) {
+        const spec = splitSpec(s, 'image lock ls POOL/NAME');
+        return async (ctx) => formatLockInfo(await imagesOf(ctx, spec.pool).lockInfoAsync(spec.image), spec, ctx.env.wallMs(), ctx.json);
+      }
+      if (sub === 'break' && extra.length === 0) {
+        const spec = splitSpec(s, 'image lock break POOL/NAME [--holder INSTANCE]');
+        const holder = v['holder'] as string | undefined;
+        if (holder !== undefined && !/^[^/\s]+\/[^/\s]+$/.test(holder)) throw new UsageError(`--holder takes a client instance ENTITY/NONCE (as 'image lock ls' shows), got '${holder}'`);
+        return async (ctx) => formatBreak(await imagesOf(ctx, spec.pool).breakLockAsync(spec.image, holder), spec, ctx.json);
+      }
+      throw new UsageError('usage: strata image lock ls POOL/NAME | strata image lock break POOL/NAME [--holder INSTANCE]');
+    }
     default:
       throw new UsageError(`unknown command 'strata ${words.join(' ')}'`);
   }
+}
+
+/** "in 23.4s" / "expired 5.2s ago" (relative to `nowMs`, this host's wall clock). */
+function relativeMs(ms: number): string {
+  const s = Math.abs(ms) / 1000;
+  const t = s < 120 ? `${s.toFixed(1)}s` : s < 7200 ? `${(s / 60).toFixed(1)}m` : `${(s / 3600).toFixed(1)}h`;
+  return ms > 0 ? `in ${t}` : `expired ${t} ago`;
+}
+
+/** `image lock ls`: one row per holder (rbd lock ls), or the JSON object. */
+export function formatLockInfo(i: ImageLockInfo, spec: { pool: string; image: string }, nowMs: number, json: boolean): string {
+  if (json) {
+    return JSON.stringify({
+      pool: spec.pool, image: spec.image, lockName: i.lockName, exclusive: i.exclusive, fenceEpoch: i.fenceEpoch,
+      holders: i.holders.map((h) => ({ ...h, expiresInMs: h.expiresMs === 0 ? null : h.expiresMs - nowMs })),
+    });
+  }
+  if (i.holders.length === 0) return `image ${spec.pool}/${spec.image} is not locked (fencing epoch ${i.fenceEpoch})`;
+  const rows = i.holders.map((h) => [h.client, h.cookie, h.expiresMs === 0 ? 'never' : `${relativeMs(h.expiresMs - nowMs)} (${new Date(h.expiresMs).toISOString()})`]);
+  const w0 = Math.max(6, ...rows.map((r) => r[0]!.length));
+  const w1 = Math.max(6, ...rows.map((r) => r[1]!.length));
+  const n = i.holders.length;
+  return [
+    `There ${n === 1 ? 'is 1' : `are ${n}`} ${i.exclusive ? 'exclusive' : 'shared'} lock${n === 1 ? '' : 's'} on ${spec.pool}/${spec.image} (fencing epoch ${i.fenceEpoch}).`,
+    `${'Holder'.padEnd(w0)}  ${'Cookie'.padEnd(w1)}  Lease expires`,
+    ...rows.map((r) => `${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(w1)}  ${r[2]!}`),
+  ].join('\n');
+}
+
+/** `image lock break`: what was done. */
+export function formatBreak(r: BreakLockResult, spec: { pool: string; image: string }, json: boolean): string {
+  if (json) return JSON.stringify({ pool: spec.pool, image: spec.image, ...r });
+  return [
+    `blocklisted ${r.holder} (map epoch ${r.blocklistEpoch}): the OSDs refuse its I/O`,
+    `broke its lock on ${spec.pool}/${spec.image} (cookie ${r.cookie}${r.wasExpired ? ', lease already lapsed' : ''}); fencing epoch ${r.previousFenceEpoch} -> ${r.fenceEpoch}`,
+    `a new writer can open the image now; the old one must reopen (a new instance) once it is stopped`,
+  ].join('\n');
 }
 
 function formatInfo(i: import('../client/image.js').ImageInfo, pool: string, json: boolean): string {
@@ -430,7 +484,8 @@ async function benchImage(ctx: Ctx, img: Image, o: BenchOptions): Promise<string
 
 function finish(log: Logger, exit: (code: number) => void, err: unknown, v: Values): void {
   const d = describeError(err);
-  if (v.json === true) process.stdout.write(JSON.stringify({ error: d.message, code: (err as { code?: string } | null)?.code ?? 'ERROR' }) + '\n');
+  const reason = err instanceof ClusterError ? err.details?.['reason'] : undefined;
+  if (v.json === true) process.stdout.write(JSON.stringify({ error: d.message, code: (err as { code?: string } | null)?.code ?? 'ERROR', ...(typeof reason === 'string' ? { reason } : {}) }) + '\n');
   process.stderr.write(`strata: ${d.message}\n`);
   flushAndExit(log, exit, d.exitCode);
 }

@@ -26,6 +26,8 @@ import type { ImageMeta } from './image-format.js';
 import { Image, SWEEP_WINDOW, forEachLimited } from './image.js';
 import type { ImageCallback, ImageInfo } from './image.js';
 import { ImageLock } from './image-lock.js';
+import { breakImageLock, readImageLock } from './image-lock-admin.js';
+import type { BreakLockResult, ImageLockInfo, LockAdminTarget } from './image-lock-admin.js';
 import type { Objecter } from './objecter.js';
 import { DEFAULT_LAYOUT, layoutError, numObjects } from './striper.js';
 import type { FileLayout } from './striper.js';
@@ -190,6 +192,26 @@ export class Images {
     });
   }
 
+  /** Who holds the image's exclusive lock, and its fencing epoch (`strata image lock ls`). */
+  lockInfo(name: string, cb: (err: ClusterError | null, info?: ImageLockInfo) => void): void {
+    this.lockTarget(name, (err, t) => { if (err !== null || t === undefined) cb(err); else readImageLock(t, cb); });
+  }
+
+  /**
+   * Breaks the lock of a live holder (`strata image lock break`): blocklists it, then removes
+   * its lock and bumps the fencing epoch (image-lock-admin.ts). `holder` picks one instance.
+   */
+  breakLock(name: string, holder: string | undefined, cb: (err: ClusterError | null, r?: BreakLockResult) => void): void {
+    this.lockTarget(name, (err, t) => { if (err !== null || t === undefined) cb(err); else breakImageLock(t, holder, cb); });
+  }
+
+  private lockTarget(name: string, cb: (err: ClusterError | null, t?: LockAdminTarget) => void): void {
+    this.lookup(name, (err, id) => {
+      if (err !== null || id === undefined) { cb(err); return; }
+      cb(null, { env: this.env, log: this.log.child({ image: name, id }), objecter: this.objecter, pool: this.pool, image: name, header: headerObject(id) });
+    });
+  }
+
   // ----- Promise facade. -----
   createAsync(name: string, o: CreateImageOptions): Promise<string> {
     return new Promise((resolve, reject) => this.create(name, o, (err, id) => (err || id === undefined ? reject(err) : resolve(id))));
@@ -205,6 +227,12 @@ export class Images {
   }
   renameAsync(from: string, to: string): Promise<void> {
     return new Promise((resolve, reject) => this.rename(from, to, (err) => (err ? reject(err) : resolve())));
+  }
+  lockInfoAsync(name: string): Promise<ImageLockInfo> {
+    return new Promise((resolve, reject) => this.lockInfo(name, (err, info) => (err || info === undefined ? reject(err) : resolve(info))));
+  }
+  breakLockAsync(name: string, holder?: string): Promise<BreakLockResult> {
+    return new Promise((resolve, reject) => this.breakLock(name, holder, (err, r) => (err || r === undefined ? reject(err) : resolve(r))));
   }
   removeAsync(name: string): Promise<void> {
     return new Promise((resolve, reject) => this.remove(name, (err) => (err ? reject(err) : resolve())));

@@ -281,7 +281,9 @@ export class ClientOps {
             if (!live.some((h) => h.client === client && h.cookie === x.cookie)) return clusterErrorToWire('CLU_ERR_NOT_FOUND');
             state = { exclusive: state.exclusive, holders: live.filter((h) => !(h.client === client && h.cookie === x.cookie)) };
           } else {
-            if (!live.some((h) => h.client === x.client && h.cookie === x.cookie)) return clusterErrorToWire('CLU_ERR_NOT_FOUND');
+            // break_lock (an operator stopping a holder, images.md §Breaking a lock): the named
+            // holder goes whether its lease is live or lapsed but still recorded.
+            if (!state.holders.some((h) => h.client === x.client && h.cookie === x.cookie)) return clusterErrorToWire('CLU_ERR_NOT_FOUND');
             state = { exclusive: state.exclusive, holders: live.filter((h) => !(h.client === x.client && h.cookie === x.cookie)) };
           }
           const v = encodeLockState(state);
