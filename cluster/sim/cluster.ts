@@ -6,6 +6,7 @@
  * Bootstrap: the monitor's store is created with `monMkfs` (the keyring comes from the seed),
  * the monitor exits cleanly and starts for real, an admin client creates the pool, then the
  * OSDs start (each on its own host, so failure domain 'host' holds).
+ * During the fault phase the admin may grow the pool's pgNum (`growPgNum`, a PG split).
  */
 import type { Logger } from 'pino';
 import type { OsdId } from '../src/common/ids.js';
@@ -65,6 +66,7 @@ export class SimCluster {
   readonly osds: OsdNode[] = [];
   readonly log: Logger;
   private admin: MonClient | null = null;
+  private adminProc: SimProcess | null = null;
 
   constructor(readonly world: ProcessWorld, readonly o: SimOptions, private readonly factory: OsdFactory, private readonly observers: ClusterObservers) {
     this.log = world.rootLog.child({ proc: 'sim' });
@@ -107,6 +109,7 @@ export class SimCluster {
       this.startMon((err2) => {
         if (err2 !== null) { cb(err2); return; }
         const adminProc = this.newProc('admin', 'admin');
+        this.adminProc = adminProc;
         const aenv = adminProc.start();
         const admin = new MonClient({ env: aenv, entity: 'client.admin', key: this.keyring.get('client.admin')!.key, mon: { host: MON_HOST, port: MON_PORT } });
         this.admin = admin;
@@ -116,19 +119,41 @@ export class SimCluster {
         // Why retry: the network may reset the admin's connection during bootstrap (seeds
         // 0x8cc0ccf2db4e822f, 0xd812569187ebe72f), as an operator's CLI would retry; a pool that
         // exists means an earlier attempt landed and only its reply was lost.
-        let attempts = 0;
-        const create = (): void => {
-          admin.command(cmd, (err3) => {
-            const transient = err3 !== null && attempts < 20 && err3.code !== 'CLU_ERR_EXISTS' && err3.code !== 'CLU_ERR_INVALID' && err3.code !== 'CLU_ERR_PERM';
-            if (transient) { attempts++; aenv.setTimeout(create, 100); return; }
-            if (err3 !== null && err3.code !== 'CLU_ERR_EXISTS') { cb(err3); return; }
-            for (const n of this.osds) this.startOsd(n);
-            cb(null);
-          });
-        };
-        create();
+        this.adminCommand(cmd, 20, (err3) => {
+          if (err3 !== null && err3.code !== 'CLU_ERR_EXISTS') { cb(err3); return; }
+          for (const n of this.osds) this.startOsd(n);
+          cb(null);
+        });
       });
     });
+  }
+
+  /**
+   * Runs an admin command, retrying transient errors (connection reset, monitor down) every
+   * 100 ms up to `maxAttempts` times as an operator's CLI would; EXISTS, INVALID and PERM are
+   * final. Only for idempotent commands (a retry may follow an attempt that landed).
+   */
+  adminCommand(cmd: Readonly<Record<string, unknown>>, maxAttempts: number, cb: (err: ClusterError | null) => void): void {
+    const admin = this.admin;
+    if (admin === null) { cb(new ClusterError('CLU_ERR_UNAVAILABLE', 'no admin client before bootstrap')); return; }
+    let attempts = 0;
+    const attempt = (): void => {
+      admin.command(cmd, (err) => {
+        const transient = err !== null && attempts < maxAttempts && err.code !== 'CLU_ERR_EXISTS' && err.code !== 'CLU_ERR_INVALID' && err.code !== 'CLU_ERR_PERM';
+        if (transient) { attempts++; this.adminProc?.env.setTimeout(attempt, 100); return; }
+        cb(err);
+      });
+    };
+    attempt();
+  }
+
+  /**
+   * PG split: `pool set rbd pg_num N` (idempotent: a repeat of a landed growth changes nothing).
+   * Retried for up to 60 s, longer than any monitor outage of the fault atlas.
+   */
+  growPgNum(pgNum: number, cb: (err: ClusterError | null) => void): void {
+    this.log.info({ pool: POOL_NAME, pgNum }, 'admin: pool set pg_num');
+    this.adminCommand({ prefix: 'pool set', name: POOL_NAME, key: 'pg_num', value: String(pgNum) }, 600, cb);
   }
 
   /** The admin client's latest map. */

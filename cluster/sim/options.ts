@@ -55,6 +55,12 @@ export interface SimOptions {
   journalBytes: number;
   scrubIntervalMs: number;
   peerTimeoutMs: number;
+  /**
+   * PG split: an admin `pool set rbd pg_num splitPgNum` at `splitAtMs` into the fault phase
+   * (0 = no split in this run). Drawn from its own stream so the draws above keep their values.
+   */
+  splitAtMs: number;
+  splitPgNum: number;
   /** Stop after this many events (0 = no limit). */
   maxEvents: number;
 }
@@ -110,8 +116,17 @@ export function optionsFromSeed(seed: Seed, overrides: Partial<SimOptions> = {})
     journalBytes: r.pick([1, 2, 8]) * 1024 * 1024,
     scrubIntervalMs: r.pick([0, 0, 2000]),
     peerTimeoutMs: r.pick([3000, 10_000]),
+    splitAtMs: 0,
+    splitPgNum: 0,
     maxEvents: 0,
   };
+  // Half of the runs grow pgNum once during the fault phase (under whatever faults are active
+  // then): doubling (Ceph's usual step) or to a size that is not a power of two (stable_mod).
+  const s = derive(seed, 'split');
+  if (s.chance(0.5)) {
+    o.splitAtMs = 1 + s.int(Math.floor(o.faultPhaseMs * 0.8));
+    o.splitPgNum = s.pick([2 * o.pgNum, 2 * o.pgNum, o.pgNum + s.range(1, o.pgNum - 1)]);
+  }
   return { ...o, ...overrides };
 }
 
@@ -121,5 +136,6 @@ export function describeOptions(o: SimOptions): string {
   return `osds=${o.osdCount} pool=${o.poolSize}/${o.poolMinSize} pgs=${o.pgNum} grace=${o.osdGraceMs} downOut=${o.downOutIntervalMs} ` +
     `net=${o.net.delayMinMs}+exp(${o.net.delayMeanMs}) reset=${o.net.resetProb} sync=${o.disk.syncMeanMs} ` +
     `faults=${o.faultIntervalMeanMs === 0 ? 'none' : `every~${o.faultIntervalMeanMs}ms[${mix}]`} buggify=${o.buggify} ` +
-    `skew=${o.clockRateSpread}/${o.wallSkewMs} phase=${o.faultPhaseMs} clients=${o.clientCount} objects=${o.objectCount} w=${o.writeFraction}`;
+    `skew=${o.clockRateSpread}/${o.wallSkewMs} phase=${o.faultPhaseMs} clients=${o.clientCount} objects=${o.objectCount} w=${o.writeFraction}` +
+    (o.splitAtMs > 0 ? ` split=${o.pgNum}→${o.splitPgNum}@${o.splitAtMs}` : '');
 }

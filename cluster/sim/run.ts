@@ -1,6 +1,7 @@
 /**
  * One simulation run: build the world from the seed, bootstrap the cluster, then
- *   warmup → fault phase (atlas + workload) → heal → liveness window (workload drained)
+ *   warmup → fault phase (atlas + workload + at most one pgNum growth) → heal → liveness
+ *   window (workload drained)
  *   → final checks (liveness, convergence, durability read-back),
  * and return a verdict with the trace hash. Used by main.ts, the seed runner and the tests.
  */
@@ -104,12 +105,24 @@ export function runSimulation(o: SimOptions, control: RunControl = {}): RunResul
   runUntil(o.warmupMs, () => booted);
   if (!booted && verdict.ok) verdict.fail('bootstrap', 'cluster did not bootstrap within the warmup');
 
+  // PG split (options.splitAtMs): the admin's pgNum growth, issued during the fault phase.
+  const split = { issuedMs: -1, doneMs: -1 };
+  const splitPending = (): boolean => o.splitAtMs > 0 && split.doneMs < 0;
   const atlas = new FaultAtlas(c, o, derive(o.seed, 'faults'), (osd) => impl.recovered(c, osd));
   const workload = impl.workload(c, o, verdict);
   if (verdict.ok) {
     runUntil(o.warmupMs);
     atlas.start();
     workload?.start();
+    if (o.splitAtMs > 0) {
+      sched.after(o.splitAtMs, null, 'admin pool set pg_num', () => {
+        split.issuedMs = sched.now;
+        c.growPgNum(o.splitPgNum, (err) => {
+          if (err !== null) verdict.fail('admin', `pool set pg_num ${o.splitPgNum} failed`, { code: err.code, err: err.message });
+          else split.doneMs = sched.now;
+        });
+      });
+    }
     runUntil(o.warmupMs + o.faultPhaseMs);
   }
   // Faults stop: heal everything, then liveness within the bound.
@@ -120,6 +133,7 @@ export function runSimulation(o: SimOptions, control: RunControl = {}): RunResul
   let live = { done: false, pending: ['not evaluated'] };
   const check = (): boolean => {
     live = livenessState({ server: c.monServer, osdIds: c.osds.map((n) => n.id), pgDone: impl.pgDone, clients: liveClients });
+    if (splitPending()) live = { done: false, pending: [...live.pending, `pool set pg_num ${o.splitPgNum} not acknowledged`] };
     return live.done && (workload?.quiet() ?? true);
   };
   if (verdict.ok && sched.leaks.length === 0 && !truncated()) {
@@ -146,6 +160,7 @@ export function runSimulation(o: SimOptions, control: RunControl = {}): RunResul
     net: world.network.stats,
     faults: atlas.counts,
     buggify: Object.fromEntries(world.buggify.fired),
+    ...(o.splitAtMs > 0 ? { split: { pgNum: o.splitPgNum, issuedMs: Math.round(split.issuedMs), doneMs: Math.round(split.doneMs) } } : {}),
     epoch: maps.publishedEpoch,
     logLines: ring.written,
     ...(workload?.stats() ?? {}),

@@ -25,6 +25,18 @@ test('the same seed produces the same trace hash twice', (t) => {
   }
 });
 
+test('a run with a PG split (pool set pg_num during the fault phase) produces the same trace twice', (t) => {
+  // Seed 0x6 with its split moved to the start of the fault phase (t = 4 s) so the prefix covers
+  // it and 3 s of the OSDs splitting and peering the children.
+  const o = { maxEvents: EVENTS, splitAtMs: 1, splitPgNum: 2 * optionsFromSeed(parseSeed('0x6')).pgNum };
+  const a = runSimulation(optionsFromSeed(parseSeed('0x6'), o));
+  const b = runSimulation(optionsFromSeed(parseSeed('0x6'), o));
+  t.true(((a.stats['split'] as { doneMs: number } | undefined)?.doneMs ?? -1) > 0, `split acknowledged within the prefix: ${JSON.stringify(a.stats['split'])}`);
+  t.is(a.trace, b.trace);
+  t.is(a.events, b.events);
+  t.deepEqual(a.stats, b.stats);
+});
+
 test('different seeds produce different traces', (t) => {
   const a = runSimulation(optionsFromSeed(parseSeed('0x2'), { maxEvents: EVENTS }));
   const b = runSimulation(optionsFromSeed(parseSeed('0x3'), { maxEvents: EVENTS }));
