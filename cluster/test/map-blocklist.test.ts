@@ -45,9 +45,23 @@ test('invalid blocklist ops are refused whole', (t) => {
   };
   bad([rm(A)]);
   bad([add('osd.3/abc', 5)]);
-  bad([add('client.x', 5)]);
+  bad([add('client.x/', 5)]);
+  bad([add('client.x/a/b', 5)]);
+  bad([add('client./a', 5)]);
   bad([add(A, 0)]);
   bad([add(A, 5), rm(B)]);
+});
+
+test('an entry without a nonce lists the whole entity: every instance of it, and only of it', (t) => {
+  const m = nextMap(base(), [add('client.vm1', 5000)]);
+  t.true(isBlocklisted(m, A));
+  t.true(isBlocklisted(m, 'client.vm1/ffff'), 'a new instance of the entity');
+  t.false(isBlocklisted(m, B));
+  t.false(isBlocklisted(m, 'client.vm10/0a1b2c3d'), 'not a prefix match');
+  t.false(isBlocklisted(nextMap(base(), [add(A, 5000)]), 'client.vm1/ffff'), 'an instance entry lists that instance only');
+  const back = decodeMap(encodeMap(m));
+  t.deepEqual([...back.blocklist], [['client.vm1', 5000]]);
+  t.false(isBlocklisted(nextMap(m, [rm('client.vm1')]), A));
 });
 
 test('diffOps turns one blocklist into another', (t) => {

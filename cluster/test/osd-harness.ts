@@ -166,7 +166,7 @@ export class OsdHarness {
   sessionTo(id: number): Session {
     const t = this.osds.get(id)!;
     let s = this.sessions.get(id);
-    if (s === undefined || s.state === 'closed') { s = this.client.connect({ host: '127.0.0.1', port: t.port }); this.sessions.set(id, s); }
+    if (s === undefined || s.state === 'closed') { s = this.client.connect({ host: '127.0.0.1', port: t.port }, { instance: '1' }); this.sessions.set(id, s); }
     return s;
   }
 

@@ -5,7 +5,8 @@
  *
  * ```
  *  client                                              server
- *    | MSG_HELLO {proto, entity, method, Nc, ticket?}     |   Nc = 32 random bytes
+ *    | MSG_HELLO {proto, entity, method, Nc, ticket?,     |   Nc = 32 random bytes
+ *    |            instance? (proto 2)}                    |
  *    |--------------------------------------------------->|   K = keyring[entity].key (method key)
  *    |                                                    |     or open(ticket).sessionKey (ticket)
  *    |      MSG_HELLO_REPLY {serverEntity, status, Ns}    |   Ns = 32 random bytes
@@ -18,7 +19,17 @@
  *    |   c2s = HMAC(K, "c2s-sign" ‖ T), s2c = HMAC(K, "s2c-sign" ‖ T)
  * ```
  * T = "strata-auth-v1" ‖ u8 method ‖ str clientEntity ‖ str serverEntity ‖ bytes Nc ‖ bytes Ns ‖
- * bytes SHA-256(ticket). Why a transcript with distinct labels: a proof can be neither
+ * bytes SHA-256(ticket); protocol 2 uses the label "strata-auth-v2" and appends str instance.
+ *
+ * Protocol 2 (a client instance): MSG_HELLO v2 appends `str instance`, the client's instance
+ * nonce (the Objecter's `clientId` is `entity/instance`); the server binds it to the session
+ * (`AuthenticatedPeer.instance`) and the OSD refuses client ops whose `reqId.client` is not
+ * `<entity>/<instance>` of their session (docs/cluster-protocol.md §3). A connecting side
+ * without an instance (daemons, monitor clients) still sends protocol 1, so it interoperates
+ * with servers that know only protocol 1; servers accept both. Why the instance is in the
+ * transcript: a man in the middle must not be able to rebind a session to another instance.
+ *
+ * Why a transcript with distinct labels: a proof can be neither
  * reflected (client and server labels differ) nor replayed (fresh nonces from both sides), and
  * a ticket cannot be swapped mid-handshake. Why the server proves too: a client must not send
  * data (or trust replies) to an impostor OSD or monitor.
@@ -34,8 +45,12 @@ import type { Caps } from './caps.js';
 import type { KeyringEntry } from './keyring.js';
 import { openTicket } from './ticket.js';
 
-/** Messenger protocol version carried in MSG_HELLO. */
+/** Messenger protocol version of a MSG_HELLO without a client instance. */
 export const AUTH_PROTOCOL_VERSION = 1;
+/** Messenger protocol version of a MSG_HELLO that carries a client instance nonce. */
+export const AUTH_PROTOCOL_INSTANCE = 2;
+/** A client instance nonce: 1..32 ASCII letters and digits (the part after '/' of a clientId). */
+export const INSTANCE_NONCE_RE = /^[A-Za-z0-9]{1,32}$/;
 const NONCE_BYTES = 32;
 const PROOF_BYTES = 32;
 const METHOD_CODE = { none: 0, key: 1, ticket: 2 } as const;
@@ -57,6 +72,11 @@ export interface AuthenticatedPeer {
   caps: Caps;
   /** Wall-clock expiry of the credentials (ticket sessions), else null. */
   expiresWallMs: number | null;
+  /**
+   * The client instance nonce the peer presented in MSG_HELLO v2 (so its client ops must name
+   * `entity/instance`), else null (protocol 1, or the server side of an outbound session).
+   */
+  instance: string | null;
 }
 
 /** Per-direction frame signing keys. */
@@ -72,6 +92,8 @@ export interface Hello {
   method: AuthMethod;
   clientNonce: Uint8Array;
   ticket: Uint8Array;
+  /** Client instance nonce (protocol 2), '' in protocol 1. */
+  instance: string;
 }
 
 /**
@@ -102,38 +124,42 @@ export function authPolicy(o: {
       if (hello.method === 'key' && o.lookupKey !== undefined) {
         const entry = o.lookupKey(hello.entity);
         if (entry === undefined) return authError('authentication failed', 'unknown-entity');
-        return { key: entry.key, peer: { entity: entry.entity, method: 'key', caps: entry.caps, expiresWallMs: null } };
+        return { key: entry.key, peer: { entity: entry.entity, method: 'key', caps: entry.caps, expiresWallMs: null, instance: null } };
       }
       const secret = hello.method === 'ticket' ? o.serviceSecret?.() : undefined;
       if (secret === undefined) return authError(`auth method ${hello.method} not accepted here`, 'method');
       const body = openTicket(secret, hello.ticket, nowWallMs);
       if (body instanceof ClusterError) return body;
       if (body.entity !== hello.entity) return authError('ticket belongs to another entity', 'ticket-entity');
-      return { key: body.sessionKey, peer: { entity: body.entity, method: 'ticket', caps: body.caps, expiresWallMs: body.expiresMs } };
+      return { key: body.sessionKey, peer: { entity: body.entity, method: 'ticket', caps: body.caps, expiresWallMs: body.expiresMs, instance: null } };
     },
   };
 }
 
-/** Encodes MSG_HELLO. */
+/** Encodes MSG_HELLO (protocol 1, or 2 with the instance appended). */
 export function encodeHello(h: Hello): Uint8Array {
-  return new Writer(96 + h.ticket.length).u16(h.protocol).str(h.entity).u8(METHOD_CODE[h.method])
-    .bytes(h.clientNonce).bytes(h.ticket).finish();
+  const w = new Writer(96 + h.ticket.length + h.instance.length).u16(h.protocol).str(h.entity).u8(METHOD_CODE[h.method])
+    .bytes(h.clientNonce).bytes(h.ticket);
+  if (h.protocol >= AUTH_PROTOCOL_INSTANCE) w.str(h.instance);
+  return w.finish();
 }
 
-/** Decodes MSG_HELLO; throws `CodecError`. */
+/** Decodes MSG_HELLO of protocol 1 or 2; throws `CodecError`. */
 export function decodeHello(payload: Uint8Array): Hello | ClusterError {
   const r = new Reader(payload);
   const protocol = r.u16();
+  if (protocol !== AUTH_PROTOCOL_VERSION && protocol !== AUTH_PROTOCOL_INSTANCE) return new ClusterError('CLU_ERR_UNSUPPORTED', `protocol ${protocol}`);
   const entity = r.str(128);
   const code = r.u8();
   const clientNonce = r.bytes(NONCE_BYTES);
   const ticket = r.bytes(4096);
+  const instance = protocol >= AUTH_PROTOCOL_INSTANCE ? r.str(64) : '';
   r.end();
   const method = (Object.keys(METHOD_CODE) as AuthMethod[]).find((m) => METHOD_CODE[m] === code);
   if (method === undefined) return authError(`unknown auth method ${code}`, 'method');
-  if (protocol !== AUTH_PROTOCOL_VERSION) return new ClusterError('CLU_ERR_UNSUPPORTED', `protocol ${protocol}`);
   if (clientNonce.length !== NONCE_BYTES) return authError('bad client nonce', 'nonce');
-  return { protocol, entity, method, clientNonce, ticket };
+  if (protocol >= AUTH_PROTOCOL_INSTANCE && !INSTANCE_NONCE_RE.test(instance)) return authError(`bad client instance nonce '${instance}'`, 'instance');
+  return { protocol, entity, method, clientNonce, ticket, instance };
 }
 
 /** Encodes MSG_AUTH_REJECT (also used for error replies): u16 wire code, str message. */
@@ -152,10 +178,16 @@ export function decodeReject(payload: Uint8Array, fallback: ClusterError['code']
   }
 }
 
-function transcript(method: AuthMethod, client: string, server: string, nc: Uint8Array, ns: Uint8Array, ticket: Uint8Array): Uint8Array {
+function instanceOf(hello: Readonly<Hello>): string | null {
+  return hello.protocol >= AUTH_PROTOCOL_INSTANCE ? hello.instance : null;
+}
+
+function transcript(method: AuthMethod, client: string, server: string, nc: Uint8Array, ns: Uint8Array, ticket: Uint8Array, instance: string): Uint8Array {
   const ticketHash = createHash('sha256').update(ticket).digest();
-  return new Writer(192).raw(enc.encode('strata-auth-v1')).u8(METHOD_CODE[method]).str(client).str(server)
-    .bytes(nc).bytes(ns).bytes(ticketHash).finish();
+  const w = new Writer(256).raw(enc.encode(instance === '' ? 'strata-auth-v1' : 'strata-auth-v2')).u8(METHOD_CODE[method]).str(client).str(server)
+    .bytes(nc).bytes(ns).bytes(ticketHash);
+  if (instance !== '') w.str(instance);
+  return w.finish();
 }
 
 function mac(key: Uint8Array, label: string, t: Uint8Array): Uint8Array {
@@ -179,14 +211,17 @@ export class ClientHandshake {
   private t: Uint8Array | null = null;
   private serverEntity = '';
 
-  constructor(private readonly entity: string, private readonly creds: ClientCredentials, rng: Rng) {
+  /** `instance`: this client instance's nonce (sent as protocol 2), '' for none (protocol 1). */
+  constructor(private readonly entity: string, private readonly creds: ClientCredentials, rng: Rng, private readonly instance = '') {
+    if (instance !== '' && !INSTANCE_NONCE_RE.test(instance)) throw new Error(`bad client instance nonce '${instance}'`);
     this.nonce = rng.bytes(NONCE_BYTES);
   }
 
   /** The MSG_HELLO payload. */
   hello(): Uint8Array {
     const ticket = this.creds.method === 'ticket' ? this.creds.ticket : new Uint8Array(0);
-    return encodeHello({ protocol: AUTH_PROTOCOL_VERSION, entity: this.entity, method: this.creds.method, clientNonce: this.nonce, ticket });
+    const protocol = this.instance === '' ? AUTH_PROTOCOL_VERSION : AUTH_PROTOCOL_INSTANCE;
+    return encodeHello({ protocol, entity: this.entity, method: this.creds.method, clientNonce: this.nonce, ticket, instance: this.instance });
   }
 
   /**
@@ -204,7 +239,7 @@ export class ClientHandshake {
     }
     if (status !== 0 || serverNonce.length !== NONCE_BYTES) return authError('server skipped authentication', 'downgrade');
     const ticket = this.creds.method === 'ticket' ? this.creds.ticket : new Uint8Array(0);
-    this.t = transcript(this.creds.method, this.entity, this.serverEntity, this.nonce, serverNonce, ticket);
+    this.t = transcript(this.creds.method, this.entity, this.serverEntity, this.nonce, serverNonce, ticket, this.instance);
     return { proof: new Writer(40).bytes(mac(this.key(), 'client-proof', this.t)).finish() };
   }
 
@@ -241,13 +276,13 @@ export class ServerHandshake {
     if (hello instanceof ClusterError) return hello;
     if (hello.method === 'none') {
       if (!this.policy.allowUnauthenticated) return authError('authentication required', 'auth-required');
-      const peer: AuthenticatedPeer = { entity: hello.entity, method: 'none', caps: NO_CAPS, expiresWallMs: null };
+      const peer: AuthenticatedPeer = { entity: hello.entity, method: 'none', caps: NO_CAPS, expiresWallMs: null, instance: instanceOf(hello) };
       return { reply: this.replyPayload(1), peer };
     }
     const resolved = this.policy.resolve(hello, nowWallMs);
     if (resolved instanceof ClusterError) return resolved;
-    const t = transcript(hello.method, hello.entity, this.entity, hello.clientNonce, this.nonce, hello.ticket);
-    this.pending = { ...resolved, t };
+    const t = transcript(hello.method, hello.entity, this.entity, hello.clientNonce, this.nonce, hello.ticket, hello.instance);
+    this.pending = { key: resolved.key, peer: { ...resolved.peer, instance: instanceOf(hello) }, t };
     return { reply: this.replyPayload(0) };
   }
 

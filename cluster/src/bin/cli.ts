@@ -34,7 +34,7 @@ export const CLI_USAGE = `Admin commands (talk to the monitor):
   strata osd tree | osd dump
   strata osd out|in|down|rm ID
   strata osd blocklist add INSTANCE [SECONDS] | osd blocklist rm INSTANCE | osd blocklist ls
-                                                               (INSTANCE = client.NAME/NONCE, default 3600 s; add: mon 'allow rw' or 'profile rbd')
+                                                               (INSTANCE = client.NAME/NONCE, or client.NAME for all its instances; default 3600 s; add: mon 'allow rw' or 'profile rbd')
   strata pool create NAME [--size 3] [--min-size 2] [--pg-num 64] [--failure-domain host|osd]
   strata pool ls | pool set NAME KEY VALUE | pool rm NAME      (keys: size min_size pg_num failure_domain)
   strata auth add ENTITY [--caps 'mon=allow r' 'osd=allow rw pool=vms'] [-o FILE]

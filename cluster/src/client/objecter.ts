@@ -188,7 +188,9 @@ export class Objecter {
     const nonce = Buffer.from(o.env.rng.bytes(4)).toString('hex');
     this.clientId = `${o.entity}/${nonce}`;
     this.log = o.env.log.child({ component: 'objecter', client: this.clientId });
-    this.sessions = new SessionTable(o.msgr, () => this.credentials(), (s) => this.onSessionReset(s));
+    // The nonce also goes into every OSD session's handshake: the OSD binds the session to
+    // this instance and refuses ops naming another (docs/cluster-protocol.md §3).
+    this.sessions = new SessionTable(o.msgr, () => this.credentials(), (s) => this.onSessionReset(s), nonce);
     o.mon.on('map', this.onMapBound);
   }
 

@@ -3,7 +3,9 @@
  * ticket-authenticated (`credentials()` is asked at every connect, so a reconnect presents
  * the renewed ticket) and keyed by OSD id; a session whose OSD changed address or restarted
  * (`upFrom`), or left the map, is closed (its outstanding requests fail with
- * `CLU_ERR_CANCELLED`, which the Objecter treats as "resend elsewhere").
+ * `CLU_ERR_CANCELLED`, which the Objecter treats as "resend elsewhere"). Every session presents
+ * the Objecter's instance nonce in its handshake: the OSD accepts from it only ops whose
+ * `reqId.client` is `<entity>/<instance>` (docs/cluster-protocol.md §3).
  *
  * Why not reuse the messenger's address-keyed table alone: two OSD incarnations can share an
  * address; the OSD id + upFrom pair is what the map says is the same process.
@@ -40,6 +42,8 @@ export class SessionTable {
     private readonly credentials: () => ClientCredentials,
     /** Called when a session to an OSD resets (the Objecter resends what it had there). */
     private readonly onReset: (s: OsdSession) => void,
+    /** The client instance nonce sent in every session's handshake. */
+    private readonly instance: string,
   ) {}
 
   /** The session to `osd` at `addr`/`upFrom`, created on first use; undefined for a bad addr. */
@@ -49,7 +53,7 @@ export class SessionTable {
     if (cur !== undefined) this.drop(cur);
     const hp = splitAddr(addr);
     if (hp === undefined) return undefined;
-    const session = this.msgr.connect(hp, { credentials: this.credentials });
+    const session = this.msgr.connect(hp, { credentials: this.credentials, instance: this.instance });
     const s: OsdSession = { osd, addr, upFrom, session };
     session.on('reset', () => { if (this.byOsd.get(osd) === s) this.onReset(s); });
     this.byOsd.set(osd, s);

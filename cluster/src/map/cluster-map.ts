@@ -127,7 +127,9 @@ export interface ClusterMap {
   readonly pgHistory: ReadonlyMap<string, readonly PgHistorySet[]>;
   /**
    * Client blocklist (Ceph's `osd blocklist`): client instance (`entity/nonce`, the
-   * Objecter's `clientId`, sent as `reqId.client` in every op) → wall-clock expiry in ms.
+   * Objecter's `clientId`, sent as `reqId.client` in every op and bound to its OSD sessions
+   * by the handshake) or a whole entity (`entity`: every instance, present and future) →
+   * wall-clock expiry in ms.
    * Every OSD refuses ops of a listed instance once it has this epoch (client-ops.ts); the
    * monitor removes entries past their expiry (`blocklist-rm`). docs/cluster-map.md §Blocklist.
    */
@@ -212,16 +214,25 @@ export const BLOCKLIST_DEFAULT_MS = 3600_000;
 /** Longest accepted client instance name (entity ≤ 128 + '/' + nonce). */
 export const BLOCKLIST_INSTANCE_MAX = 256;
 
-/** Returns a reason string when `instance` is not a valid `entity/nonce` client instance. */
+/**
+ * Returns a reason string when `instance` is not a valid blocklist entry: a client instance
+ * `client.NAME/NONCE`, or a whole entity `client.NAME` (matches every instance of it).
+ */
 export function validateClientInstance(instance: string): string | undefined {
   if (instance.length === 0 || instance.length > BLOCKLIST_INSTANCE_MAX) return `client instance of ${instance.length} characters (want 1..${BLOCKLIST_INSTANCE_MAX})`;
-  if (!/^client\.[A-Za-z0-9_.\-]+\/[A-Za-z0-9]+$/.test(instance)) return `bad client instance '${instance}' (want client.NAME/NONCE)`;
+  if (!/^client\.[A-Za-z0-9_.\-]+(\/[A-Za-z0-9]+)?$/.test(instance)) return `bad client instance '${instance}' (want client.NAME/NONCE or client.NAME)`;
   return undefined;
 }
 
-/** True when the map blocklists this client instance (expiry is the monitor's business). */
+/**
+ * True when the map blocklists this client instance (`entity/nonce`), by an entry for the
+ * instance or for its whole entity. Expiry is the monitor's business.
+ */
 export function isBlocklisted(map: ClusterMap, instance: string): boolean {
-  return map.blocklist.size > 0 && map.blocklist.has(instance);
+  if (map.blocklist.size === 0) return false;
+  if (map.blocklist.has(instance)) return true;
+  const slash = instance.lastIndexOf('/');
+  return slash > 0 && map.blocklist.has(instance.slice(0, slash));
 }
 
 /** Looks a pool up by name. */

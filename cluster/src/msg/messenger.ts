@@ -108,8 +108,10 @@ export class Messenger extends EventEmitter<MessengerEvents> implements SessionH
    * Returns the outbound session to `host:port`, creating (and starting) it if needed. The
    * session connects in the background; requests issued meanwhile are queued.
    */
-  connect(addr: { host: string; port: number }, opts: { credentials?: () => ClientCredentials; backoff?: Partial<BackoffOptions> } = {}): Session {
-    const key = `${addr.host}:${addr.port}`;
+  connect(addr: { host: string; port: number }, opts: { credentials?: () => ClientCredentials; backoff?: Partial<BackoffOptions>; instance?: string } = {}): Session {
+    // Why the instance is part of the key: a session is bound to one client instance (the OSD
+    // checks every op's reqId against it), so two instances never share one.
+    const key = opts.instance === undefined ? `${addr.host}:${addr.port}` : `${addr.host}:${addr.port}/${opts.instance}`;
     const existing = this.outbound.get(key);
     if (existing !== undefined && existing.state !== 'closed') return existing;
     if (this.shutDown) throw new Error('messenger is shut down');
@@ -120,7 +122,10 @@ export class Messenger extends EventEmitter<MessengerEvents> implements SessionH
       localEntity: this.opts.entity,
       host: this,
       limits: this.limits,
-      outbound: { host: addr.host, port: addr.port, backoff: opts.backoff === undefined ? this.backoff : { ...this.backoff, ...opts.backoff }, credentials },
+      outbound: {
+        host: addr.host, port: addr.port, backoff: opts.backoff === undefined ? this.backoff : { ...this.backoff, ...opts.backoff }, credentials,
+        ...(opts.instance === undefined ? {} : { instance: opts.instance }),
+      },
     });
     this.outbound.set(key, session);
     session.start();

@@ -97,7 +97,8 @@ export interface SessionInit {
   localEntity: string;
   host: SessionHost;
   limits: SessionLimits;
-  outbound?: { host: string; port: number; backoff: BackoffOptions; credentials: () => ClientCredentials };
+  /** `instance`: the client instance nonce presented in MSG_HELLO (protocol 2); see handshake.ts. */
+  outbound?: { host: string; port: number; backoff: BackoffOptions; credentials: () => ClientCredentials; instance?: string };
   inbound?: { socket: NetSocket; policy: AuthServerPolicy };
 }
 
@@ -271,7 +272,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.init.outbound !== undefined) {
       const creds = this.init.outbound.credentials();
       conn.method = creds.method;
-      conn.clientHs = new ClientHandshake(this.init.localEntity, creds, this.init.env.rng);
+      conn.clientHs = new ClientHandshake(this.init.localEntity, creds, this.init.env.rng, this.init.outbound.instance ?? '');
       this.writeRaw(conn, MsgType.MSG_HELLO, 0, 0, conn.clientHs.hello());
     } else {
       conn.serverHs = new ServerHandshake(this.init.localEntity, this.init.inbound!.policy, this.init.env.rng);
@@ -429,7 +430,7 @@ export class Session extends EventEmitter<SessionEvents> {
         const r = hs.onAuthDone(f.payload);
         if (r instanceof ClusterError) { this.dropConn(conn, r, 'handshake failed'); return; }
         conn.signer = new FrameSigner(r.keys.tx, r.keys.rx);
-        this.becomeReady(conn, { entity: r.serverEntity, method: conn.method, caps: { mon: 'none', osd: [] }, expiresWallMs: null });
+        this.becomeReady(conn, { entity: r.serverEntity, method: conn.method, caps: { mon: 'none', osd: [] }, expiresWallMs: null, instance: null });
         return;
       }
       case MsgType.MSG_AUTH_REJECT: this.dropConn(conn, decodeReject(f.payload), 'handshake rejected by peer'); return;
@@ -445,7 +446,7 @@ export class Session extends EventEmitter<SessionEvents> {
     const r = hs.onHelloReply(f.payload);
     if (r instanceof ClusterError) { this.dropConn(conn, r, 'handshake failed'); return; }
     if ('accepted' in r) {
-      this.becomeReady(conn, { entity: r.serverEntity, method: 'none', caps: { mon: 'none', osd: [] }, expiresWallMs: null });
+      this.becomeReady(conn, { entity: r.serverEntity, method: 'none', caps: { mon: 'none', osd: [] }, expiresWallMs: null, instance: null });
       return;
     }
     this.writeRaw(conn, MsgType.MSG_AUTH_PROOF, 0, 0, r.proof);
@@ -469,7 +470,7 @@ export class Session extends EventEmitter<SessionEvents> {
         this.dropConn(conn, new ClusterError('CLU_ERR_AUTH', 'ticket expired', { details: { reason: 'ticket-expired' } }), 'session expired');
       }, delayMs);
     }
-    this.init.log.info({ peer: peer.entity, method: peer.method, remote: this.remoteAddress, signed: conn.signer !== null }, 'session ready');
+    this.init.log.info({ peer: peer.entity, instance: peer.instance ?? undefined, method: peer.method, remote: this.remoteAddress, signed: conn.signer !== null }, 'session ready');
     this.emit('ready', peer);
     this.pump();
   }

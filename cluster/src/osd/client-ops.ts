@@ -12,6 +12,10 @@
  * - Dedup by reqId (client, tid) in the PG log: a resend of an applied write gets the original
  *   version; a resend of one in flight waits for it. Every op is answered at most once (`replied`).
  * - A failed sub-op re-peers the PG; in-flight writes go back to the queue (`requeueInflight`).
+ * - Client identity (docs/cluster-protocol.md §3): an op's `reqId.client` must be the
+ *   `<entity>/<instance>` its session authenticated (handshake protocol 2), else CLU_ERR_PERM
+ *   `instance-mismatch`: a client cannot speak for another instance, nor shed a blocklisted
+ *   one, without a new session (and a new instance is still its entity: entity-wide entries).
  * - Client blocklist (docs/cluster-map.md §Blocklist): an op whose `reqId.client` the map lists
  *   is answered `OSD_RESULT_BLOCKLISTED` at admission, after a map wait and right before it
  *   executes (`tryOp`), so nothing of a blocklisted instance starts executing once this OSD has
@@ -53,6 +57,8 @@ export class ClientOps {
   private readonly instanceSessions = new Map<string, Set<Session>>();
   /** The blocklist table last enforced (maps share it between epochs that do not change it). */
   private enforcedBlocklist: ReadonlyMap<string, number> | undefined;
+  /** Sessions already logged for an instance mismatch (logged once per session). */
+  private readonly mismatchLogged = new WeakSet<Session>();
 
   constructor(private readonly c: ClientOpsContext) {}
 
@@ -69,9 +75,11 @@ export class ClientOps {
     let need = 0;
     for (const op of q.ops) if (op.op === 'write' || op.op === 'writefull') need += op.length;
     if (need !== data.length) { s.replyError(req, errOf('CLU_ERR_DECODE', `data ${data.length} != ${need}`)); return; }
+    const peer = s.peer;
+    const bound = peer === null || peer.instance === null ? null : `${peer.entity}/${peer.instance}`;
+    if (q.reqId.client !== bound) { this.refuseMismatch(req, s, q.reqId.client, bound); return; }
     const map = this.c.map();
     const pool = map?.pools.get(q.pool as PoolId);
-    const peer = s.peer;
     if (pool !== undefined && (peer === null || !capsAllow(peer.caps, { pool: pool.name, objectName: q.objectName, write }))) {
       s.replyError(req, errOf('CLU_ERR_PERM', `${peer?.entity ?? 'peer'} may not ${write ? 'write' : 'read'} pool ${pool.name}`));
       return;
@@ -386,6 +394,17 @@ export class ClientOps {
     this.reply(op, OSD_RESULT_BLOCKLISTED, ZERO_VERSION, [], []);
   }
 
+  /** An op naming another client instance than its session's: CLU_ERR_PERM, logged once. */
+  private refuseMismatch(req: InboundMessage, s: Session, claimed: string, bound: string | null): void {
+    if (!this.mismatchLogged.has(s)) {
+      this.mismatchLogged.add(s);
+      this.c.log.warn({ claimed, session: bound, peer: s.peer?.entity, remote: s.remoteAddress }, 'client op names another instance than its session; refused');
+    }
+    s.replyError(req, new ClusterError('CLU_ERR_PERM', `instance-mismatch: op of ${claimed} on a session of ${bound ?? 'no client instance'}`, {
+      details: { reason: 'instance-mismatch' },
+    }));
+  }
+
   private trackSession(instance: string, s: Session): void {
     let set = this.instanceSessions.get(instance);
     if (set === undefined) { set = new Set(); this.instanceSessions.set(instance, set); }
@@ -412,7 +431,7 @@ export class ClientOps {
       for (const list of pg.objWait.values()) for (const op of list) if (listed(op)) this.replyBlocklisted(op);
     }
     for (const [instance, sessions] of [...this.instanceSessions]) {
-      if (!map.blocklist.has(instance)) continue;
+      if (!isBlocklisted(map, instance)) continue;
       this.c.log.warn({ client: instance, sessions: sessions.size, epoch: map.epoch }, 'client blocklisted; closing its sessions');
       this.instanceSessions.delete(instance);
       for (const s of [...sessions]) s.close();

@@ -77,7 +77,7 @@ function sessionTo(addr: string, creds: { ticket: Uint8Array; sessionKey: Uint8A
   let s = sessions.get(addr);
   if (s === undefined || s.state === 'closed') {
     const i = addr.lastIndexOf(':');
-    s = mon.msgr.connect({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)) }, { credentials: () => ({ method: 'ticket', ticket: creds.ticket, sessionKey: creds.sessionKey }) });
+    s = mon.msgr.connect({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)) }, { credentials: () => ({ method: 'ticket', ticket: creds.ticket, sessionKey: creds.sessionKey }), instance: 'fault' });
     sessions.set(addr, s);
   }
   return s;
