@@ -8,6 +8,13 @@
  * against intervals seen in PEER messages, never the OSD's own new interval as primary, so the
  * stale sub-op applied and rolled the object's version back to 13.119 on that one replica
  * (convergence checker: "object obj.2 differs across the acting set").
+ *
+ * Seed 0x33e7e92f0b82100a (real OSD, PG split 32 → 61 during a partition): a REPOP of the
+ * parent PG's old interval, held up by the partition, reached a replica just after the map that
+ * split the parent and before any peer message of the parent's new interval, so the interval
+ * check let it through: the parent's log got an entry for an object that now belonged to a
+ * child, the parent's next peering took that log as authoritative and "recovered" the old
+ * version over the child's newer acknowledged write (durability: read returned v4.9, not v10.10).
  */
 import test from 'ava';
 import type { OsdId } from '../src/common/ids.js';
@@ -16,7 +23,9 @@ import { Messenger } from '../src/msg/messenger.js';
 import { MsgType } from '../src/msg/types.js';
 import { LogOp } from '../src/pg/pg-log.js';
 import { encodeRepOp } from '../src/osd/osd-peer-protocol.js';
+import { nextMap } from '../src/map/map-builder.js';
 import { objectToPg, pgToOsds } from '../src/placement/placement.js';
+import { splitHistoryOps } from '../src/placement/pg-split.js';
 import { waitFor } from './msg-test-env.js';
 import { OsdHarness } from './osd-harness.js';
 
@@ -64,6 +73,55 @@ test.serial('a deposed primary\'s REPOP of an older interval does not apply on t
       t.is(err, 'CLU_ERR_EPOCH_STALE');
       const st = h.osds.get(newPrimary)!.store.stat(obj);
       t.deepEqual(st?.version, { epoch: v2.epoch, seq: v2.seq });
+    } finally {
+      stale.shutdown();
+    }
+  } finally {
+    await h.close();
+  }
+});
+
+test.serial('a REPOP built before a PG split is refused for an object that moved to a child (seed 0x33e7e92f0b82100a)', async (t) => {
+  const h = new OsdHarness({ id: 1, name: 'rbd', size: 2, minSize: 1, pgNum: 2, failureDomain: 'osd' });
+  try {
+    for (let i = 0; i < 3; i++) await h.startOsd(i);
+    h.initMap();
+    await waitFor(() => h.allClean(), 10_000);
+    const pool = h.map.pools.get(1 as never)!;
+    const grown = { ...pool, pgNum: 4 };
+    // An object of parent 0 (pgNum 2) that moves to child 2 (pgNum 4).
+    const name = Array.from({ length: 200 }, (_, i) => `obj-${i}`).find((n) => objectToPg(pool, n).seed === 0 && objectToPg(grown, n).seed === 2)!;
+    const first = await h.op(name, [{ op: 'writefull', length: 4 }], [new Uint8Array([1, 1, 1, 1])]);
+    t.is(first.reply.result, 0);
+    const parent = objectToPg(pool, name);
+    const parentKey = `${parent.pool}.${parent.seed.toString(16)}`;
+    const [primary, replica] = pgToOsds(h.map, parent).acting as [OsdId, OsdId];
+    const oldEpoch = h.map.epoch;
+    // Only the replica gets the split map (the primary's map and its sub-ops lag behind).
+    const split = nextMap(h.map, [{ op: 'pool-set', id: pool.id, changes: { pgNum: 4 } }, ...splitHistoryOps(h.map, pool.id, 4)]);
+    h.osds.get(replica)!.core.handleMap(split);
+    const obj = { pool: parent.pool, name: name as never };
+    const before = h.osds.get(replica)!.store.stat(obj)?.version;
+    const headBefore = h.osds.get(replica)!.core.pgForTest(parentKey)?.head;
+    const stale = new Messenger({
+      env: h.env, entity: `osd.${primary}`,
+      auth: authPolicy({ lookupKey: (e) => h.ring.get(e) }),
+      credentials: () => ({ method: 'key', key: key(primary) }),
+    });
+    try {
+      const v = { epoch: oldEpoch, seq: 1000 };
+      const m = encodeRepOp({
+        pg: parentKey, interval: oldEpoch,
+        entry: { version: v, object: name, op: LogOp.modify, client: 'client.admin/1', tid: 999, result: 0 },
+        ops: [{ op: 'write', obj, offset: 0, data: new Uint8Array([9, 9, 9, 9]) }, { op: 'version', obj, version: v }],
+      });
+      const s = stale.connect({ host: '127.0.0.1', port: h.osds.get(replica)!.port });
+      const err = await new Promise<string | null>((resolve) => {
+        s.request({ type: MsgType.MSG_OSD_REPOP, payload: m.payload, data: m.data }, { timeoutMs: 5000 }, (e) => resolve(e === null ? null : e.code));
+      });
+      t.is(err, 'CLU_ERR_EPOCH_STALE');
+      t.deepEqual(h.osds.get(replica)!.store.stat(obj)?.version, before, 'the object is untouched');
+      t.deepEqual(h.osds.get(replica)!.core.pgForTest(parentKey)?.head, headBefore, 'the parent\'s log did not take the entry');
     } finally {
       stale.shutdown();
     }

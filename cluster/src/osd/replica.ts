@@ -7,6 +7,8 @@
  * Invariants it relies on:
  * - A message of an older interval than one already seen for the PG is refused (EPOCH_STALE):
  *   a deposed primary's late sub-op must not apply after the new primary peered.
+ * - A sub-op or push for an object that our map's pgNum puts in another PG is refused
+ *   (EPOCH_STALE): its sender's map predates a split (`movedOut`).
  * - Sub-ops arrive in version order (the primary's session is FIFO) and are applied in the same
  *   store transaction the primary built; the reply goes out only after the local commit.
  * - A query or activation is handled only once this OSD's map has reached the sender's interval
@@ -29,7 +31,8 @@ import {
   decodeObjectRef, decodePgActivate, decodePgQuery, decodePush, decodeRepOp, decodePgScan,
   encodeObjectCopy, encodePgQueryReply, encodeScanReply, joinChunks,
 } from './osd-peer-protocol.js';
-import { Pg, errOf, parsePgKey } from './pg.js';
+import { Pg, errOf, parsePgKey, pgKeyOf } from './pg.js';
+import { objectToPg } from '../placement/placement.js';
 
 /** What the replica side uses from the rest of the OSD. */
 export type ReplicaContext = Pick<OsdContext, 'env' | 'log' | 'store' | 'stats' | 'pgs' | 'map' | 'adoptLog' | 'stepDown'>;
@@ -89,6 +92,22 @@ export class Replica {
     return pg;
   }
 
+  /**
+   * EPOCH_STALE when `object` does not map to `pg` under our map's pgNum: the sender built the
+   * sub-op or push on a map from before a split. Why: applied to the parent, it would put a
+   * child's object (with an older version) into the parent's log, the parent's next peering
+   * would recover it from that log and overwrite the child's newer copy (the store keeps objects
+   * per pool, not per PG) — sim seed 0x33e7e92f0b82100a: a REPOP held up by a partition reached
+   * the replica just after its split map and before any message of the parent's new interval.
+   */
+  private movedOut(pg: Pg, object: string): ClusterError | null {
+    const pool = this.c.map()?.pools.get(pg.pool);
+    if (pool === undefined) return null;
+    const owner = objectToPg(pool, object).seed as number;
+    if (owner === pg.seed) return null;
+    return errOf('CLU_ERR_EPOCH_STALE', `pg ${pg.key}: object ${object} is in pg ${pgKeyOf(pg.pool, owner)} since pgNum ${pool.pgNum}`);
+  }
+
   onQuery(req: InboundMessage, s: Session): void {
     const q = decodePgQuery(req.payload);
     this.afterMap(q.interval, () => this.query(q, req, s), () => s.replyError(req, errOf('CLU_ERR_UNAVAILABLE', `pg ${q.pg}: no map of epoch ${q.interval} yet`)));
@@ -123,6 +142,8 @@ export class Replica {
     const m = decodeRepOp(req.payload, req.data);
     const pg = this.replicaPg(m.pg, m.interval);
     if (pg instanceof ClusterError) { s.replyError(req, pg); return; }
+    const moved = this.movedOut(pg, m.entry.object);
+    if (moved !== null) { s.replyError(req, moved); return; }
     const txn = new Transaction();
     txn.ops.push(...m.ops);
     txn.handOff = true; // views of the received frame, never modified
@@ -146,6 +167,8 @@ export class Replica {
     const m = decodePush(req.payload);
     const pg = this.replicaPg(m.pg, m.interval);
     if (pg instanceof ClusterError) { s.replyError(req, pg); return; }
+    const moved = this.movedOut(pg, m.copy.name);
+    if (moved !== null) { s.replyError(req, moved); return; }
     const data = joinChunks(req.data);
     this.c.stats.pushesReceived++;
     this.c.stats.pushBytesReceived += data.length;
