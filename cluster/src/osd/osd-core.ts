@@ -206,6 +206,11 @@ export class OsdCore {
         if (pg === undefined && !inActing) continue;
         if (pg === undefined) { pg = new Pg(key, pool.id, seed); pg.pgNum = pool.pgNum; this.pgs.set(key, pg); }
         touched.add(key);
+        // Why: peer messages of an interval from before the split (built on the old pgNum: an
+        // unsplit log, a moved object's sub-op) must not apply to the split PGs (sim seeds
+        // 0x33e7e92f0b82100a, 0xc36cd00c5398867e). The split happened after our previous map,
+        // so intervals up to its epoch are stale; a skipped-map gap is left to replica.ts `movedOut`.
+        if (split && prev !== undefined) pg.seenInterval = Math.max(pg.seenInterval, prev.epoch + 1);
         this.peering.updatePg(pg, pool, mapping.acting as OsdId[], mapping.primary, map.epoch, inActing, split);
       }
     }
