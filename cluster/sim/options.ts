@@ -61,6 +61,12 @@ export interface SimOptions {
    */
   splitAtMs: number;
   splitPgNum: number;
+  /**
+   * PG log bounds of the real OSD (OsdCoreOptions.pgLogBounds; null = production's 500/3000,
+   * which a run's few hundred writes per PG never reach): small ones make runs trim the log
+   * and backfill an OSD that missed more writes than the log holds.
+   */
+  pgLogBounds: { min: number; max: number } | null;
   /** Stop after this many events (0 = no limit). */
   maxEvents: number;
 }
@@ -118,6 +124,7 @@ export function optionsFromSeed(seed: Seed, overrides: Partial<SimOptions> = {})
     peerTimeoutMs: r.pick([3000, 10_000]),
     splitAtMs: 0,
     splitPgNum: 0,
+    pgLogBounds: null,
     maxEvents: 0,
   };
   // Half of the runs grow pgNum once during the fault phase (under whatever faults are active
@@ -126,6 +133,11 @@ export function optionsFromSeed(seed: Seed, overrides: Partial<SimOptions> = {})
   if (s.chance(0.5)) {
     o.splitAtMs = 1 + s.int(Math.floor(o.faultPhaseMs * 0.8));
     o.splitPgNum = s.pick([2 * o.pgNum, 2 * o.pgNum, o.pgNum + s.range(1, o.pgNum - 1)]);
+  }
+  const l = derive(seed, 'pglog');
+  if (l.chance(0.5)) {
+    const min = l.pick([4, 16, 40]);
+    o.pgLogBounds = { min, max: min * l.pick([1, 3, 10]) };
   }
   return { ...o, ...overrides };
 }
@@ -137,5 +149,6 @@ export function describeOptions(o: SimOptions): string {
     `net=${o.net.delayMinMs}+exp(${o.net.delayMeanMs}) reset=${o.net.resetProb} sync=${o.disk.syncMeanMs} ` +
     `faults=${o.faultIntervalMeanMs === 0 ? 'none' : `every~${o.faultIntervalMeanMs}ms[${mix}]`} buggify=${o.buggify} ` +
     `skew=${o.clockRateSpread}/${o.wallSkewMs} phase=${o.faultPhaseMs} clients=${o.clientCount} objects=${o.objectCount} w=${o.writeFraction}` +
-    (o.splitAtMs > 0 ? ` split=${o.pgNum}→${o.splitPgNum}@${o.splitAtMs}` : '');
+    (o.splitAtMs > 0 ? ` split=${o.pgNum}→${o.splitPgNum}@${o.splitAtMs}` : '') +
+    (o.pgLogBounds === null ? '' : ` pglog=${o.pgLogBounds.min}/${o.pgLogBounds.max}`);
 }

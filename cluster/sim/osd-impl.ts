@@ -84,7 +84,7 @@ const real: OsdImplementation = {
   factory: (o) => (node, env) => {
     const osd = new SimOsd({
       ...daemonOptions(o, node, env),
-      journalBytes: o.journalBytes, scrubIntervalMs: o.scrubIntervalMs, peerTimeoutMs: o.peerTimeoutMs,
+      journalBytes: o.journalBytes, scrubIntervalMs: o.scrubIntervalMs, peerTimeoutMs: o.peerTimeoutMs, pgLogBounds: o.pgLogBounds,
       onFatal: (what, err) => env.log.error({ err }, what),
     });
     osd.start();

@@ -106,7 +106,7 @@ export function runSimulation(o: SimOptions, control: RunControl = {}): RunResul
   if (!booted && verdict.ok) verdict.fail('bootstrap', 'cluster did not bootstrap within the warmup');
 
   // PG split (options.splitAtMs): the admin's pgNum growth, issued during the fault phase.
-  const split = { issuedMs: -1, doneMs: -1 };
+  const split = { issuedMs: -1, doneMs: -1, osdsDown: 0, monDown: false };
   const splitPending = (): boolean => o.splitAtMs > 0 && split.doneMs < 0;
   const atlas = new FaultAtlas(c, o, derive(o.seed, 'faults'), (osd) => impl.recovered(c, osd));
   const workload = impl.workload(c, o, verdict);
@@ -117,6 +117,9 @@ export function runSimulation(o: SimOptions, control: RunControl = {}): RunResul
     if (o.splitAtMs > 0) {
       sched.after(o.splitAtMs, null, 'admin pool set pg_num', () => {
         split.issuedMs = sched.now;
+        // Coverage figures: how impaired the cluster was when the growth was issued.
+        split.osdsDown = c.osds.filter((n) => !n.proc.alive || n.proc.paused).length;
+        split.monDown = c.monServer === null;
         c.growPgNum(o.splitPgNum, (err) => {
           if (err !== null) verdict.fail('admin', `pool set pg_num ${o.splitPgNum} failed`, { code: err.code, err: err.message });
           else split.doneMs = sched.now;
@@ -160,7 +163,7 @@ export function runSimulation(o: SimOptions, control: RunControl = {}): RunResul
     net: world.network.stats,
     faults: atlas.counts,
     buggify: Object.fromEntries(world.buggify.fired),
-    ...(o.splitAtMs > 0 ? { split: { pgNum: o.splitPgNum, issuedMs: Math.round(split.issuedMs), doneMs: Math.round(split.doneMs) } } : {}),
+    ...(o.splitAtMs > 0 ? { split: { ...split, pgNum: o.splitPgNum, issuedMs: Math.round(split.issuedMs), doneMs: Math.round(split.doneMs) } } : {}),
     epoch: maps.publishedEpoch,
     logLines: ring.written,
     ...(workload?.stats() ?? {}),

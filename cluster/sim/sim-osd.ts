@@ -16,6 +16,7 @@ import type { Env } from '../src/env/env.js';
 import type { ClusterMap } from '../src/map/cluster-map.js';
 import type { MonClient } from '../src/mon/mon-client.js';
 import { OsdCore } from '../src/osd/osd-core.js';
+import type { PgLogBounds } from '../src/pg/pg-log.js';
 import { ObjectStore } from '../src/store/object-store.js';
 import { OsdDaemon } from './osd-daemon.js';
 import type { OsdDaemonOptions } from './osd-daemon.js';
@@ -25,6 +26,8 @@ export interface SimOsdOptions extends OsdDaemonOptions {
   journalBytes: number;
   scrubIntervalMs: number;
   peerTimeoutMs: number;
+  /** PG log bounds (null: production's). */
+  pgLogBounds: PgLogBounds | null;
   /** An unrecoverable start error (store open failed): the run reports it. */
   onFatal: (what: string, err: unknown) => void;
 }
@@ -62,6 +65,7 @@ export class SimOsd {
         reportFailure: (osd) => this.mon.reportFailure(osd, 'refused'),
         scrubIntervalMs: this.o.scrubIntervalMs,
         peerTimeoutMs: this.o.peerTimeoutMs,
+        ...(this.o.pgLogBounds === null ? {} : { pgLogBounds: this.o.pgLogBounds }),
       });
       this.daemon.start({ onListenError: (e) => this.o.onFatal('listen failed', e), fetchTicket: () => this.fetchTicket() });
     });

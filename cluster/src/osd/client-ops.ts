@@ -33,6 +33,7 @@ import type { InboundMessage, Session } from '../msg/session.js';
 import { MsgType } from '../msg/types.js';
 import { objectHash } from '../placement/placement.js';
 import { LogOp, PG_LOG_MAX, PG_LOG_MIN, PG_LOG_TRIM_PER_WRITE, PgLog, emptyInfo, encodeInfo, encodeLogEntry, logKey } from '../pg/pg-log.js';
+import type { PgLogBounds } from '../pg/pg-log.js';
 import type { PgLogEntry } from '../pg/pg-log.js';
 import { PgState } from '../pg/pg-state.js';
 import { Transaction } from '../store/types.js';
@@ -60,7 +61,8 @@ export class ClientOps {
   /** Sessions already logged for an instance mismatch (logged once per session). */
   private readonly mismatchLogged = new WeakSet<Session>();
 
-  constructor(private readonly c: ClientOpsContext) {}
+  /** Log bounds: `min` entries while active+clean, `max` while degraded (OsdCoreOptions.pgLogBounds). */
+  constructor(private readonly c: ClientOpsContext, private readonly logBounds: PgLogBounds = { min: PG_LOG_MIN, max: PG_LOG_MAX }) {}
 
   onClientOp(req: InboundMessage, s: Session): void {
     let q: OsdOpRequest;
@@ -365,7 +367,7 @@ export class ClientOps {
     pg.info.lastUpdate = entry.version;
     if (complete) pg.info.lastComplete = entry.version;
     // Trim to PG_LOG_MIN while clean, PG_LOG_MAX while degraded; replicas mirror the removals.
-    const bound = (activeState(pg) & PgState.CLEAN) !== 0 ? PG_LOG_MIN : PG_LOG_MAX;
+    const bound = (activeState(pg) & PgState.CLEAN) !== 0 ? this.logBounds.min : this.logBounds.max;
     let trimmed = 0;
     while (pg.log.entries.length > bound && trimmed < PG_LOG_TRIM_PER_WRITE) {
       const old = pg.log.trimOne()!;

@@ -44,7 +44,8 @@ import type { ClusterMap } from '../map/cluster-map.js';
 import type { Messenger } from '../msg/messenger.js';
 import { MsgType } from '../msg/types.js';
 import { pgToOsds } from '../placement/placement.js';
-import { PG_LOG_MAX } from '../pg/pg-log.js';
+import { PG_LOG_MAX, PG_LOG_MIN } from '../pg/pg-log.js';
+import type { PgLogBounds } from '../pg/pg-log.js';
 import { PgState, pgStateString } from '../pg/pg-state.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { StoreLimits } from '../store/types.js';
@@ -87,6 +88,8 @@ export interface OsdCoreOptions {
   peerTimeoutMs?: number;
   /** Objects recovered concurrently per PG (default 4). */
   recoveryConcurrency?: number;
+  /** PG log bounds (default PG_LOG_MIN while clean, PG_LOG_MAX while degraded; the simulator lowers them). */
+  pgLogBounds?: PgLogBounds;
 }
 
 // Log adoption and a split child must each fit one store transaction (Peering.adoptLog, pg-split.ts).
@@ -139,7 +142,9 @@ export class OsdCore {
       recoverSoon: (pg, name) => this.recovery.recoverSoon(pg, name),
       scanPeer: (pg, osd, withCrc, cb) => this.recovery.scanPeer(pg, osd, withCrc, cb),
     };
-    this.clientOps = new ClientOps(ctx);
+    const bounds = o.pgLogBounds ?? { min: PG_LOG_MIN, max: PG_LOG_MAX };
+    assert(bounds.min >= 1 && bounds.min <= bounds.max && bounds.max <= PG_LOG_MAX, `bad PG log bounds ${bounds.min}/${bounds.max}`);
+    this.clientOps = new ClientOps(ctx, bounds);
     this.replica = new Replica(ctx);
     this.peering = new Peering(ctx);
     this.recovery = new Recovery(ctx, o.recoveryConcurrency ?? 4);

@@ -28,6 +28,12 @@ export const PG_LOG_MAX = 3000;
  * PG_LOG_MAX as soon as the PG is degraded.
  */
 export const PG_LOG_MIN = 500;
+/**
+ * The two bounds a primary trims to (production: PG_LOG_MIN / PG_LOG_MAX; the simulator draws
+ * small ones so its short runs trim and backfill). 1 ≤ min ≤ max ≤ PG_LOG_MAX: a log adoption
+ * must fit one store transaction.
+ */
+export interface PgLogBounds { readonly min: number; readonly max: number }
 /** Entries the primary trims at most per write, so shrinking to PG_LOG_MIN stays gradual. */
 export const PG_LOG_TRIM_PER_WRITE = 8;
 
