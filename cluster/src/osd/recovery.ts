@@ -151,12 +151,23 @@ export class Recovery {
     });
   }
 
+  /** The peer to pull `name` from: one complete up to the needed version, else (no such peer) any that is not known to miss it. */
   private sourceFor(pg: Pg, name: string): OsdId | undefined {
+    const need = pg.selfMissing.get(name)?.version;
+    return (need === undefined ? undefined : this.pickSource(pg, name, need)) ?? this.pickSource(pg, name, undefined);
+  }
+
+  private pickSource(pg: Pg, name: string, need: EVersion | undefined): OsdId | undefined {
     let best: OsdId | undefined;
     let bestV: EVersion | undefined;
     for (const [osd, r] of pg.peerInfos) {
       if (!r.hasInfo || r.info.backfilling) continue;
       if (pg.peerMissing.get(osd)?.has(name) === true) continue;
+      // Why: a peer outside the acting set has no peerMissing entry; one whose last_complete
+      // is older than the needed version may itself still lack the object (it adopted the log
+      // but was never recovered), and pulling from it installs an older copy or its absence
+      // (sim seed 0x818a0e591c64e3f6: the new primary "recovered" 4 objects as absent).
+      if (need !== undefined && compareVersion(r.info.lastComplete, need) < 0) continue;
       if (this.c.map()?.osds.get(osd)?.up !== true) continue;
       if (bestV === undefined || compareVersion(r.info.lastUpdate, bestV) > 0) { best = osd; bestV = r.info.lastUpdate; }
     }
