@@ -186,7 +186,10 @@ export class FaultAtlas {
   stopAndHeal(): void {
     this.stopped = true;
     this.partitioned = false;
-    this.net.healPartitions();
+    // Clogs too: one outliving the heal (seed 0x9d7fc3b97bf74211: osd0→mon, 1.4 s past it)
+    // let liveness pass while the monitor, restarted at the heal, was about to mark that OSD
+    // down for missing beacons — during the convergence check.
+    this.net.healAll();
     for (const n of this.cluster.osds) if (n.proc.paused) n.proc.resume();
     for (const n of [...this.pendingRestarts]) this.restartOsd(n);
     this.restartMon();

@@ -190,6 +190,12 @@ export class SimNetwork {
     this.kickStalled();
   }
 
+  /** End of the fault phase: removes every partition and every clog, delivers what stalled. */
+  healAll(): void {
+    this.clogged.clear();
+    this.healPartitions();
+  }
+
   /** Clogs the direction from → to until `now + durationMs` (deliveries wait). */
   clog(from: string, to: string, durationMs: number): void {
     const until = this.sched.now + durationMs;
