@@ -10,37 +10,17 @@
  * retrying, and B's view of the data must be what A wrote before the takeover.
  */
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { ClusterClient } from '../src/client/cluster-client.js';
 import type { Image } from '../src/client/image.js';
 import type { Images } from '../src/client/images.js';
 import { ClusterError } from '../src/common/errors.js';
-import { TestCluster } from './client-harness.js';
-import { InProcessOsd } from './in-process-osd.js';
+import { twoOsdCluster } from './in-process-osd.js';
 
 const code = (e: unknown): string | undefined => (e as ClusterError | undefined)?.code;
 const reason = (e: unknown): unknown => (e as ClusterError | undefined)?.details?.['reason'];
 const MiB = 1024 * 1024;
 
 test('takeover blocklists the old holder: its late writes to objects the new owner never wrote are refused by the OSDs', async (t) => {
-  const c = await TestCluster.start({ osds: 0, pool: { name: 'vms', size: 2, minSize: 1, pgNum: 8 } });
-  const dir = mkdtempSync('/var/tmp/strata-blocklist-test-');
-  const osds = [0, 1].map((id) => new InProcessOsd(c.env, id, c.ring.get(`osd.${id}`)!.key, c.monPort, join(dir, `osd${id}`)));
-  const clients: ClusterClient[] = [];
-  t.teardown(async () => {
-    for (const cl of clients) cl.close();
-    for (const o of osds) await o.stop();
-    await c.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  for (const o of osds) await o.start();
-  await c.waitMap((m) => [...m.osds.values()].filter((x) => x.up).length === 2);
-  const connect = async (): Promise<ClusterClient> => {
-    const cl = await ClusterClient.connectAsync({ env: c.env, mon: { host: '127.0.0.1', port: c.monPort }, entity: 'client.admin', key: c.ring.get('client.admin')!.key });
-    clients.push(cl);
-    return cl;
-  };
+  const { c, connect } = await twoOsdCluster(t, 'strata-blocklist-test-');
   const ca = await connect();
   const cb = await connect();
   const imagesA = ca.images('vms') as Images;

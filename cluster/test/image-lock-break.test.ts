@@ -8,19 +8,17 @@
  * vector whose fence is stale breaks nothing; a holder whose lease lapsed can be broken too.
  */
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { buildImageCommand } from '../src/bin/image-cli.js';
 import { EXIT, UsageError, describeError } from '../src/bin/bin-util.js';
-import { ClusterClient } from '../src/client/cluster-client.js';
+import type { ClusterClient } from '../src/client/cluster-client.js';
 import { FENCE_ATTR, LOCK_NAME, encodeFence } from '../src/client/image-format.js';
 import type { Image } from '../src/client/image.js';
 import type { Images } from '../src/client/images.js';
 import type { ClusterError } from '../src/common/errors.js';
 import type { PoolId } from '../src/common/ids.js';
-import { TestCluster } from './client-harness.js';
-import { InProcessOsd } from './in-process-osd.js';
+import type { TestCluster } from './client-harness.js';
+import { twoOsdCluster } from './in-process-osd.js';
 
 const code = (e: unknown): string | undefined => (e as ClusterError | undefined)?.code;
 const reason = (e: unknown): unknown => (e as ClusterError | undefined)?.details?.['reason'];
@@ -29,23 +27,7 @@ const MiB = 1024 * 1024;
 interface Rig { c: TestCluster; connect: () => Promise<ClusterClient>; cli: (client: ClusterClient, words: string[], v?: Record<string, string | boolean>) => Promise<string> }
 
 async function rig(t: ExecutionContext): Promise<Rig> {
-  const c = await TestCluster.start({ osds: 0, pool: { name: 'vms', size: 2, minSize: 1, pgNum: 8 } });
-  const dir = mkdtempSync('/var/tmp/strata-lock-break-test-');
-  const osds = [0, 1].map((id) => new InProcessOsd(c.env, id, c.ring.get(`osd.${id}`)!.key, c.monPort, join(dir, `osd${id}`)));
-  const clients: ClusterClient[] = [];
-  t.teardown(async () => {
-    for (const cl of clients) cl.close();
-    for (const o of osds) await o.stop();
-    await c.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  for (const o of osds) await o.start();
-  await c.waitMap((m) => [...m.osds.values()].filter((x) => x.up).length === 2);
-  const connect = async (): Promise<ClusterClient> => {
-    const cl = await ClusterClient.connectAsync({ env: c.env, mon: { host: '127.0.0.1', port: c.monPort }, entity: 'client.admin', key: c.ring.get('client.admin')!.key });
-    clients.push(cl);
-    return cl;
-  };
+  const { c, connect } = await twoOsdCluster(t, 'strata-lock-break-test-');
   const cli = (client: ClusterClient, words: string[], v: Record<string, string | boolean> = {}): Promise<string> =>
     buildImageCommand(['image', ...words], v)({ env: c.env, client, json: v['json'] === true });
   return { c, connect, cli };

@@ -3,13 +3,18 @@
  * a real ObjectStore in a temp dir, a Messenger with ticket auth, a MonClient (boot, beacons,
  * map subscription) and an OsdCore. Used with client-harness's TestCluster (monitor only).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
 import { authPolicy } from '../src/auth/handshake.js';
+import { ClusterClient } from '../src/client/cluster-client.js';
 import type { OsdId } from '../src/common/ids.js';
 import type { Env } from '../src/env/env.js';
 import { MonClient } from '../src/mon/mon-client.js';
 import { Messenger } from '../src/msg/messenger.js';
 import { OsdCore } from '../src/osd/osd-core.js';
 import { ObjectStore } from '../src/store/object-store.js';
+import { TestCluster } from './client-harness.js';
 
 /** One real OSD in this process (bin/osd.ts's wiring minus peer heartbeats). */
 export class InProcessOsd {
@@ -65,4 +70,29 @@ export class InProcessOsd {
     this.msgr.shutdown();
     return new Promise((resolve) => this.store.close(() => resolve()));
   }
+}
+
+/**
+ * A monitor (TestCluster) plus two InProcessOsds for pool `vms` (size 2), torn down with the
+ * test; `connect` opens admin clients that are closed at teardown too.
+ */
+export async function twoOsdCluster(t: ExecutionContext, tmpPrefix: string): Promise<{ c: TestCluster; connect: () => Promise<ClusterClient> }> {
+  const c = await TestCluster.start({ osds: 0, pool: { name: 'vms', size: 2, minSize: 1, pgNum: 8 } });
+  const dir = mkdtempSync(`/var/tmp/${tmpPrefix}`);
+  const osds = [0, 1].map((id) => new InProcessOsd(c.env, id, c.ring.get(`osd.${id}`)!.key, c.monPort, join(dir, `osd${id}`)));
+  const clients: ClusterClient[] = [];
+  t.teardown(async () => {
+    for (const cl of clients) cl.close();
+    for (const o of osds) await o.stop();
+    await c.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (const o of osds) await o.start();
+  await c.waitMap((m) => [...m.osds.values()].filter((x) => x.up).length === 2);
+  const connect = async (): Promise<ClusterClient> => {
+    const cl = await ClusterClient.connectAsync({ env: c.env, mon: { host: '127.0.0.1', port: c.monPort }, entity: 'client.admin', key: c.ring.get('client.admin')!.key });
+    clients.push(cl);
+    return cl;
+  };
+  return { c, connect };
 }
