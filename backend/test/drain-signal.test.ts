@@ -6,7 +6,7 @@
  * eventfd's counter.
  */
 import fs from 'node:fs';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { FileStore } from '../src/block-store/file-store.js';
 import type { BlockStore, IoCallback } from '../src/block-store/block-store.js';
 import { VIRTIO_BLK_S_OK, VIRTIO_BLK_T_OUT } from '../src/blk/request.js';
@@ -31,19 +31,26 @@ class GatedStore implements BlockStore {
   release(): void { for (const h of this.held.splice(0)) h(); }
 }
 
-test('a request completed during the disconnect drain is signalled to the guest', async (t) => {
+
+/** A daemon over a GatedStore, a front-end, and one 4 KiB write held in flight by the store. */
+async function oneHeldWrite(t: ExecutionContext, seed: number) {
   let gated: GatedStore | undefined;
   const fx = startDaemon({ numQueues: 1, storeFactory: (inner) => (gated = new GatedStore(inner)) });
   t.teardown(() => fx.cleanup());
   const fe = fx.connect();
   await fe.negotiate({ numQueues: 1, queueSize: 64 });
   const req = blkRequest(fe.guest, VIRTIO_BLK_T_OUT, 0, [4096], false);
-  fe.guest.write(req.dataGpas[0]!, pattern(4096, 1));
+  fe.guest.write(req.dataGpas[0]!, pattern(4096, seed));
   fe.queues[0]!.addChain(req.buffers);
   fe.kick(0);
   const deadline = Date.now() + 3000;
   while (gated!.heldCount === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
   t.is(gated!.heldCount, 1, 'the write is in flight');
+  return { fx, fe, gated: gated!, req };
+}
+
+test('a request completed during the disconnect drain is signalled to the guest', async (t) => {
+  const { fx, fe, gated, req } = await oneHeldWrite(t, 1);
 
   // Keep the call eventfd open on our side: it is what the guest would be woken through.
   const callFd = fe.callFds[0]!;
@@ -51,7 +58,7 @@ test('a request completed during the disconnect drain is signalled to the guest'
   t.teardown(() => fs.closeSync(callFd));
   fe.disconnect();
   await new Promise((r) => setTimeout(r, 50));
-  gated!.release();
+  gated.release();
   await fe.waitUsed(0, 1);
   const b = Buffer.alloc(8);
   let signals = 0;
@@ -71,18 +78,7 @@ test('a request completed during the disconnect drain is signalled to the guest'
 });
 
 test('a graceful stop (SIGTERM) completes and signals requests in flight before it disconnects', async (t) => {
-  let gated: GatedStore | undefined;
-  const fx = startDaemon({ numQueues: 1, storeFactory: (inner) => (gated = new GatedStore(inner)) });
-  t.teardown(() => fx.cleanup());
-  const fe = fx.connect();
-  await fe.negotiate({ numQueues: 1, queueSize: 64 });
-  const req = blkRequest(fe.guest, VIRTIO_BLK_T_OUT, 0, [4096], false);
-  fe.guest.write(req.dataGpas[0]!, pattern(4096, 2));
-  fe.queues[0]!.addChain(req.buffers);
-  fe.kick(0);
-  const deadline = Date.now() + 3000;
-  while (gated!.heldCount === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-  t.is(gated!.heldCount, 1, 'the write is in flight');
+  const { fx, fe, gated, req } = await oneHeldWrite(t, 2);
 
   let stopped = false;
   fx.daemon.stop(() => { stopped = true; });
@@ -90,7 +86,7 @@ test('a graceful stop (SIGTERM) completes and signals requests in flight before 
   // disconnect; a completion landing after that is processed again by the next back-end.
   t.false(await fe.waitClosed(300), 'the daemon disconnected with a request still in flight');
   t.false(stopped);
-  gated!.release();
+  gated.release();
   await fe.waitUsed(0, 1);
   t.is(fe.guest.view(req.statusGpa, 1)[0], VIRTIO_BLK_S_OK);
   t.true(await fe.waitClosed(3000), 'the daemon disconnects once the drain is done');
