@@ -17,7 +17,7 @@
  *   `instance-mismatch`: a client cannot speak for another instance, nor shed a blocklisted
  *   one, without a new session (and a new instance is still its entity: entity-wide entries).
  * - Client blocklist (docs/cluster-map.md §Blocklist): an op whose `reqId.client` the map lists
- *   is answered `OSD_RESULT_BLOCKLISTED` at admission, after a map wait and right before it
+ *   is answered `OSD_RESULT_BLOCKLISTED` when dispatched (on arrival, after a map wait) and right before it
  *   executes (`tryOp`), so nothing of a blocklisted instance starts executing once this OSD has
  *   the epoch; a new map answers such queued ops and closes their sessions (`onNewMap`).
  * - An op with a newer `mapEpoch` than ours never runs on our older map: it waits for that
@@ -56,6 +56,7 @@ export class ClientOps {
   private readonly mapWait: ClientOp[] = [];
   /** Client instance → its sessions that sent ops (closed when the instance is blocklisted). */
   private readonly instanceSessions = new Map<string, Set<Session>>();
+  private readonly boundBySession = new WeakMap<Session, string | null>();
   /** The blocklist table last enforced (maps share it between epochs that do not change it). */
   private enforcedBlocklist: ReadonlyMap<string, number> | undefined;
   /** Sessions already logged for an instance mismatch (logged once per session). */
@@ -78,7 +79,7 @@ export class ClientOps {
     for (const op of q.ops) if (op.op === 'write' || op.op === 'writefull') need += op.length;
     if (need !== data.length) { s.replyError(req, errOf('CLU_ERR_DECODE', `data ${data.length} != ${need}`)); return; }
     const peer = s.peer;
-    const bound = peer === null || peer.instance === null ? null : `${peer.entity}/${peer.instance}`;
+    const bound = this.boundInstance(s);
     if (q.reqId.client !== bound) { this.refuseMismatch(req, s, q.reqId.client, bound); return; }
     const map = this.c.map();
     const pool = map?.pools.get(q.pool as PoolId);
@@ -88,7 +89,6 @@ export class ClientOps {
     }
     this.c.stats.clientOps++;
     const op: ClientOp = { req, s, q, data, arrivedMs: this.c.env.nowMs(), write, replied: false };
-    if (map !== undefined && isBlocklisted(map, q.reqId.client)) { this.replyBlocklisted(op); return; }
     this.trackSession(q.reqId.client, s);
     this.dispatchOp(op);
   }
@@ -405,6 +405,18 @@ export class ClientOps {
     s.replyError(req, new ClusterError('CLU_ERR_PERM', `instance-mismatch: op of ${claimed} on a session of ${bound ?? 'no client instance'}`, {
       details: { reason: 'instance-mismatch' },
     }));
+  }
+
+  /** `<entity>/<instance>` the session authenticated (null: no client instance), built once per session. */
+  private boundInstance(s: Session): string | null {
+    let b = this.boundBySession.get(s);
+    if (b === undefined) {
+      const peer = s.peer;
+      b = peer === null || peer.instance === null ? null : `${peer.entity}/${peer.instance}`;
+      // Why cached: a per-op template string (and its flattening at the compare) on the hot path.
+      if (peer !== null) this.boundBySession.set(s, b);
+    }
+    return b;
   }
 
   private trackSession(instance: string, s: Session): void {
