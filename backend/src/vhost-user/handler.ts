@@ -87,10 +87,7 @@ export class VhostUserBackend {
       pending++;
       if (v.inWorker && workers !== null) {
         workers.stopRing(v.index, (_nextAvail, callFd) => {
-          v.inWorker = false;
-          v.started = false;
-          v.callFd = callFd;
-          v.kickFd = -1; // the worker closed it
+          v.backFromWorker(callFd);
           one();
         });
       } else {
@@ -112,8 +109,7 @@ export class VhostUserBackend {
       };
       for (const v of inWorkers) {
         workers.stopRing(v.index, (_nextAvail, callFd) => {
-          v.inWorker = false;
-          v.callFd = callFd; // back to us; reset() closes it
+          v.backFromWorker(callFd); // reset() closes the call fd
           next();
         });
       }

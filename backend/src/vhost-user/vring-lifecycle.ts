@@ -24,10 +24,7 @@ export function getVringBase(s: BackendSession, p: Uint8Array): Outcome {
       kind: 'deferred',
       run: (send) =>
         workers.stopRing(v.index, (nextAvail, callFd) => {
-          v.inWorker = false;
-          v.started = false;
-          v.callFd = callFd;
-          v.kickFd = -1; // the worker closed it
+          v.backFromWorker(callFd);
           if (nextAvail >= 0) v.base = nextAvail;
           if (v.queue !== null) v.queue.nextAvail = v.base;
           send(encodeVringState({ index: st.index, num: v.base }));

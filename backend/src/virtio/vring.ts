@@ -128,6 +128,14 @@ export class Vring {
     this.started = false;
   }
 
+  /** The ring's worker stopped it and handed its call fd back (it closed the kick fd). */
+  backFromWorker(callFd: number): void {
+    this.inWorker = false;
+    this.started = false;
+    this.callFd = callFd;
+    this.kickFd = -1;
+  }
+
   /** Releases every fd (connection closed or RESET_OWNER). */
   reset(): void {
     this.stop();
