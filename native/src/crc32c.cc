@@ -108,40 +108,35 @@ inline uint64_t load64(const uint8_t* p) {
   return v;
 }
 
+// Three interleaved crc streams over each 3 × `block` bytes (the instruction's latency hidden),
+// joined with the `zeros` table that shifts a crc over `block` zero bytes; advances next/len.
+__attribute__((target("sse4.2"))) inline uint64_t three_streams(uint64_t crc0, const uint8_t*& next, size_t& len, size_t block,
+                                                                const uint32_t zeros[][256]) {
+  while (len >= block * 3) {
+    uint64_t crc1 = 0, crc2 = 0;
+    const uint8_t* end = next + block;
+    do {
+      crc0 = _mm_crc32_u64(crc0, load64(next));
+      crc1 = _mm_crc32_u64(crc1, load64(next + block));
+      crc2 = _mm_crc32_u64(crc2, load64(next + 2 * block));
+      next += 8;
+    } while (next < end);
+    crc0 = shift(zeros, static_cast<uint32_t>(crc0)) ^ crc1;
+    crc0 = shift(zeros, static_cast<uint32_t>(crc0)) ^ crc2;
+    next += block * 2;
+    len -= block * 3;
+  }
+  return crc0;
+}
+
 __attribute__((target("sse4.2"))) uint32_t crc_hw(uint32_t crc, const uint8_t* next, size_t len) {
   uint64_t crc0 = ~crc;
   while (len && (reinterpret_cast<uintptr_t>(next) & 7) != 0) {
     crc0 = _mm_crc32_u8(static_cast<uint32_t>(crc0), *next++);
     len--;
   }
-  while (len >= kLong * 3) {
-    uint64_t crc1 = 0, crc2 = 0;
-    const uint8_t* end = next + kLong;
-    do {
-      crc0 = _mm_crc32_u64(crc0, load64(next));
-      crc1 = _mm_crc32_u64(crc1, load64(next + kLong));
-      crc2 = _mm_crc32_u64(crc2, load64(next + 2 * kLong));
-      next += 8;
-    } while (next < end);
-    crc0 = shift(zeros_long, static_cast<uint32_t>(crc0)) ^ crc1;
-    crc0 = shift(zeros_long, static_cast<uint32_t>(crc0)) ^ crc2;
-    next += kLong * 2;
-    len -= kLong * 3;
-  }
-  while (len >= kShort * 3) {
-    uint64_t crc1 = 0, crc2 = 0;
-    const uint8_t* end = next + kShort;
-    do {
-      crc0 = _mm_crc32_u64(crc0, load64(next));
-      crc1 = _mm_crc32_u64(crc1, load64(next + kShort));
-      crc2 = _mm_crc32_u64(crc2, load64(next + 2 * kShort));
-      next += 8;
-    } while (next < end);
-    crc0 = shift(zeros_short, static_cast<uint32_t>(crc0)) ^ crc1;
-    crc0 = shift(zeros_short, static_cast<uint32_t>(crc0)) ^ crc2;
-    next += kShort * 2;
-    len -= kShort * 3;
-  }
+  crc0 = three_streams(crc0, next, len, kLong, zeros_long);
+  crc0 = three_streams(crc0, next, len, kShort, zeros_short);
   while (len >= 8) {
     crc0 = _mm_crc32_u64(crc0, load64(next));
     next += 8;
