@@ -84,6 +84,8 @@ async function main(): Promise<void> {
   const env = createRealEnv({ log: pino({ level: 'silent' }), net: new RealNet() });
   const ring = parseKeyring(readFileSync(keyring, 'utf8'));
   if (!(ring instanceof Map)) throw new Error('keyring');
+  // Why an instance: OSDs accept an op only from the session that authenticated its reqId's client.
+  const BENCH_INSTANCE = 'bench1';
   const mon = new MonClient({ env, entity: 'client.admin', key: ring.get('client.admin')!.key, mon: { host: '127.0.0.1', port: monPort } });
   mon.subscribe();
   for (;;) {
@@ -106,7 +108,7 @@ async function main(): Promise<void> {
     if (s === undefined) {
       const addr = map.osds.get(primary as never)!.addr;
       const i = addr.lastIndexOf(':');
-      s = mon.msgr.connect({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)) }, { credentials: () => ({ method: 'ticket', ...creds }) });
+      s = mon.msgr.connect({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)) }, { credentials: () => ({ method: 'ticket', ...creds }), instance: BENCH_INSTANCE });
       sessions.set(primary, s);
     }
     const t = { s, seed: pg.seed };
@@ -117,7 +119,7 @@ async function main(): Promise<void> {
   const op = (name: string, ops: OsdOp[], data: Uint8Array[]): Promise<void> => new Promise((resolve, reject) => {
     const { s, seed } = sessionFor(name);
     const write = data.length > 0;
-    const payload = encodeOsdOpRequest({ pool: pool.id as PoolId, objectName: name, pgSeed: seed, mapEpoch: map.epoch, reqId: { client: 'client.bench', tid: tid++, attempt: 0 }, flags: write ? OSD_FLAG_WRITE : OSD_FLAG_READ, ops });
+    const payload = encodeOsdOpRequest({ pool: pool.id as PoolId, objectName: name, pgSeed: seed, mapEpoch: map.epoch, reqId: { client: `client.admin/${BENCH_INSTANCE}`, tid: tid++, attempt: 0 }, flags: write ? OSD_FLAG_WRITE : OSD_FLAG_READ, ops });
     s.request({ type: MsgType.MSG_OSD_OP, payload, data, epoch: map.epoch }, { timeoutMs: 10_000 }, (err, r) => {
       if (err !== null || r === undefined) { reject(err); return; }
       const rep = decodeOsdOpReply(r.payload);
