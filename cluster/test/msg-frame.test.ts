@@ -139,3 +139,15 @@ test('message type numbers are unique and named', (t) => {
   t.is(msgTypeName(MsgType.MSG_HELLO), 'MSG_HELLO');
   t.is(msgTypeName(0x7777), 'MSG_UNKNOWN_0x7777');
 });
+
+test('a precomputed dataCrc is written as given (computed once for a message sent to several peers)', (t) => {
+  const computed = concat(encodeFrame(sample));
+  const given = concat(encodeFrame({ ...sample, dataCrc: crc32c(concat(sample.data)) }));
+  t.deepEqual(given, computed);
+  const { frames, err } = decodeAll(given, []);
+  t.is(err, null);
+  t.is(frames.length, 1);
+  // Taken verbatim: a wrong one fails the receiver's data check.
+  const wrong = concat(encodeFrame({ ...sample, dataCrc: 1234 }));
+  t.is(decodeAll(wrong, []).err?.details?.['reason'], 'data-crc');
+});

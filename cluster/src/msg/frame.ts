@@ -99,6 +99,8 @@ export interface OutboundFrame {
   tid: number;
   payload: Uint8Array;
   data: readonly Uint8Array[];
+  /** crc32c of `data` when the caller already computed it (one message sent to several peers). */
+  dataCrc?: number | undefined;
 }
 
 /**
@@ -142,7 +144,7 @@ export function encodeFrame(f: OutboundFrame, sign?: FrameSignFn): Uint8Array[] 
   h.writeUInt32LE(f.payload.length, 24);
   h.writeUInt32LE(dataLen, 28);
   h.writeUInt32LE(crc32c(f.payload), 32);
-  h.writeUInt32LE(dataLen === 0 ? 0 : crc32cChunks(f.data), 36);
+  h.writeUInt32LE(dataLen === 0 ? 0 : (f.dataCrc ?? crc32cChunks(f.data)), 36);
   h.fill(0, FRAME_SIGNATURE_OFFSET, 60);
   if (sign !== undefined) {
     const sig = sign(h.subarray(0, FRAME_SIGNED_HEADER_BYTES), f.payload, f.data);

@@ -11,7 +11,7 @@ import type { OsdId } from '../common/ids.js';
 import type { Env } from '../env/env.js';
 import type { ClusterMap } from '../map/cluster-map.js';
 import type { Messenger } from '../msg/messenger.js';
-import type { InboundMessage, Session } from '../msg/session.js';
+import type { InboundMessage, OutboundMessage, Session } from '../msg/session.js';
 import type { PeerCallback } from './osd-context.js';
 import { errOf } from './pg.js';
 
@@ -64,11 +64,12 @@ export class PeerSessions {
     return session;
   }
 
-  request(id: OsdId, type: number, payload: Uint8Array, data: Uint8Array[] | undefined, cb: PeerCallback): void {
+  /** `dataCrc`: crc32c of `data`, when the same data goes to several peers (computed once). */
+  request(id: OsdId, type: number, payload: Uint8Array, data: Uint8Array[] | undefined, cb: PeerCallback, dataCrc?: number): void {
     const s = this.session(id);
     if (s === undefined) { this.o.env.setImmediate(() => cb(errOf('CLU_ERR_UNAVAILABLE', `osd.${id} not up`))); return; }
     const epoch = this.o.map()?.epoch ?? 0;
-    const msg = data === undefined ? { type, payload, epoch } : { type, payload, data, epoch };
+    const msg: OutboundMessage = data === undefined ? { type, payload, epoch } : dataCrc === undefined ? { type, payload, data, epoch } : { type, payload, data, dataCrc, epoch };
     s.request(msg, { timeoutMs: this.o.timeoutMs }, cb);
   }
 }
