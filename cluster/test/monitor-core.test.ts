@@ -217,6 +217,78 @@ test('the map survives a monitor crash and restart; up OSDs get a fresh grace', 
   t.true([...mon.map().osds.values()].every((o) => !o.up), 'silent OSDs go down after the grace');
 });
 
+/** Crash + restart of the monitor on the same disk (timers dropped, unsynced data lost). */
+function restartMon(env: TestEnv, mon: MonitorCore): MonitorCore {
+  mon.stop();
+  env.dropTimers();
+  env.disk.crash();
+  return startMon(env);
+}
+
+/** Lets osd.2 go silent until the monitor marks it down and then (auto-)out. */
+function autoOutOsd2(env: TestEnv, mon: MonitorCore): void {
+  beat(env, mon, [0, 1].map((n) => n as OsdId), GRACE + DOWN_OUT + 3000);
+}
+
+test('auto-out survives a monitor restart: the OSD\'s boot after it marks it in again (sim seed 0xb4969e75f120c4ad)', (t) => {
+  const env = new TestEnv();
+  let mon = startMon(env);
+  bootThree(env, mon);
+  autoOutOsd2(env, mon);
+  const out = mon.map().osds.get(2 as OsdId);
+  t.true(out !== undefined && !out.up && !out.in && out.autoOut, 'down, out, auto-out in the committed map');
+  mon = restartMon(env, mon);
+  t.true(mon.map().osds.get(2 as OsdId)?.autoOut, 'auto-out read back from the store');
+  mon.osdBoot({ uuid: 'u2', addr: '127.0.0.1:6900', location: { host: 'h2' } }, () => undefined);
+  env.advance(100);
+  const o = mon.map().osds.get(2 as OsdId);
+  t.true(o?.up && o.in, 'boot after the restart marks it in');
+  t.false(o?.autoOut);
+  // And that too is durable: another restart keeps it in, with no auto-out bit left over.
+  mon = restartMon(env, mon);
+  t.true(mon.map().osds.get(2 as OsdId)?.in);
+  t.false(mon.map().osds.get(2 as OsdId)?.autoOut);
+});
+
+test('an operator\'s osd out sticks across boots and monitor restarts; osd in clears an auto-out', (t) => {
+  const env = new TestEnv();
+  let mon = startMon(env);
+  bootThree(env, mon);
+  const admin = (id: number, action: 'out' | 'in'): void => {
+    let done = false;
+    mon.osdAdmin(id as OsdId, action, (err) => { if (err) throw err; done = true; });
+    env.advance(100);
+    if (!done) throw new Error(`osd ${action} not answered`);
+  };
+  // Manual out of an up OSD, then it restarts: stays out, before and after a monitor restart.
+  admin(1, 'out');
+  t.false(mon.map().osds.get(1 as OsdId)?.autoOut);
+  mon = restartMon(env, mon);
+  mon.osdBoot({ uuid: 'u1', addr: '127.0.0.1:6801', location: { host: 'h1' } }, () => undefined);
+  env.advance(100);
+  t.true(mon.map().osds.get(1 as OsdId)?.up);
+  t.false(mon.map().osds.get(1 as OsdId)?.in, 'an admin out is not undone by boot');
+  admin(1, 'in');
+  // An operator who marks an auto-out OSD out again makes it theirs: boot leaves it out.
+  autoOutOsd2(env, mon);
+  t.true(mon.map().osds.get(2 as OsdId)?.autoOut);
+  admin(2, 'out');
+  t.false(mon.map().osds.get(2 as OsdId)?.autoOut, 'the operator\'s out replaces the auto-out');
+  mon = restartMon(env, mon);
+  mon.osdBoot({ uuid: 'u2', addr: '127.0.0.1:6802', location: { host: 'h2' } }, () => undefined);
+  env.advance(100);
+  t.true(mon.map().osds.get(2 as OsdId)?.up);
+  t.false(mon.map().osds.get(2 as OsdId)?.in, 'still out after boot');
+  // `osd in` of an auto-out OSD clears the bit (the map never has an in OSD marked auto-out).
+  mon.osdBoot({ uuid: 'u0', addr: '127.0.0.1:6800', location: { host: 'h0' } }, () => undefined);
+  env.advance(100);
+  beat(env, mon, [1, 2].map((n) => n as OsdId), GRACE + DOWN_OUT + 3000);
+  t.true(mon.map().osds.get(0 as OsdId)?.autoOut);
+  admin(0, 'in');
+  t.true(mon.map().osds.get(0 as OsdId)?.in);
+  t.false(mon.map().osds.get(0 as OsdId)?.autoOut);
+});
+
 test('a boot with a uuid that belongs to another id is refused', (t) => {
   const env = new TestEnv();
   const mon = startMon(env);

@@ -88,7 +88,7 @@ test.serial('an OSD added empty is filled; only PGs that map to it move; scrub +
     for (let i = 0; i < 40; i++) t.is((await h.op(`b${i}`, [{ op: 'writefull', length: 4096 }], [block(i)])).reply.result, 0);
     const before = h.map;
     const t3 = await h.startOsd(3);
-    h.apply([{ op: 'osd-add', osd: { id: 3 as OsdId, uuid: 'u3', addr: `127.0.0.1:${t3.port}`, up: true, in: true, weight: 0x10000, location: { host: 'h3' }, upFrom: 0 as never, downAt: 0 as never } }]);
+    h.apply([{ op: 'osd-add', osd: { id: 3 as OsdId, uuid: 'u3', addr: `127.0.0.1:${t3.port}`, up: true, in: true, weight: 0x10000, location: { host: 'h3' }, upFrom: 0 as never, downAt: 0 as never, autoOut: false } }]);
     await waitFor(() => h.allClean(), 15_000);
     const pool = h.map.pools.get(1 as never)!;
     for (let i = 0; i < 40; i++) {

@@ -51,6 +51,13 @@ export interface OsdInfo {
   readonly upFrom: Epoch;
   /** Epoch it was last marked down; 0 = never. */
   readonly downAt: Epoch;
+  /**
+   * Marked out by the monitor itself (down longer than the down-out interval), not by an
+   * operator: its next boot marks it in again (Ceph's CEPH_OSD_AUTOOUT state bit and
+   * mon_osd_auto_mark_auto_out_in). Only ever true on an out OSD. In the map, so it survives
+   * a monitor restart and every monitor store carries it.
+   */
+  readonly autoOut: boolean;
 }
 
 /** A replicated pool. */
@@ -275,6 +282,7 @@ export function validateOsd(o: OsdInfo): string | undefined {
   if (!Number.isInteger(o.weight) || o.weight < 0 || o.weight > 0xffff_ffff) return `bad weight ${o.weight}`;
   if (o.location.host.length === 0) return 'empty host';
   if (o.location.rack !== undefined && o.location.rack.length === 0) return 'empty rack';
+  if (o.autoOut && o.in) return 'auto-out but in';
   return undefined;
 }
 

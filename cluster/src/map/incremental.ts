@@ -14,7 +14,7 @@ import { POOL_SIZE_MAX, UPMAP_ITEMS_MAX, buildTree, validateClientInstance, vali
 import type { ClusterMap, OsdInfo, PgHistorySet, PoolInfo, UpmapItem } from './cluster-map.js';
 
 /** Fields of an OSD that `osd-set` may change. */
-export type OsdChanges = { -readonly [K in 'uuid' | 'addr' | 'up' | 'in' | 'weight' | 'location' | 'upFrom' | 'downAt']?: OsdInfo[K] };
+export type OsdChanges = { -readonly [K in 'uuid' | 'addr' | 'up' | 'in' | 'weight' | 'location' | 'upFrom' | 'downAt' | 'autoOut']?: OsdInfo[K] };
 /** Fields of a pool that `pool-set` may change (the id and createdEpoch are immutable). */
 export type PoolChanges = {
   -readonly [K in 'name' | 'size' | 'minSize' | 'pgNum' | 'failureDomain' | 'objectSizeBytes' | 'stripeUnitBytes' | 'stripeCount']?: PoolInfo[K];

@@ -34,6 +34,7 @@ export function makeOsd(spec: OsdSpec): OsdInfo {
     location,
     upFrom: 0 as Epoch,
     downAt: 0 as Epoch,
+    autoOut: false,
   };
 }
 

@@ -43,6 +43,14 @@
  *          blocklist-rm (str instance), legal only in v4.
  * Same rule: a map with an empty blocklist and an incremental without a blocklist op are
  * written exactly as before (v1..v3); a v4 map with an empty blocklist is refused.
+ *
+ * Version 5 (auto-out, OsdInfo.autoOut) = version 4 plus:
+ *   Osd flags bit 4 = autoOut (marked out by the monitor's down-out interval), legal only in
+ *   map/incremental v5; a v5 map has all v4 sections (blocklistCount may be 0) and at least
+ *   one auto-out OSD. osd-set presence-mask bit 256 = autoOut (u8 bool), legal only in
+ *   incremental v5.
+ * Same rule: a map with no auto-out OSD and an incremental that neither adds an auto-out OSD
+ * nor sets the field are written exactly as before (v1..v4).
  */
 import { CodecError, Reader, Writer } from '../common/codec.js';
 import type { Epoch, OsdId, PgId, PgSeed, PoolId } from '../common/ids.js';
@@ -56,8 +64,8 @@ export const MAP_MAGIC = 0x50414d53;
 /** 'SINC' little-endian. */
 export const INC_MAGIC = 0x434e4953;
 /** Newest versions written (only when needed; see the module comment). */
-export const MAP_VERSION = 4;
-export const INC_VERSION = 4;
+export const MAP_VERSION = 5;
+export const INC_VERSION = 5;
 /** Bounds on counts read from untrusted bytes. */
 const MAX_ITEMS = 1 << 20;
 
@@ -75,7 +83,12 @@ const FIRST_V3_TAG = 9;
 const FIRST_V4_TAG = 12;
 /** Longest client instance read from a map (cluster-map.ts BLOCKLIST_INSTANCE_MAX). */
 const INSTANCE_BYTES_MAX = 256;
-const OSD_SET_FIELDS = ['uuid', 'addr', 'up', 'in', 'weight', 'location', 'upFrom', 'downAt'] as const;
+const OSD_SET_FIELDS = ['uuid', 'addr', 'up', 'in', 'weight', 'location', 'upFrom', 'downAt', 'autoOut'] as const;
+/** osd-set presence-mask bits legal before incremental v5 (autoOut is bit 256). */
+const OSD_SET_V4_MASK_LIMIT = 1 << 8;
+const OSD_FLAG_UP = 1;
+const OSD_FLAG_IN = 2;
+const OSD_FLAG_AUTO_OUT = 4;
 const POOL_SET_FIELDS = ['name', 'size', 'minSize', 'pgNum', 'failureDomain', 'objectSizeBytes', 'stripeUnitBytes', 'stripeCount'] as const;
 
 function writeLocation(w: Writer, l: OsdLocation): void {
@@ -89,22 +102,22 @@ function readLocation(r: Reader): OsdLocation {
 }
 
 function writeOsd(w: Writer, o: OsdInfo): void {
-  w.u32(o.id).str(o.uuid).str(o.addr).u8((o.up ? 1 : 0) | (o.in ? 2 : 0)).u32(o.weight);
+  w.u32(o.id).str(o.uuid).str(o.addr).u8((o.up ? OSD_FLAG_UP : 0) | (o.in ? OSD_FLAG_IN : 0) | (o.autoOut ? OSD_FLAG_AUTO_OUT : 0)).u32(o.weight);
   writeLocation(w, o.location);
   w.u32(o.upFrom).u32(o.downAt);
 }
 
-function readOsd(r: Reader): OsdInfo {
+function readOsd(r: Reader, version: number): OsdInfo {
   const id = r.u32() as OsdId;
   const uuid = r.str();
   const addr = r.str();
   const flags = r.u8();
-  if (flags > 3) throw new CodecError(`bad osd flags ${flags}`);
+  if (flags > (version >= 5 ? 7 : 3)) throw new CodecError(`bad osd flags ${flags} (version ${version})`);
   const weight = r.u32();
   const location = readLocation(r);
   const upFrom = r.u32() as Epoch;
   const downAt = r.u32() as Epoch;
-  return { id, uuid, addr, up: (flags & 1) !== 0, in: (flags & 2) !== 0, weight, location, upFrom, downAt };
+  return { id, uuid, addr, up: (flags & OSD_FLAG_UP) !== 0, in: (flags & OSD_FLAG_IN) !== 0, weight, location, upFrom, downAt, autoOut: (flags & OSD_FLAG_AUTO_OUT) !== 0 };
 }
 
 function writeFailureDomain(w: Writer, f: FailureDomain): void {
@@ -214,7 +227,8 @@ function sortedUpmaps(map: ClusterMap): { pg: PgId; items: readonly UpmapItem[] 
 /** Encodes a full map (canonical: OSDs and pools in ascending id order). */
 export function encodeMap(map: ClusterMap): Uint8Array {
   const w = new Writer(1024);
-  const version = map.blocklist.size > 0 ? 4 : map.pgHistory.size > 0 ? 3 : map.pgUpmapItems.size > 0 ? 2 : 1;
+  const anyAutoOut = [...map.osds.values()].some((o) => o.autoOut);
+  const version = anyAutoOut ? 5 : map.blocklist.size > 0 ? 4 : map.pgHistory.size > 0 ? 3 : map.pgUpmapItems.size > 0 ? 2 : 1;
   w.u32(MAP_MAGIC).u8(version).u32(map.epoch).str(map.fsid).u64(map.createdMs).u64(map.modifiedMs).i32(map.poolMax);
   const osds = [...map.osds.values()].sort((a, b) => a.id - b.id);
   w.u32(osds.length);
@@ -258,7 +272,7 @@ export function decodeMap(bytes: Uint8Array): ClusterMap {
   const poolMax = r.i32();
   const osds = new Map<OsdId, OsdInfo>();
   for (let i = readCount(r); i > 0; i--) {
-    const o = readOsd(r);
+    const o = readOsd(r, version);
     if (osds.has(o.id)) throw new CodecError(`duplicate osd.${o.id}`);
     osds.set(o.id, o);
   }
@@ -296,13 +310,14 @@ export function decodeMap(bytes: Uint8Array): ClusterMap {
   const blocklist = new Map<string, number>();
   if (version >= 4) {
     const n = readCount(r);
-    if (n === 0) throw new CodecError('map v4 without blocklist entries');
+    if (n === 0 && version === 4) throw new CodecError('map v4 without blocklist entries');
     for (let i = n; i > 0; i--) {
       const instance = r.str(INSTANCE_BYTES_MAX);
       if (blocklist.has(instance)) throw new CodecError(`duplicate blocklist entry ${instance}`);
       blocklist.set(instance, r.u64());
     }
   }
+  if (version >= 5 && ![...osds.values()].some((o) => o.autoOut)) throw new CodecError('map v5 without an auto-out osd');
   r.end();
   return { epoch, fsid, createdMs, modifiedMs, osds, pools, poolMax, tree: buildTree(osds), pgUpmapItems, pgHistory, blocklist };
 }
@@ -319,11 +334,12 @@ function writeOsdChanges(w: Writer, c: OsdChanges): void {
   if (c.location !== undefined) writeLocation(w, c.location);
   if (c.upFrom !== undefined) w.u32(c.upFrom);
   if (c.downAt !== undefined) w.u32(c.downAt);
+  if (c.autoOut !== undefined) w.bool(c.autoOut);
 }
 
-function readOsdChanges(r: Reader): OsdChanges {
+function readOsdChanges(r: Reader, version: number): OsdChanges {
   const mask = r.u16();
-  if (mask >= 1 << OSD_SET_FIELDS.length) throw new CodecError(`bad osd-set mask ${mask}`);
+  if (mask >= (version >= 5 ? 1 << OSD_SET_FIELDS.length : OSD_SET_V4_MASK_LIMIT)) throw new CodecError(`bad osd-set mask ${mask} (incremental v${version})`);
   const c: OsdChanges = {};
   if (mask & 1) c.uuid = r.str();
   if (mask & 2) c.addr = r.str();
@@ -333,6 +349,7 @@ function readOsdChanges(r: Reader): OsdChanges {
   if (mask & 32) c.location = readLocation(r);
   if (mask & 64) c.upFrom = r.u32() as Epoch;
   if (mask & 128) c.downAt = r.u32() as Epoch;
+  if (mask & 256) c.autoOut = r.bool();
   return c;
 }
 
@@ -390,8 +407,8 @@ function readOp(r: Reader, version: number): MapOp {
   if (tag >= FIRST_V3_TAG && version < 3) throw new CodecError(`map op tag ${tag} needs incremental v3`);
   if (tag >= FIRST_V4_TAG && version < 4) throw new CodecError(`map op tag ${tag} needs incremental v4`);
   switch (tag) {
-    case 1: return { op: 'osd-add', osd: readOsd(r) };
-    case 2: return { op: 'osd-set', id: r.u32() as OsdId, changes: readOsdChanges(r) };
+    case 1: return { op: 'osd-add', osd: readOsd(r, version) };
+    case 2: return { op: 'osd-set', id: r.u32() as OsdId, changes: readOsdChanges(r, version) };
     case 3: return { op: 'osd-remove', id: r.u32() as OsdId };
     case 4: return { op: 'pool-add', pool: readPool(r) };
     case 5: return { op: 'pool-set', id: r.u32() as PoolId, changes: readPoolChanges(r) };
@@ -411,7 +428,8 @@ function readOp(r: Reader, version: number): MapOp {
 export function encodeIncremental(inc: Incremental): Uint8Array {
   const w = new Writer(128);
   const maxTag = inc.ops.reduce((m, op) => Math.max(m, OP_TAGS[op.op]), 0);
-  const version = maxTag >= FIRST_V4_TAG ? 4 : maxTag >= FIRST_V3_TAG ? 3 : maxTag >= FIRST_V2_TAG ? 2 : 1;
+  const autoOut = inc.ops.some((op) => (op.op === 'osd-add' && op.osd.autoOut) || (op.op === 'osd-set' && op.changes.autoOut !== undefined));
+  const version = autoOut ? 5 : maxTag >= FIRST_V4_TAG ? 4 : maxTag >= FIRST_V3_TAG ? 3 : maxTag >= FIRST_V2_TAG ? 2 : 1;
   w.u32(INC_MAGIC).u8(version).u32(inc.epoch).str(inc.fsid).u64(inc.modifiedMs).u32(inc.ops.length);
   for (const op of inc.ops) writeOp(w, op);
   return w.finish().slice();

@@ -146,6 +146,7 @@ export function mapToJson(map: ClusterMap): Result {
     osds: [...map.osds.values()].sort((a, b) => a.id - b.id).map((o) => ({
       id: o.id, uuid: o.uuid, addr: o.addr, up: o.up, in: o.in, weight: o.weight / 0x10000,
       host: o.location.host, ...(o.location.rack === undefined ? {} : { rack: o.location.rack }), upFrom: o.upFrom, downAt: o.downAt,
+      ...(o.autoOut ? { autoOut: true } : {}),
     })),
     pools: [...map.pools.values()].sort((a, b) => a.id - b.id),
     ...(map.blocklist.size === 0 ? {} : { blocklist: [...map.blocklist].sort(([a], [b]) => (a < b ? -1 : 1)).map(([instance, expiresMs]) => ({ instance, expiresMs })) }),

@@ -12,7 +12,12 @@
  *                          │  connection refused report,   │ (re-marks in unless
  *                          │  ≥ N peer timeout reports     │  an admin set it out)
  *                          ▼                               │
- *                       down+in ──── downOutIntervalMs ──► down+out
+ *                       down+in ──── downOutIntervalMs ──► down+out (autoOut)
+ *
+ * Auto-out is the map's `OsdInfo.autoOut` (Ceph's CEPH_OSD_AUTOOUT), committed in the same
+ * epoch as the out, so it survives a monitor restart whatever store holds the map: a boot
+ * marks an auto-out OSD in again; an operator's `osd out` (or `in`) clears the bit, so their
+ * out sticks across boots.
  *
  * Proposals: accepted changes are staged as map ops on a projected map (committed map + the
  * proposal in flight + pending ops), so each request is validated against everything before
@@ -147,7 +152,6 @@ export class MonitorCore {
   private tickTimer: TimerHandle | undefined;
   private lastProposalMs = -Infinity;
   private readonly subscribers = new Set<{ haveEpoch: number; cb: (u: MapUpdate) => void }>();
-  private readonly autoOut = new Set<OsdId>();
   private readonly pgStates = new Map<string, { state: string; osd: OsdId }>();
   private fatal: Error | undefined;
 
@@ -249,7 +253,6 @@ export class MonitorCore {
       : { op: 'osd-set', id, changes: this.bootChanges(existing, req, upFrom) };
     const err = this.stage([op]);
     if (err !== undefined) return this.failSoon(cb, err);
-    this.autoOut.delete(id);
     this.detector.booted(id, this.env.nowMs());
     this.env.log.info({ osd: id, addr: req.addr }, 'osd boot');
     this.wait((e, epoch) => (e ? cb(e) : cb(null, { osdId: id, epoch })));
@@ -259,7 +262,11 @@ export class MonitorCore {
     const changes: OsdChanges = { up: true, addr: req.addr, upFrom };
     if (existing.location.host !== req.location.host || existing.location.rack !== req.location.rack) changes.location = req.location;
     // Ceph's mon_osd_auto_mark_auto_out_in: only undo an out the monitor itself did.
-    if (!existing.in && this.autoOut.has(existing.id)) changes.in = true;
+    if (existing.autoOut) {
+      changes.in = true;
+      changes.autoOut = false;
+      this.env.log.info({ osd: existing.id }, 'auto-out osd booted: marking it in');
+    }
     return changes;
   }
 
@@ -416,14 +423,14 @@ export class MonitorCore {
     const osd = this.projectedMap().osds.get(id);
     if (osd === undefined) return this.failSoon(cb, new ClusterError('CLU_ERR_NOT_FOUND', `osd.${id}`));
     let op: MapOp;
-    if (action === 'out') op = { op: 'osd-set', id, changes: { in: false } };
-    else if (action === 'in') op = { op: 'osd-set', id, changes: { in: true } };
+    // An operator's out or in replaces an auto-out: their out must stick across boots.
+    if (action === 'out') op = { op: 'osd-set', id, changes: { in: false, ...(osd.autoOut ? { autoOut: false } : {}) } };
+    else if (action === 'in') op = { op: 'osd-set', id, changes: { in: true, ...(osd.autoOut ? { autoOut: false } : {}) } };
     else if (action === 'down') op = { op: 'osd-set', id, changes: { up: false, downAt: this.nextEpoch() } };
     else if (action === 'rm') {
       if (osd.up) return this.failSoon(cb, new ClusterError('CLU_ERR_INVALID', `osd.${id} is up; mark it down first`));
       op = { op: 'osd-remove', id };
     } else op = { op: 'osd-set', id, changes: { weight: action.weight } };
-    this.autoOut.delete(id);
     if (action === 'down') this.detector.markedDown(id, this.env.nowMs());
     if (action === 'rm') this.detector.forget(id);
     this.stageAndWait([op], cb);
@@ -610,9 +617,8 @@ export class MonitorCore {
     for (const id of this.detector.expired(up, now)) this.markDown(id, 'beacon timeout');
     const downIn = [...this.projectedMap().osds.values()].filter((o) => !o.up && o.in).map((o) => o.id);
     for (const id of this.detector.dueOut(downIn, now)) {
-      const err = this.stage([{ op: 'osd-set', id, changes: { in: false } }]);
+      const err = this.stage([{ op: 'osd-set', id, changes: { in: false, autoOut: true } }]);
       assert(err === undefined, `mark out osd.${id}`);
-      this.autoOut.add(id);
       this.env.log.info({ osd: id }, 'osd marked out after down interval');
     }
     if (this.fatal === undefined) this.pruneBlocklist();
@@ -633,7 +639,7 @@ function lowestFreeOsdId(map: ClusterMap): OsdId {
 }
 
 function newOsdInfo(id: OsdId, req: OsdBootRequest, upFrom: Epoch): OsdInfo {
-  return { id, uuid: req.uuid, addr: req.addr, up: true, in: true, weight: req.weight ?? WEIGHT_ONE, location: req.location, upFrom, downAt: 0 as Epoch };
+  return { id, uuid: req.uuid, addr: req.addr, up: true, in: true, weight: req.weight ?? WEIGHT_ONE, location: req.location, upFrom, downAt: 0 as Epoch, autoOut: false };
 }
 
 /** Formats 16 random bytes as an RFC 4122 v4 uuid. */
