@@ -61,6 +61,8 @@ export interface MonClientEvents {
 const TICKET_RENEW_FRACTION = 0.25;
 /** Longest wait between reconnects to the monitor (below its 3 s default beacon grace). */
 const MON_RECONNECT_MAX_MS = 1000;
+/** Beacon timeouts in a row that reset the monitor session (see startBeacons). */
+const MON_BEACON_TIMEOUTS_TO_RESET = 2;
 
 /** A client of the monitor. */
 export class MonClient extends EventEmitter<MonClientEvents> {
@@ -78,6 +80,8 @@ export class MonClient extends EventEmitter<MonClientEvents> {
   private ticketWaiters: ((err: ClusterError | null, t?: TicketCredentials) => void)[] | undefined;
   private beaconTimer: TimerHandle | undefined;
   private beaconInflight = false;
+  /** Beacons timed out in a row (see startBeacons). */
+  private beaconTimeouts = 0;
   private closed = false;
 
   constructor(private readonly o: MonClientOptions) {
@@ -150,7 +154,14 @@ export class MonClient extends EventEmitter<MonClientEvents> {
 
   /**
    * Sends a beacon every `intervalMs` (at most one outstanding). `onResult` gets each answer;
-   * 'boot-required' means the monitor has us down: the OSD must boot again.
+   * 'boot-required' means the monitor has us down: the OSD must boot again. Each beacon times
+   * out after 2 × `intervalMs`; after MON_BEACON_TIMEOUTS_TO_RESET timeouts in a row (no reply
+   * for 4 × `intervalMs`) the monitor session is reset and reconnects: the connection is
+   * presumed half-open, as when the monitor died (or its host lost power) while we were
+   * partitioned from it and no RST reached us — the socket then looks open until TCP's own
+   * retransmission timeout (simulator seed 0xb4969e75f120c4ad: 20 s on a dead session).
+   * Why not after one: a slow path that delays replies a little longer than one timeout still
+   * carries our beacons to the monitor; resetting it stops them until the reconnect completes.
    */
   startBeacons(osdId: OsdId, intervalMs: number, onResult: (r: BeaconResult | ClusterError) => void): void {
     this.stopBeacons();
@@ -160,6 +171,13 @@ export class MonClient extends EventEmitter<MonClientEvents> {
       this.beaconInflight = true;
       this.request(MsgType.MSG_MON_OSD_BEACON, encodeBeacon(osdId, this.current?.epoch ?? 0), (err, reply) => {
         this.beaconInflight = false;
+        this.beaconTimeouts = err?.code === 'CLU_ERR_TIMEOUT' ? this.beaconTimeouts + 1 : 0;
+        if (this.beaconTimeouts >= MON_BEACON_TIMEOUTS_TO_RESET && !this.closed) {
+          const silentMs = this.beaconTimeouts * intervalMs * 2;
+          this.beaconTimeouts = 0;
+          this.o.env.log.warn({ osd: osdId, silentMs, mon: this.session.remoteAddress }, 'beacons unanswered: resetting the monitor session');
+          this.session.resetConnection(new ClusterError('CLU_ERR_TIMEOUT', `monitor answered no beacon for ${silentMs} ms`));
+        }
         if (err !== null || reply === undefined) { onResult(err ?? new ClusterError('CLU_ERR_IO', 'no reply')); return; }
         const r = tryDecode(() => decodeBeaconReply(reply.payload));
         onResult(r);
@@ -171,6 +189,7 @@ export class MonClient extends EventEmitter<MonClientEvents> {
   stopBeacons(): void {
     if (this.beaconTimer !== undefined) this.o.env.clearTimeout(this.beaconTimer);
     this.beaconTimer = undefined;
+    this.beaconTimeouts = 0;
   }
 
   /** Reports (or withdraws, `cancel`) that OSD `target` is unreachable. */

@@ -212,6 +212,20 @@ export class Session extends EventEmitter<SessionEvents> {
     this.queueReply(req, FRAME_F_REPLY | FRAME_F_ERROR, { type: req.type, payload: encodeReject(err) });
   }
 
+  /**
+   * Drops the current connection as if it had failed, with `err` (written requests fail with
+   * `CLU_ERR_CONN_CLOSED`, unsent ones stay queued); an outbound session then reconnects with
+   * its backoff. For an owner whose own liveness check says the peer is gone while the socket
+   * still looks open — half-open: the peer died while partitioned, so no RST ever arrives.
+   * Returns false when there is no connection to drop (connecting, backoff, closed).
+   */
+  resetConnection(err: ClusterError): boolean {
+    const conn = this.conn;
+    if (conn === null || this.stateValue === 'closed') return false;
+    this.dropConn(conn, err, 'session reset by owner');
+    return true;
+  }
+
   /** Closes the session for good; everything outstanding fails with `CLU_ERR_CANCELLED`. */
   close(): void {
     this.finish(null, new ClusterError('CLU_ERR_CANCELLED', 'session closed by owner'));
