@@ -21,23 +21,10 @@ export function readSeedList(name: string): string[] {
 /**
  * Documented bugs outside cluster/sim that a failure may match (docs/simulation.md, "Known
  * failing seeds"): a random seed whose every violation matches one is reported, not counted
- * as a failure. (The monitor's PG-state report race of seeds 0xd, 0x17, 0x20 is fixed.)
+ * as a failure. (Fixed and removed: the monitor's PG-state report race of seeds 0xd, 0x17, 0x20;
+ * the PG whose whole acting set was backfilling staying down, seed 0x41648c7ed04b5099.)
  */
 const KNOWN_BUGS: { name: string; matches: (v: { checker: string; details?: Record<string, unknown> }) => boolean }[] = [
-  {
-    // Seed 0x41648c7ed04b5099: an acting set whose members are all backfill targets (a split
-    // child on OSDs that never held its objects, the parent's log trimmed) went active and took
-    // writes; a re-peer in the same interval then finds no complete member of that set in the
-    // PG history and the PG stays `down` (osd/peering.ts priorSetAnswered; no pg_temp).
-    name: 'osd/peering: a PG whose whole acting set was backfilling stays down on re-peer',
-    matches: (v) => {
-      if (v.checker !== 'liveness') return false;
-      const pending = v.details?.['pending'];
-      if (!Array.isArray(pending) || pending.length === 0) return false;
-      return pending.every((p) => typeof p === 'string' && /^\d+ pgs not done \(\{.*"down":\d+.*\}\)$/.test(p) &&
-        Object.keys(JSON.parse(p.slice(p.indexOf('(') + 1, -1)) as object).every((st) => st === 'active+clean' || st === 'down'));
-    },
-  },
 ];
 
 /** The known bug every violation matches, or null. */

@@ -44,6 +44,10 @@ export class OsdHarness {
   private sessions = new Map<number, Session>();
   private tid = 1;
   readonly env = testEnv({ level: 'warn' });
+  /** PG log bounds of OSDs started from now on (OsdCoreOptions.pgLogBounds); production's when unset. */
+  pgLogBounds: { min: number; max: number } | undefined;
+  /** Called on every PG-history request before the harness answers it (tests inspect the OSDs then). */
+  onHistoryRequest: ((osd: number, pg: string, op: 'add' | 'reset', set: readonly OsdId[]) => void) | undefined;
 
   constructor(readonly poolSpec = { id: 1, name: 'rbd', size: 3, minSize: 2, pgNum: 16, failureDomain: 'osd' as const }) {
     for (let i = 0; i < 16; i++) this.ring.set(`osd.${i}`, makeKeyringEntry(`osd.${i}`, key(i), { mon: 'allow rw', osd: 'allow *' }) as KeyringEntry);
@@ -68,6 +72,7 @@ export class OsdHarness {
         t.core = new OsdCore({
           env, log: env.log, id: id as OsdId, store, msgr, reportPgStates: (s) => { t.states = s; }, peerTimeoutMs: 3000,
           recordPgHistory: (pg, op, set, cb) => this.recordPgHistory(id, pg, op, set, cb),
+          ...(this.pgLogBounds === undefined ? {} : { pgLogBounds: this.pgLogBounds }),
         });
         msgr.listen('127.0.0.1', 0, (e2, port) => {
           if (e2 !== null || port === undefined) { reject(e2); return; }
@@ -101,6 +106,7 @@ export class OsdHarness {
    * the change becomes a new map epoch published to every OSD, then the callback fires.
    */
   private recordPgHistory(osd: number, pg: string, op: 'add' | 'reset', set: readonly OsdId[], cb: (err: ClusterError | null) => void): void {
+    this.onHistoryRequest?.(osd, pg, op, set);
     setImmediate(() => {
       if (this.historyRefused) { cb(new ClusterError('CLU_ERR_UNAVAILABLE', 'monitor unreachable (test)')); return; }
       const id = parsePgId(pg);

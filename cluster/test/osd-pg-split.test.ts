@@ -3,11 +3,15 @@
  * are written across the PGs, pgNum grows (as `MonitorCore.poolSet` does it: one epoch, each
  * child inheriting its parent's history), and every acknowledged write must read back — with
  * children mapped to OSDs that never held their objects, and with an OSD down across the
- * split (children whose history holds an undersized set with newer writes).
+ * split (children whose history holds an undersized set with newer writes). With small log
+ * bounds, a child whose whole acting set needs backfill must not go active (nor record its set
+ * in the PG history) before one member is complete (sim seed 0x41648c7ed04b5099).
  */
 import test from 'ava';
 import type { OsdId } from '../src/common/ids.js';
 import { pgIdToString, pgSeed } from '../src/common/ids.js';
+import { compareVersion } from '../src/osd/osd-protocol.js';
+import { INFO_KEY, decodeInfo } from '../src/pg/pg-log.js';
 import { objectToPg, pgToOsds } from '../src/placement/placement.js';
 import { splitParent } from '../src/placement/pg-split.js';
 import { waitFor } from './msg-test-env.js';
@@ -82,6 +86,48 @@ test.serial('pgNum growth while an OSD is down: children find the undersized int
     for (const n of names) {
       const acting = pgToOsds(h.map, objectToPg(pool, n)).acting;
       if (acting.includes(x)) t.deepEqual((await h.localRead(x, n)).data, block(names.indexOf(n) + 50), `${n} recovered on the returning osd.${x}`);
+    }
+  } finally { await h.close(); }
+});
+
+test.serial('a child whose whole acting set needs backfill activates only once its primary is complete (seed 0x41648c7ed04b5099)', async (t) => {
+  const h = new OsdHarness({ id: 1, name: 'rbd', size: 2, minSize: 1, pgNum: 2, failureDomain: 'osd' });
+  h.pgLogBounds = { min: 2, max: 4 }; // the parents' logs are trimmed: a new member needs backfill
+  try {
+    for (let i = 0; i < 5; i++) await h.startOsd(i);
+    h.initMap();
+    await waitFor(() => h.allClean(), 10_000);
+    for (let round = 0; round < 2; round++) {
+      for (const [i, name] of names.entries()) t.is((await h.op(name, [{ op: 'writefull', length: 4096 }], [block(i + round)])).reply.result, 0);
+    }
+    await waitFor(() => h.allClean(), 10_000);
+    const before = h.map;
+    // Every set recorded in a PG history after the split must have a member whose stored info
+    // is complete: that member stands for the set when the PG peers again (prior set).
+    const storedComplete = (osd: number, pg: string): boolean => {
+      const rec = h.osds.get(osd)?.store.pgList(pg).find(([k]) => k === INFO_KEY);
+      if (rec === undefined) return false;
+      const info = decodeInfo(rec[1]);
+      return !info.backfilling && compareVersion(info.lastComplete, info.lastUpdate) === 0;
+    };
+    const unbacked: string[] = [];
+    h.onHistoryRequest = (_osd, pg, op, set) => {
+      if (op === 'add' && !set.some((x) => storedComplete(x, pg))) unbacked.push(`${pg} [${set.join(',')}]`);
+    };
+    h.splitPool(16);
+    const pool = h.map.pools.get(1 as never)!;
+    const moved = names.filter((n) => {
+      const child = objectToPg(pool, n);
+      if (child.seed < 2) return false;
+      const parentActing = pgToOsds(before, { pool: child.pool, seed: pgSeed(splitParent(child.seed, 2)) }).acting;
+      return !pgToOsds(h.map, child).acting.some((x) => parentActing.includes(x));
+    });
+    t.true(moved.length > 0, 'some child maps to OSDs that never held its objects');
+    t.deepEqual(await readAll(h, (i) => block(i + 1)), [], 'every acknowledged write reads back after the split');
+    await waitFor(() => h.allClean(), 20_000);
+    t.deepEqual(unbacked, [], 'no set without a complete member was recorded in a PG history');
+    for (const n of moved) {
+      for (const osd of pgToOsds(h.map, objectToPg(pool, n)).acting) t.deepEqual((await h.localRead(osd, n)).data, block(names.indexOf(n) + 1), `${n} copied to osd.${osd}`);
     }
   } finally { await h.close(); }
 });

@@ -6,6 +6,8 @@
  *     ─► QUERY acting ∪ previous acting ∪ up members of the PG history sets (`startPeering`)
  *     ─► prior set: a member of every history set answered? no ─► DOWN, retry on map / 2 s timer
  *     ─► authoritative log ─► missing sets / backfill (`choose`) ─► adopt the log locally
+ *     ─► no acting member complete? ─► INCOMPLETE+BACKFILLING: the primary backfills itself
+ *        from a complete OSD outside the acting set (recovery.ts), then peers again
  *     ─► ACTIVATE peers (log + info) ‖ monitor records acting in the PG history
  *     ─► active: client queue runs, recovery starts (recovery.ts)
  *
@@ -33,7 +35,7 @@ import { ZERO_VERSION, compareVersion } from './osd-protocol.js';
 import type { EVersion } from './osd-protocol.js';
 import { decodePgQueryReply, encodePgActivate, encodePgQuery } from './osd-peer-protocol.js';
 import type { PgQueryReply } from './osd-peer-protocol.js';
-import { PGNUM_KEY, activeState, encodePgNum, minComplete, vKey } from './pg.js';
+import { PGNUM_KEY, SELF_BACKFILL_STATE, activeState, encodePgNum, minComplete, vKey } from './pg.js';
 import type { Need, Pg } from './pg.js';
 
 /** What peering uses from the rest of the OSD. */
@@ -196,6 +198,16 @@ export class Peering {
     };
     this.c.log.info({ pg: pg.key, auth: authId, authHead: vKey(authHead), acting: pg.acting, selfMissing: pg.selfMissing.size,
       peerMissing: [...pg.peerMissing].map(([k, v]) => [k, v.size]), backfill: [...backfillNeeded] }, 'peering chose authoritative log');
+    // Why: an acting set none of whose members is complete must not go active. Its writes would
+    // be acknowledged by backfilling members only, its set recorded in the PG history with no
+    // member that can stand for it (`priorSetAnswered`), and one failed pull or restart would
+    // leave the PG down for good with every OSD up (sim seeds 0x41648c7ed04b5099,
+    // 0x434090849de746d4: a split child on OSDs that never held it, the log trimmed). Ceph
+    // keeps a complete OSD acting with pg_temp; here the primary backfills itself first.
+    if (!pg.acting.includes(authId) && pg.acting.every((x) => backfillNeeded.has(x))) {
+      this.backfillBeforeActivation(pg, gen, authId, newInfo, entries, tail);
+      return;
+    }
     // The acting set goes into the PG history before this interval accepts a write (in
     // parallel with the log adoption and peer activation: only client I/O waits for both).
     let historyRecorded = false;
@@ -238,6 +250,33 @@ export class Peering {
           if (--left === 0) peersDone();
         });
       }
+    });
+  }
+
+  /**
+   * No acting member is complete (every one needs backfill; the authoritative log is on an OSD
+   * outside the acting set): the primary adopts the authoritative log as backfilling, reports
+   * `incomplete+backfilling` and copies the PG from a complete OSD (recovery.ts: scan, diff,
+   * pulls). No client I/O, nothing recorded in the PG history, no peer activated. Once every
+   * object is in, recovery marks the primary complete and peers again: the primary is then a
+   * complete acting member, activates and backfills its peers while serving I/O.
+   */
+  private backfillBeforeActivation(pg: Pg, gen: number, authId: OsdId, info: PgInfo, entries: readonly PgLogEntry[], tail: EVersion): void {
+    const authHead = entries[entries.length - 1]?.version ?? tail;
+    this.adoptLog(pg, { ...info, lastComplete: ZERO_VERSION, backfilling: true }, entries, tail, (err) => {
+      if (pg.peeringGen !== gen) return;
+      if (err !== null) { this.c.log.error({ pg: pg.key, err }, 'adopting log failed'); return; }
+      pg.nextSeq = Math.max(pg.nextSeq, authHead.seq + 1);
+      pg.selfMissing = new Map();
+      pg.peerMissing = new Map();
+      pg.incompletePeers = new Set();
+      pg.backfillPending = new Set([this.c.id]);
+      pg.recoveryStartMs = this.c.env.nowMs();
+      pg.recoveredBytes = 0; pg.recoveredObjects = 0;
+      this.c.setState(pg, SELF_BACKFILL_STATE);
+      this.c.log.info({ pg: pg.key, acting: pg.acting, auth: authId, authHead: vKey(authHead) },
+        'pg has no complete acting member: the primary backfills from a complete osd before activating');
+      this.c.recover(pg);
     });
   }
 

@@ -125,6 +125,15 @@ export function isActive(pg: Pg): boolean {
   return (pg.state & PgState.ACTIVE) !== 0 && pg.acting.length >= pg.minSize;
 }
 
+/**
+ * `incomplete+backfilling`: no acting member was complete at peering, so the primary backfills
+ * itself from a complete OSD outside the acting set before activating (no client I/O meanwhile).
+ */
+export const SELF_BACKFILL_STATE: number = PgState.INCOMPLETE | PgState.BACKFILLING;
+export function isSelfBackfilling(pg: Pg): boolean {
+  return pg.state === SELF_BACKFILL_STATE;
+}
+
 /** ACTIVE plus modifiers from the recovery bookkeeping. */
 export function activeState(pg: Pg): number {
   let s: number = PgState.ACTIVE;

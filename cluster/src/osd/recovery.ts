@@ -6,8 +6,11 @@
  * Owns: the PG's `recovering` set (objects and backfill scans in progress, at most
  * `recoveryConcurrency` objects), the missing sets once peering computed them, the recovery
  * counters and the `pg recovered` log line.
+ * Also the primary's own backfill before activation (`incomplete+backfilling`, peering.ts
+ * `backfillBeforeActivation`): the same scan + pulls, no pushes, then the primary is marked
+ * complete and peers again (`completeSelfBackfill`).
  * Invariants it relies on:
- * - Runs only on an active primary PG; every callback re-checks `peeringGen` and a failed
+ * - Runs only on an active primary PG (or one backfilling itself before activation); every callback re-checks `peeringGen` and a failed
  *   pull/push/scan re-peers the PG (which recomputes every missing set).
  * - An object with a client write in flight is not recovered now: the write's completion
  *   retries its object (client-ops.ts `runObject`), which recovers it first.
@@ -28,7 +31,7 @@ import { compareVersion } from './osd-protocol.js';
 import type { EVersion } from './osd-protocol.js';
 import { decodeObjectCopy, decodeScanReply, encodeObjectRef, encodePgActivate, encodePgScan, encodePush, joinChunks } from './osd-peer-protocol.js';
 import type { ScanEntry } from './osd-peer-protocol.js';
-import { activeState, errOf, isActive } from './pg.js';
+import { activeState, errOf, isActive, isSelfBackfilling } from './pg.js';
 import type { Need, Pg } from './pg.js';
 
 /** What recovery uses from the rest of the OSD. */
@@ -45,7 +48,7 @@ export class Recovery {
 
   /** Runs recovery work up to the concurrency bound; backfill scans first. */
   recover(pg: Pg): void {
-    if (pg.role !== 'primary' || !isActive(pg)) return;
+    if (pg.role !== 'primary' || !(isActive(pg) || isSelfBackfilling(pg))) return;
     const gen = pg.peeringGen;
     // Backfill: the primary first (from the authoritative peer), then peers (from the primary).
     if (pg.backfillPending.size > 0) {
@@ -63,6 +66,7 @@ export class Recovery {
   }
 
   private checkRecoveryDone(pg: Pg): void {
+    if (pg.role === 'primary' && isSelfBackfilling(pg)) { this.completeSelfBackfill(pg); return; }
     if (pg.role !== 'primary' || !isActive(pg)) return;
     // Peers whose missing set is empty (and not backfilling) are told they are complete.
     for (const osd of [...pg.incompletePeers]) {
@@ -84,6 +88,33 @@ export class Recovery {
     }
     this.c.setState(pg, activeState(pg));
     this.maybeLogRecovered(pg);
+  }
+
+  /**
+   * Backfill before activation: once the scan's diff is pulled in, persists the primary's info
+   * as complete (last_complete = last_update, not backfilling), then peers again — now with a
+   * complete acting member, so the PG activates (peering.ts `choose`).
+   */
+  private completeSelfBackfill(pg: Pg): void {
+    if (pg.backfillPending.has(this.c.id) || pg.selfMissing.size > 0 || pg.recovering.size > 0) return;
+    const gen = pg.peeringGen;
+    pg.recovering.add('\0self-complete');
+    pg.info = { ...pg.info, lastUpdate: pg.log.head, lastComplete: pg.log.head, backfilling: false };
+    const txn = new Transaction().pgPut(pg.key, INFO_KEY, encodeInfo(pg.info));
+    this.c.store.submit(txn, (err) => {
+      pg.recovering.delete('\0self-complete');
+      if (pg.peeringGen !== gen) return;
+      if (err !== null) { this.c.log.error({ pg: pg.key, err }, 'persisting the backfilled info failed'); this.c.repeer(pg); return; }
+      this.c.log.info({ pg: pg.key, objects: pg.recoveredObjects, bytes: pg.recoveredBytes, ms: Math.round(this.c.env.nowMs() - pg.recoveryStartMs) },
+        'primary backfilled before activation; peering again');
+      this.c.repeer(pg);
+    });
+  }
+
+  /** Before activation nothing else retries a PG whose source is missing: peer again in 2 s. */
+  private retryLater(pg: Pg, gen: number): void {
+    if (!isSelfBackfilling(pg)) return;
+    this.c.env.setTimeout(() => { if (pg.peeringGen === gen && isSelfBackfilling(pg)) this.c.repeer(pg); }, 2000);
   }
 
   private maybeLogRecovered(pg: Pg): void {
@@ -134,6 +165,7 @@ export class Recovery {
     if (src === undefined) {
       this.c.log.error({ pg: pg.key, name }, 'no recovery source');
       pg.recovering.delete(name);
+      this.retryLater(pg, gen);
       return;
     }
     this.c.peerRequest(src, MsgType.MSG_OSD_PG_PULL, encodeObjectRef(pg.pool, name), undefined, (err, reply) => {
@@ -188,7 +220,7 @@ export class Recovery {
   private backfillSelf(pg: Pg, gen: number): void {
     if (pg.recovering.has('\0backfill-self')) return;
     const src = this.sourceFor(pg, '\0none');
-    if (src === undefined) { this.c.log.error({ pg: pg.key }, 'no backfill source for the primary'); return; }
+    if (src === undefined) { this.c.log.error({ pg: pg.key }, 'no backfill source for the primary'); this.retryLater(pg, gen); return; }
     pg.recovering.add('\0backfill-self');
     this.scanPeer(pg, src, false, (err, theirs) => {
       if (pg.peeringGen !== gen) { pg.recovering.delete('\0backfill-self'); return; }

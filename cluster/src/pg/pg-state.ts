@@ -8,17 +8,20 @@
  *   ┌─────────┐ infos+logs from acting ∪ prev   ┌───────────────────────────┐
  *   │ PEERING │────────────────────────────────►│ ACTIVE [+DEGRADED]         │
  *   └─────────┘                                  │  [+RECOVERING|BACKFILLING] │
- *     │    ▲ acting < min_size                   └───────────────────────────┘
- *     ▼    │ (waits for a map change)               │ every peer complete,
+ *     │    ▲ (map change, retry timer,           └───────────────────────────┘
+ *     ▼    │  primary backfilled)                   │ every peer complete,
  *   ┌──────────┐                                    │ acting = pool size
- *   │INCOMPLETE│  (no peer has a usable log)        ▼
- *   │  DOWN    │  (acting < min_size)         ┌──────────────┐  scrub finds a
- *   └──────────┘                              │ ACTIVE+CLEAN │──mismatch──► +INCONSISTENT
- *                                             └──────────────┘  (repair clears it)
+ *   │INCOMPLETE│ +BACKFILLING: no acting member     ▼
+ *   │          │ is complete; the primary copies ┌──────────────┐  scrub finds a
+ *   │          │ the PG from a complete OSD      │ ACTIVE+CLEAN │──mismatch──► +INCONSISTENT
+ *   │  DOWN    │ acting < min_size / prior set   └──────────────┘  (repair clears it)
+ *   └──────────┘
  *
  * `degraded` = some acting member misses objects or acting < pool size; `recovering` = log
  * based pushes/pulls in progress; `backfilling` = a peer whose log does not overlap is being
- * filled from a full scan.
+ * filled from a full scan. `incomplete+backfilling` (no client I/O): every acting member needs
+ * backfill, so the primary first backfills itself from a complete OSD outside the acting set,
+ * then peers again and activates with itself complete (docs/replication.md §4, step 5a).
  */
 import { assert } from '../common/assert.js';
 
@@ -65,7 +68,9 @@ const TRANSITIONS: Record<number, readonly number[]> = {
 export function assertValidState(s: number): void {
   const base = s & BASES;
   assert(base !== 0 && (base & (base - 1)) === 0, `pg state needs exactly one base: ${pgStateString(s)}`);
-  if (base !== PgState.ACTIVE) assert((s & ACTIVE_MODIFIERS & ~PgState.INCONSISTENT) === 0, `modifiers without active: ${pgStateString(s)}`);
+  // INCOMPLETE may carry BACKFILLING: the primary backfills itself before activation.
+  const allowed = base === PgState.INCOMPLETE ? PgState.INCONSISTENT | PgState.BACKFILLING : PgState.INCONSISTENT;
+  if (base !== PgState.ACTIVE) assert((s & ACTIVE_MODIFIERS & ~allowed) === 0, `modifiers without active: ${pgStateString(s)}`);
   if ((s & PgState.CLEAN) !== 0) assert((s & (PgState.DEGRADED | PgState.RECOVERING | PgState.BACKFILLING | PgState.UNDERSIZED)) === 0, `clean with pending work: ${pgStateString(s)}`);
 }
 
