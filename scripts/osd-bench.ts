@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { parseKeyring } from '../cluster/src/auth/keyring.js';
 import type { PoolId } from '../cluster/src/common/ids.js';
+import { DAEMON_NODE_FLAGS } from '../cluster/src/common/daemon-node-flags.js';
 import { createRealEnv } from '../cluster/src/env/real.js';
 import { RealNet } from '../cluster/src/env/real-net.js';
 import { MonClient } from '../cluster/src/mon/mon-client.js';
@@ -52,7 +53,7 @@ function spawnDaemon(args: string[], log: string): ChildProcess {
   const fd = openSync(join(dir, log), 'a');
   // STRATA_BENCH_NODE_ARGS: extra node flags for the daemons, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
   const nodeArgs = (process.env['STRATA_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
-  const c = spawn(process.execPath, [...nodeArgs, MAIN, ...args], { stdio: ['ignore', fd, fd] });
+  const c = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...nodeArgs, MAIN, ...args], { stdio: ['ignore', fd, fd] });
   procs.push(c);
   return c;
 }

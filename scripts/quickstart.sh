@@ -98,7 +98,10 @@ fi
 
 if ! running; then
   rm -f "$sock"
-  nohup node "$repo/dist/backend/src/main.js" vhost --socket-path "$sock" "${serve[@]}" --num-queues 4 >"$log" 2>&1 &
+  # The daemons' node flags (cluster/src/common/daemon-node-flags.ts, kept equal by a test).
+  STRATA_DAEMON_NODE_FLAGS="--initial-old-space-size=64"
+  # shellcheck disable=SC2086
+  nohup node $STRATA_DAEMON_NODE_FLAGS "$repo/dist/backend/src/main.js" vhost --socket-path "$sock" "${serve[@]}" --num-queues 4 >"$log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 300); do [ -S "$sock" ] && break; kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
   [ -S "$sock" ] || { echo "strata: the daemon did not start; see $log" >&2; tail -5 "$log" >&2; exit 1; }

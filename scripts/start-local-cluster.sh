@@ -36,7 +36,9 @@ strata() { node "$repo/dist/backend/src/main.js" "$@"; }
 # STRATA_NODE_ARGS: extra node flags for the daemons only (profiling: --trace-gc, --cpu-prof,
 # --perf-basic-prof; several are refused in NODE_OPTIONS).
 # shellcheck disable=SC2086
-daemon() { exec node ${STRATA_NODE_ARGS:-} "$repo/dist/backend/src/main.js" "$@"; }
+# STRATA_DAEMON_NODE_FLAGS: the daemons' node flags (cluster/src/common/daemon-node-flags.ts, kept equal by a test).
+STRATA_DAEMON_NODE_FLAGS="--initial-old-space-size=64"
+daemon() { exec node $STRATA_DAEMON_NODE_FLAGS ${STRATA_NODE_ARGS:-} "$repo/dist/backend/src/main.js" "$@"; }
 mon_addr="127.0.0.1:$port"
 keyring="$dir/keyring"
 export STRATA_MON="$mon_addr" STRATA_KEYRING="$keyring" STRATA_NAME=client.admin

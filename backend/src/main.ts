@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
 /**
  * The `strata` command: a thin dispatcher to subcommands. Keep it small (Cloud Hypervisor's
  * main.rs shape): parse, build real dependencies, start.

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { onProcessExit, repoRoot, sleep } from './util.js';
+import { DAEMON_NODE_FLAGS } from '../../cluster/src/common/daemon-node-flags.js';
 
 export type BackendKind = 'strata' | 'qsd';
 
@@ -147,7 +148,7 @@ export function startStrata(o: BackendStartOptions): Promise<BackendHandle> {
     return Promise.reject(new Error(`strata back-end ${main} does not exist: build it with \`npx tsc -p tsconfig.json\``));
   }
   const args = [
-    main, 'vhost',
+    ...DAEMON_NODE_FLAGS, main, 'vhost',
     '--socket-path', o.socketPath,
     '--file', o.file,
     '--num-queues', String(o.numQueues),

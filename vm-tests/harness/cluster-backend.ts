@@ -15,6 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnAndWaitForSocket, strataMain, type BackendFactory, type BackendStartOptions } from './backends.js';
 import { cacheDir, onProcessExit, sleep } from './util.js';
+import { DAEMON_NODE_FLAGS } from '../../cluster/src/common/daemon-node-flags.js';
 
 export interface ClusterProcess {
   name: string;
@@ -103,7 +104,7 @@ function daemonProcess(name: string, args: string[], logPath: string): ClusterPr
     status = undefined;
     const fd = fs.openSync(logPath, 'a');
     fs.writeSync(fd, `# ${new Date().toISOString()} node ${args.join(' ')}\n`);
-    child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd] });
+    child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...args], { stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     const c = child;
     exited = new Promise<void>((resolve) => {
@@ -266,7 +267,7 @@ export function clusterBackend(img: ClusterImage, extraArgs: string[] = []): Bac
     kind: 'strata',
     start: (o: BackendStartOptions) => {
       const args = [
-        strataMain(), 'vhost',
+        ...DAEMON_NODE_FLAGS, strataMain(), 'vhost',
         '--socket-path', o.socketPath,
         '--image', img.spec,
         '--mon', img.cluster.monAddr,

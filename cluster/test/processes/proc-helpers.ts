@@ -9,6 +9,7 @@ import { openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DAEMON_NODE_FLAGS } from '../../src/common/daemon-node-flags.js';
 
 const repoRoot = join(fileURLToPath(import.meta.url), '../../../../..');
 /** The built `strata` entry point. */
@@ -38,7 +39,7 @@ export class Daemons {
 
   spawn(args: string[], logName: string): ChildProcess {
     const fd = openSync(join(this.dir, logName), 'a');
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', fd, fd] });
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, MAIN, ...args], { stdio: ['ignore', fd, fd] });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     return child;
