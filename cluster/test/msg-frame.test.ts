@@ -7,6 +7,7 @@
 import test from 'ava';
 import { ClusterError } from '../src/common/errors.js';
 import { crc32c } from '../src/common/crc32c.js';
+import { alignmentOf } from '../../native/index.js';
 import {
   FRAME_F_REQUEST, FRAME_HEADER_BYTES, FrameDecoder, decodeFrameHeader, encodeFrame,
 } from '../src/msg/frame.js';
@@ -71,12 +72,66 @@ test('decoder round-trips frames across every single split point', (t) => {
   }
 });
 
-test('decoder handles one-byte chunks and delivers data as views', (t) => {
+test('decoder handles one-byte chunks and delivers data as one buffer', (t) => {
   const wire = concat(encodeFrame(sample));
   const { frames, err } = decodeAll(wire, Array.from({ length: wire.length - 1 }, (_, i) => i + 1));
   t.is(err, null);
   t.is(frames.length, 1);
-  t.is(frames[0]!.data.length, 9, 'one view per received chunk');
+  t.is(frames[0]!.data.length, 1, 'one buffer, whatever the chunking');
+  t.is(Buffer.from(frames[0]!.data[0]!).toString(), 'bulk-data');
+});
+
+test('decoder copies what it keeps: the caller may reuse its chunk buffer (env/real-net.ts reads into one buffer)', (t) => {
+  const wire = concat([...encodeFrame(sample), ...encodeFrame({ ...sample, tid: 9 })]);
+  const frames: Frame[] = [];
+  const dec = new FrameDecoder({ onFrame: (f) => frames.push(f), onError: (e) => t.fail(e.message) });
+  const reused = new Uint8Array(7);
+  for (let at = 0; at < wire.length; at += reused.length) {
+    const n = Math.min(reused.length, wire.length - at);
+    reused.set(wire.subarray(at, at + n));
+    dec.push(reused.subarray(0, n));
+    reused.fill(0xee); // What the next read would do to the shared buffer.
+  }
+  t.is(frames.length, 2);
+  for (const f of frames) {
+    t.is(Buffer.from(f.payload).toString(), 'meta');
+    t.is(Buffer.from(concat(f.data)).toString(), 'bulk-data');
+    t.is(decodeFrameHeader(f.header) instanceof ClusterError, false, 'the kept header is intact');
+  }
+  t.is(frames[1]!.tid, 9);
+});
+
+test('big data: 4096-aligned from 64 KiB, and past the 4 MiB preallocation it grows as bytes arrive', (t) => {
+  for (const size of [64 * 1024, 1 << 20, 9 * 1024 * 1024 + 123]) {
+    const data = new Uint8Array(size);
+    for (let i = 0; i < size; i += 4093) data[i] = (i * 7) & 0xff;
+    const wire = concat(encodeFrame({ ...sample, data: [data.subarray(0, 1000), data.subarray(1000)] }));
+    const splits: number[] = [];
+    for (let at = 100; at < wire.length; at += 256 * 1024 + 17) splits.push(at);
+    const { frames, err, dec } = decodeAll(wire, splits);
+    t.is(err, null);
+    t.is(frames.length, 1);
+    const got = frames[0]!.data;
+    t.is(got.length, 1);
+    t.is(got[0]!.length, size);
+    t.true(Buffer.from(got[0]!).equals(Buffer.from(data)), `content of ${size} B`);
+    t.true(size < 4096 || alignmentOf(got[0]!) === 0, 'starts on a 4096 boundary');
+    t.is(dec.bufferedBytes, 0);
+  }
+});
+
+test('a header announcing big data allocates no more than the preallocation before the bytes arrive', (t) => {
+  const big = new Uint8Array(48 * 1024 * 1024);
+  const wire = concat(encodeFrame({ ...sample, data: [big] }));
+  const frames: Frame[] = [];
+  const dec = new FrameDecoder({ onFrame: (f) => frames.push(f), onError: (e) => t.fail(e.message) });
+  dec.push(wire.subarray(0, 64 + 4 + 10));
+  t.is(dec.bufferedBytes, 78);
+  const before = process.memoryUsage().arrayBuffers;
+  dec.push(wire.subarray(78, 100));
+  t.true(process.memoryUsage().arrayBuffers - before < 8 * 1024 * 1024);
+  t.is(frames.length, 0);
+  t.is(dec.finish()?.code, 'CLU_ERR_DECODE');
 });
 
 function corrupt(mutate: (b: Uint8Array) => void): ClusterError | null {

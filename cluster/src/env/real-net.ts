@@ -11,6 +11,16 @@
  *   single `writev`: fewer system calls here and fewer wake-ups of the receiver. The frames
  *   leave no later than they would have (nothing waits for a timer). It returns false once Node's writable buffer is above its high-water mark
  *   (`writableNeedDrain`), and `onDrain` fires when it empties: the messenger then resumes.
+ * - Reads go into one reused buffer (Node's `onread` option), not a fresh Buffer per read
+ *   through the stream machinery: the receiver (msg/frame.ts `FrameDecoder`) copies what it
+ *   keeps into the frame's own buffers, straight into the 4096-aligned buffer a big write's data
+ *   is written from. Before, every read allocated a backing store (16 per MiB received), and
+ *   their turnover drove V8's full GCs. One buffer serves every socket: a read's callback runs to
+ *   completion on the main thread before libuv performs the next read.
+ *   Accepted sockets: `net.Server` has no `onread` option, so the server pauses each new socket
+ *   before its first read (`pauseOnConnect`) and wraps its handle in a `net.Socket` that has one
+ *   (`handle` is the option Node's own cluster and child_process use to pass sockets); the
+ *   first wrapper is detached and destroyed, which also keeps the server's connection count.
  * - Events from Node are already asynchronous, which keeps the no-Zalgo rule of `Net`.
  */
 import * as net from 'node:net';
@@ -20,6 +30,26 @@ import type { Net, NetError, NetServer, NetSocket } from './net.js';
 const CLOSE_GRACE_MS = 2000;
 /** Node's writable high-water mark for cluster sockets (bytes queued in user space). */
 const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+/** The reused read buffer: the most one read() takes (Node's own default is 64 KiB). */
+const READ_BUFFER_BYTES = 256 * 1024;
+const READ_BUFFER = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+
+/**
+ * Where a socket's reads go: the data handler once `onData` set it; until then (bytes that
+ * arrive before the owner registered, possible on an accepted socket) copies are queued.
+ */
+class ReadSink {
+  cb: ((chunk: Uint8Array) => void) | null = null;
+  early: Uint8Array[] = [];
+  readonly onread = {
+    buffer: READ_BUFFER,
+    callback: (nread: number, buf: Uint8Array): boolean => {
+      const view = new Uint8Array(buf.buffer, buf.byteOffset, nread);
+      if (this.cb !== null) this.cb(view); else this.early.push(view.slice());
+      return true;
+    },
+  };
+}
 
 class RealNetSocket implements NetSocket {
   readonly remoteAddress: string;
@@ -32,7 +62,7 @@ class RealNetSocket implements NetSocket {
     this.sock.uncork();
   };
 
-  constructor(private readonly sock: net.Socket) {
+  constructor(private readonly sock: net.Socket, private readonly sink: ReadSink) {
     this.remoteAddress = `${sock.remoteAddress ?? '?'}:${sock.remotePort ?? 0}`;
     sock.setNoDelay(true);
     // Why always listen for 'error': an unhandled 'error' event would crash the process; the
@@ -53,9 +83,12 @@ class RealNetSocket implements NetSocket {
   }
 
   onData(cb: (chunk: Uint8Array) => void): void {
-    // Why a plain Uint8Array view: on a Buffer, `slice()` is a view, not a copy; code that copies
-    // received bytes with `slice()` (protocol decoders) must get a copy, not a pin on the chunk.
-    this.sock.on('data', (chunk: Buffer) => cb(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)));
+    // The chunk is a view of the shared read buffer, valid during `cb` only (see the header).
+    const early = this.sink.early;
+    this.sink.early = [];
+    this.sink.cb = cb;
+    // Why a later turn for early bytes: `Net` callbacks never run inside the registering call.
+    if (early.length > 0) process.nextTick(() => { for (const c of early) cb(c); });
   }
 
   onDrain(cb: () => void): void {
@@ -88,8 +121,14 @@ export class RealNet implements Net {
     onConnection: (socket: NetSocket) => void,
     cb: (err: Error | null, server?: NetServer) => void,
   ): void {
-    const srv = net.createServer({ noDelay: true, highWaterMark: HIGH_WATER_BYTES } as net.ServerOpts, (sock) => {
-      onConnection(new RealNetSocket(sock));
+    const srv = net.createServer({ noDelay: true, pauseOnConnect: true, highWaterMark: HIGH_WATER_BYTES } as net.ServerOpts, (first) => {
+      const handle = (first as unknown as { _handle: unknown })._handle;
+      if (handle === null || handle === undefined) { first.destroy(); return; }
+      (first as unknown as { _handle: unknown })._handle = null;
+      first.destroy();
+      const sink = new ReadSink();
+      const sock = new net.Socket({ handle, readable: true, writable: true, highWaterMark: HIGH_WATER_BYTES, onread: sink.onread } as net.SocketConstructorOpts);
+      onConnection(new RealNetSocket(sock, sink));
     });
     let listening = false;
     srv.on('error', (err) => {
@@ -104,7 +143,8 @@ export class RealNet implements Net {
   }
 
   connect(host: string, port: number, cb: (err: NetError | null, socket?: NetSocket) => void): void {
-    const sock = net.connect({ host, port, noDelay: true, highWaterMark: HIGH_WATER_BYTES } as net.NetConnectOpts);
+    const sink = new ReadSink();
+    const sock = net.connect({ host, port, noDelay: true, highWaterMark: HIGH_WATER_BYTES, onread: sink.onread } as net.NetConnectOpts);
     let done = false;
     const onError = (err: NetError): void => {
       if (done) return;
@@ -117,7 +157,7 @@ export class RealNet implements Net {
       if (done) return;
       done = true;
       sock.off('error', onError);
-      cb(null, new RealNetSocket(sock));
+      cb(null, new RealNetSocket(sock, sink));
     });
   }
 }

@@ -35,6 +35,7 @@
  * carried it must be closed (GUIDE §6, "Connection" row): the stream can no longer be framed.
  */
 import { ClusterError } from '../common/errors.js';
+import { bulkBytes } from '../common/aligned.js';
 import { crc32c, crc32cChunks } from '../common/crc32c.js';
 
 /** Size of the fixed header. */
@@ -209,18 +210,29 @@ export interface FrameDecoderHandlers {
 }
 
 /**
- * Incremental decoder over arriving chunks (the pg-protocol loop): buffers chunk references,
- * not bytes, and cuts frames out of them. The header is validated as soon as its 64 bytes are
- * in, so an oversize length is refused before the body is buffered. A frame's payload is
- * contiguous (a view, or one copy when it straddles chunks); its data is a list of views.
+ * Up to this many bytes, a frame's data buffer is allocated whole when its header arrives;
+ * above, it grows by doubling as bytes arrive, so a peer cannot make us allocate 64 MiB with
+ * a 64-byte header (every I/O of a 4 MiB object fits the first allocation).
+ */
+const DATA_PREALLOC_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Incremental decoder over arriving chunks. It copies every byte it keeps, so a chunk is only
+ * read during `push` (the real network reads into one reused buffer: env/real-net.ts). The
+ * header is validated as soon as its 64 bytes are in, so an oversize length is refused before
+ * anything is allocated for the body. A frame's payload is one buffer, and its data is one
+ * buffer (`data.length` is 1, or 0 when empty), 4096-aligned from 64 KiB on
+ * (common/aligned.ts), so the store can write a big write's data O_DIRECT without another copy.
  */
 export class FrameDecoder {
-  private readonly chunks: Uint8Array[] = [];
-  private head = 0; // Index of the first unconsumed chunk in `chunks`.
-  private headOffset = 0; // Bytes already consumed from `chunks[head]`.
-  private buffered = 0; // Unconsumed bytes across all chunks.
+  /** The header being received (a fresh buffer per frame: the frame keeps it). */
+  private headerBytes = new Uint8Array(FRAME_HEADER_BYTES);
+  private headerFill = 0;
   private header: FrameHeader | null = null;
-  private headerBytes: Uint8Array | null = null;
+  private payload: Uint8Array = EMPTY;
+  private payloadFill = 0;
+  private data: Uint8Array = EMPTY;
+  private dataFill = 0;
   private failed = false;
 
   constructor(
@@ -229,27 +241,46 @@ export class FrameDecoder {
   ) {}
 
   /** Bytes received but not yet part of a delivered frame. */
-  get bufferedBytes(): number { return this.buffered; }
+  get bufferedBytes(): number { return this.headerFill + this.payloadFill + this.dataFill; }
 
-  /** Feeds one received chunk; delivers every frame it completes, in order. */
+  /** Feeds one received chunk (read only during this call); delivers every frame it completes, in order. */
   push(chunk: Uint8Array): void {
-    if (this.failed || chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-    // Bounded: each pass consumes ≥ 64 bytes or returns.
+    let pos = 0;
+    const n = chunk.length;
     while (!this.failed) {
       if (this.header === null) {
-        if (this.buffered < FRAME_HEADER_BYTES) break;
-        const hb = this.take(FRAME_HEADER_BYTES);
-        const h = decodeFrameHeader(hb, this.limits);
-        if (h instanceof ClusterError) { this.fail(h); break; }
+        const k = Math.min(FRAME_HEADER_BYTES - this.headerFill, n - pos);
+        if (k > 0) {
+          this.headerBytes.set(k === n && pos === 0 ? chunk : chunk.subarray(pos, pos + k), this.headerFill);
+          this.headerFill += k;
+          pos += k;
+        }
+        if (this.headerFill < FRAME_HEADER_BYTES) return;
+        const h = decodeFrameHeader(this.headerBytes, this.limits);
+        if (h instanceof ClusterError) { this.fail(h); return; }
         this.header = h;
-        this.headerBytes = hb;
+        this.payload = h.payloadLen === 0 ? EMPTY : new Uint8Array(h.payloadLen);
+        this.data = h.dataLen === 0 ? EMPTY : bulkBytes(Math.min(h.dataLen, DATA_PREALLOC_BYTES));
       }
-      if (this.buffered < this.header.payloadLen + this.header.dataLen) break;
-      this.deliver(this.header, this.headerBytes!);
+      const h = this.header;
+      if (this.payloadFill < h.payloadLen) {
+        const k = Math.min(h.payloadLen - this.payloadFill, n - pos);
+        this.payload.set(chunk.subarray(pos, pos + k), this.payloadFill);
+        this.payloadFill += k;
+        pos += k;
+        if (this.payloadFill < h.payloadLen) return;
+      }
+      if (this.dataFill < h.dataLen) {
+        const k = Math.min(h.dataLen - this.dataFill, n - pos);
+        if (this.dataFill + k > this.data.length) this.growData(this.dataFill + k, h.dataLen);
+        this.data.set(chunk.subarray(pos, pos + k), this.dataFill);
+        this.dataFill += k;
+        pos += k;
+        if (this.dataFill < h.dataLen) return;
+      }
+      this.deliver(h);
+      if (pos === n) return;
     }
-    this.compact();
   }
 
   /**
@@ -258,90 +289,58 @@ export class FrameDecoder {
    */
   finish(): ClusterError | null {
     if (this.failed) return null;
-    if (this.header === null && this.buffered === 0) return null;
+    const pending = this.bufferedBytes;
+    if (this.header === null && pending === 0) return null;
     this.failed = true;
-    return decodeError('truncated', `stream ended inside a frame (${this.buffered} bytes pending)`, {
-      bufferedBytes: this.buffered,
+    return decodeError('truncated', `stream ended inside a frame (${pending} bytes pending)`, {
+      bufferedBytes: pending,
       type: this.header?.type,
     });
   }
 
-  private deliver(h: FrameHeader, hb: Uint8Array): void {
+  /** Grows the data buffer (doubling, capped at the frame's length) to hold `need` bytes. */
+  private growData(need: number, cap: number): void {
+    let size = Math.max(this.data.length * 2, DATA_PREALLOC_BYTES);
+    while (size < need) size *= 2;
+    const grown = bulkBytes(Math.min(size, cap));
+    grown.set(this.data.subarray(0, this.dataFill));
+    this.data = grown;
+  }
+
+  private deliver(h: FrameHeader): void {
+    const hb = this.headerBytes;
+    const payload = this.payload;
+    const data = this.data.length === h.dataLen ? this.data : this.data.subarray(0, h.dataLen);
     this.header = null;
-    this.headerBytes = null;
-    const payload = this.take(h.payloadLen);
-    const data = this.takeViews(h.dataLen);
+    this.headerBytes = new Uint8Array(FRAME_HEADER_BYTES);
+    this.headerFill = 0;
+    this.payload = EMPTY;
+    this.payloadFill = 0;
+    this.data = EMPTY;
+    this.dataFill = 0;
     const payloadCrc = crc32c(payload);
     if (payloadCrc !== h.payloadCrc) {
       this.fail(decodeError('payload-crc', 'frame payload crc mismatch', { type: h.type, tid: h.tid }));
       return;
     }
-    const dataCrc = h.dataLen === 0 ? 0 : crc32cChunks(data);
+    const dataCrc = h.dataLen === 0 ? 0 : crc32c(data);
     if (dataCrc !== h.dataCrc) {
       this.fail(decodeError('data-crc', 'frame data crc mismatch', { type: h.type, tid: h.tid }));
       return;
     }
-    const frame: Frame = { ...h, header: hb, payload, data };
+    const frame: Frame = { ...h, header: hb, payload, data: h.dataLen === 0 ? [] : [data] };
     this.handlers.onFrame(frame);
   }
 
   private fail(err: ClusterError): void {
     this.failed = true;
-    this.chunks.length = 0;
-    this.head = 0;
-    this.buffered = 0;
+    this.header = null;
+    this.headerFill = 0;
+    this.payload = EMPTY;
+    this.payloadFill = 0;
+    this.data = EMPTY;
+    this.dataFill = 0;
     this.handlers.onError(err);
-  }
-
-  /** Takes `n` contiguous bytes: a view if they sit in one chunk, else a copy. */
-  private take(n: number): Uint8Array {
-    const first = this.chunks[this.head];
-    if (n === 0 || first === undefined) return new Uint8Array(0);
-    if (first.length - this.headOffset >= n) {
-      const v = first.subarray(this.headOffset, this.headOffset + n);
-      this.advance(n);
-      return v;
-    }
-    const out = new Uint8Array(n);
-    let filled = 0;
-    for (const v of this.takeViews(n)) { out.set(v, filled); filled += v.length; }
-    return out;
-  }
-
-  /** Takes `n` bytes as a list of views into the received chunks (no copy). */
-  private takeViews(n: number): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    let left = n;
-    while (left > 0) {
-      const c = this.chunks[this.head]!;
-      const avail = c.length - this.headOffset;
-      const k = avail < left ? avail : left;
-      out.push(c.subarray(this.headOffset, this.headOffset + k));
-      this.advance(k);
-      left -= k;
-    }
-    return out;
-  }
-
-  private advance(n: number): void {
-    this.buffered -= n;
-    this.headOffset += n;
-    const c = this.chunks[this.head];
-    if (c !== undefined && this.headOffset === c.length) {
-      this.chunks[this.head] = EMPTY; // Drop the reference so the chunk can be collected.
-      this.head++;
-      this.headOffset = 0;
-    }
-  }
-
-  /** Drops consumed chunk slots once they dominate the array. */
-  private compact(): void {
-    if (this.head === 0) return;
-    if (this.head === this.chunks.length) { this.chunks.length = 0; this.head = 0; return; }
-    if (this.head >= 64 && this.head * 2 >= this.chunks.length) {
-      this.chunks.splice(0, this.head);
-      this.head = 0;
-    }
   }
 }
 
