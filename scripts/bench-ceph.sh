@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # strata vs a real Ceph on this machine, same shape, same disk, same workloads, one run.
 #
-#   bash scripts/bench-ceph.sh [--dir /var/tmp/strata-bench] [--image-size 1G] [--only ceph|strata] [--keep]
+#   bash scripts/bench-ceph.sh [--dir /var/tmp/strata-bench] [--image-size 1G] [--only ceph|strata] [--keep] [--no-warmup]
 #
 # Ceph (Debian's 16.2.15, a *benchmark* dependency only: `apt-get install -y ceph`):
 # 1 mon, 1 mgr, 3 BlueStore OSDs on sparse files, pool size 3 / min_size 2, 127.0.0.1 only.
 # strata: scripts/start-local-cluster.sh with 3 OSDs (pool `rbd`, size 3 / min_size 2).
 # Workloads, each with `rbd bench` and `strata bench` (librbd cache off: --rbd_cache=false):
 #   4k randwrite QD1 and QD16, 4k randread QD1 and QD16 (both images prefilled first: reads of
-#   a sparse image are answered without touching the disk), 1M seq write QD16.
+#   a sparse image are answered without touching the disk), 1M seq write QD16. Before each
+#   measured pair, both systems run the same workload unmeasured for a quarter of its total
+#   (warm-up, like fio's ramp_time: daemons are long-running; strata's JIT and both systems'
+#   caches and allocators reach steady state). --no-warmup measures cold daemons.
 # Records per run: IOPS, MiB/s, latency (strata: p50/p99 measured; rbd bench prints neither, so
 # its average is derived as threads/IOPS), CPU seconds of every daemon and of the client (from
 # /proc/<pid>/stat and /usr/bin/time), RSS of every daemon. scripts/bench-ceph-compare.ts turns
@@ -28,12 +31,14 @@ dir=/var/tmp/strata-bench
 image_size=1G
 keep=0
 only=both
+warmup=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
     --image-size) image_size="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
     --only) only="$2"; shift 2 ;;
+    --no-warmup) warmup=0; shift ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -209,16 +214,21 @@ echo "prefilling both images ($image_size each)" >&2
 want ceph && run ceph prefill "${rbdb[@]}" --io-type write --io-size 4M --io-threads 16 --io-pattern seq --io-total "$image_size"
 want strata && run strata prefill "${sb[@]}" --io-type write --io-size 4M --io-threads 16 --io-pattern seq --io-total "$image_size"
 
-# name            io-type size threads pattern total
+# warm SYSTEM COMMAND…: an unmeasured run (its output is dropped; a failure shows in the measured run).
+warm() { local system=$1; shift; [ "$warmup" = 1 ] || return 0; echo "warm-up: $system $*" >&2; "$@" >/dev/null 2>&1 || true; }
+
+# name            io-type size threads pattern total warm-up
 workloads="
-randwrite-4k-qd1  write 4K 1  rand 16M
-randwrite-4k-qd16 write 4K 16 rand 64M
-randread-4k-qd1   read  4K 1  rand 32M
-randread-4k-qd16  read  4K 16 rand 128M
-seqwrite-1m-qd16  write 1M 16 seq  1G
+randwrite-4k-qd1  write 4K 1  rand 16M  4M
+randwrite-4k-qd16 write 4K 16 rand 64M  16M
+randread-4k-qd1   read  4K 1  rand 32M  8M
+randread-4k-qd16  read  4K 16 rand 128M 32M
+seqwrite-1m-qd16  write 1M 16 seq  1G   256M
 "
-echo "$workloads" | while read -r name type size threads pattern total; do
+echo "$workloads" | while read -r name type size threads pattern total warmtotal; do
   [ -n "$name" ] || continue
+  want ceph && warm ceph "${rbdb[@]}" --io-type "$type" --io-size "$size" --io-threads "$threads" --io-pattern "$pattern" --io-total "$warmtotal"
+  want strata && warm strata "${sb[@]}" --io-type "$type" --io-size "$size" --io-threads "$threads" --io-pattern "$pattern" --io-total "$warmtotal"
   want ceph && run ceph "$name" "${rbdb[@]}" --io-type "$type" --io-size "$size" --io-threads "$threads" --io-pattern "$pattern" --io-total "$total"
   want strata && run strata "$name" "${sb[@]}" --io-type "$type" --io-size "$size" --io-threads "$threads" --io-pattern "$pattern" --io-total "$total"
 done

@@ -10,7 +10,7 @@
 // Cluster images are imported from the same prefilled file (reads hit data, not holes). Prints
 // the table and the ratios strata-cluster/qsd-rbd (Ceph) and strata-cluster/strata-file.
 //
-//   npx tsc -p tsconfig.json && node dist/scripts/bench-e2e.js [--runtime 8] [--jobs a,b]
+//   npx tsc -p tsconfig.json && node dist/scripts/bench-e2e.js [--runtime 8] [--warmup 2] [--jobs a,b]
 //        [--backends strata-file,strata-cluster,qsd-file,qsd-rbd] [--disk-mib 512]
 //        [--ceph-dir DIR (a Ceph already kept by bench-ceph.sh; default: start one)] [--json FILE]
 //
@@ -31,7 +31,7 @@ const KINDS: Kind[] = ['strata-file', 'strata-cluster', 'qsd-file', 'qsd-rbd'];
 interface Result { job: string; backend: Kind; iops: number; mibps: number; meanLatUs: number; p99LatUs: number; ios: number; cpuUsPerIo: number | null }
 
 /** Boots one guest against `factory`, runs every job, samples the back-end's CPU around each. */
-async function benchOne(kind: Kind, factory: BackendFactory, file: string, jobs: JobSpec[], o: { runtimeS: number; numQueues: number; vcpus: number }): Promise<Result[]> {
+async function benchOne(kind: Kind, factory: BackendFactory, file: string, jobs: JobSpec[], o: { runtimeS: number; warmupS: number; numQueues: number; vcpus: number }): Promise<Result[]> {
   const r = await runGuestJobs({ label: `bench-e2e-${kind}`, kind, progress: `bench-e2e: ${kind}`, factory, file, jobs, ...o, startTimeoutMs: 60_000 });
   return r.results.map((x): Result => ({ job: x.job.name, backend: kind, ...x.fio, cpuUsPerIo: x.cpuUsPerIo }));
 }
@@ -51,6 +51,8 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       runtime: { type: 'string', default: '8' },
+      // Unmeasured seconds of each job first (all back-ends alike): steady state, as fio's ramp_time.
+      warmup: { type: 'string', default: '2' },
       jobs: { type: 'string' },
       backends: { type: 'string', default: KINDS.join(',') },
       'num-queues': { type: 'string', default: '1' },
@@ -62,10 +64,11 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) {
-    console.log('usage: node dist/scripts/bench-e2e.js [--runtime S] [--jobs a,b] [--backends ' + KINDS.join(',') + '] [--disk-mib N] [--ceph-dir DIR] [--json FILE]');
+    console.log('usage: node dist/scripts/bench-e2e.js [--runtime S] [--warmup S] [--jobs a,b] [--backends ' + KINDS.join(',') + '] [--disk-mib N] [--ceph-dir DIR] [--json FILE]');
     return;
   }
   const runtimeS = Number(values.runtime);
+  const warmupS = Math.max(0, Number(values.warmup) || 0);
   const numQueues = Number(values['num-queues']);
   const vcpus = Number(values.vcpus);
   const diskMiB = Number(values['disk-mib']);
@@ -90,7 +93,7 @@ async function main(): Promise<void> {
   try {
     for (const kind of kinds) {
       if (kind === 'strata-file' || kind === 'qsd-file') {
-        results.push(...await benchOne(kind, fileBackend(kind === 'qsd-file' ? 'qsd' : 'strata'), disk.path, jobs, { runtimeS, numQueues, vcpus }));
+        results.push(...await benchOne(kind, fileBackend(kind === 'qsd-file' ? 'qsd' : 'strata'), disk.path, jobs, { runtimeS, warmupS, numQueues, vcpus }));
       } else if (kind === 'strata-cluster') {
         process.stderr.write('bench-e2e: strata-cluster: starting a local cluster (mon + 3 OSDs) and importing the prefilled file\n');
         cluster = await startLocalCluster({ osds: 3, parentDir: '/var/tmp' });
@@ -99,7 +102,7 @@ async function main(): Promise<void> {
         await cluster.admin(['image', 'import', disk.path, 'vms/bench'], 600_000);
         const keyring = await cluster.addClient('client.bench', 'vms');
         const img: ClusterImage = { cluster, pool: 'vms', image: 'bench', spec: 'vms/bench', client: 'client.bench', keyring };
-        results.push(...await benchOne(kind, clusterBackend(img), disk.path, jobs, { runtimeS, numQueues, vcpus }));
+        results.push(...await benchOne(kind, clusterBackend(img), disk.path, jobs, { runtimeS, warmupS, numQueues, vcpus }));
         await cluster.stop();
         cluster = undefined;
       } else {
@@ -134,7 +137,7 @@ async function main(): Promise<void> {
         try { execFileSync('rbd', ['-c', conf, 'rm', 'rbd/e2e'], { stdio: 'ignore', timeout: 120_000 }); } catch { /* not there yet */ }
         process.stderr.write('bench-e2e: qsd-rbd: importing the prefilled file into rbd/e2e\n');
         execFileSync('rbd', ['-c', conf, 'import', disk.path, 'rbd/e2e'], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 600_000 });
-        results.push(...await benchOne(kind, qsdRbd(conf, 'rbd', 'e2e'), disk.path, jobs, { runtimeS, numQueues, vcpus }));
+        results.push(...await benchOne(kind, qsdRbd(conf, 'rbd', 'e2e'), disk.path, jobs, { runtimeS, warmupS, numQueues, vcpus }));
       }
     }
   } finally {
@@ -151,7 +154,7 @@ async function main(): Promise<void> {
     }
   }
   const accel = process.env['STRATA_ACCEL'] ?? 'auto';
-  console.log(`\nend-to-end benchmark: runtime ${runtimeS} s/job, ${vcpus} vCPU, ${numQueues} queue(s), ${diskMiB} MiB disk, accel ${accel}, host ${os.cpus().length} CPUs, ${started}\n`);
+  console.log(`\nend-to-end benchmark: runtime ${runtimeS} s/job after ${warmupS} s unmeasured, ${vcpus} vCPU, ${numQueues} queue(s), ${diskMiB} MiB disk, accel ${accel}, host ${os.cpus().length} CPUs, ${started}\n`);
   const rows: string[][] = [];
   for (const j of jobs) {
     for (const k of kinds) {

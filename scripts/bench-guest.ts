@@ -51,6 +51,11 @@ export interface GuestJobsOptions {
   file: string;
   jobs: JobSpec[];
   runtimeS: number;
+  /**
+   * Seconds each job first runs unmeasured, before its bench-begin marker (fio's ramp_time,
+   * without counting the ramp's CPU against the measured I/Os): 0 for none.
+   */
+  warmupS?: number;
   numQueues: number;
   vcpus: number;
   /** How long the back-end may take to create its socket (the factory's default otherwise). */
@@ -72,8 +77,13 @@ export async function runGuestJobs(o: GuestJobsOptions): Promise<{ accel: string
     const b = backend;
     const files: Record<string, string> = {};
     const body: string[] = [];
+    const warmS = o.warmupS ?? 0;
     for (const j of jobs) {
       files[`${j.name}.fio`] = fioJobFile(j, o.runtimeS);
+      if (warmS > 0) {
+        files[`${j.name}-warm.fio`] = fioJobFile(j, warmS);
+        body.push(`strata_fio ${j.name}-warm /tmp/${j.name}-warm.fio`);
+      }
       body.push(`strata_step bench-begin ${j.name}`, `strata_fio ${j.name} /tmp/${j.name}.fio`, `strata_step bench-end ${j.name}`);
     }
     const begin = new Map<string, Sample>();
@@ -84,7 +94,7 @@ export async function runGuestJobs(o: GuestJobsOptions): Promise<{ accel: string
       job: composeJob(body.join('\n'), files),
       disks: [{ socketPath, numQueues: o.numQueues }],
       vcpus: o.vcpus,
-      jobTimeoutMs: jobs.length * (o.runtimeS + 30) * 1000 + 60_000,
+      jobTimeoutMs: jobs.length * (o.runtimeS + warmS + 30) * 1000 + 60_000,
       abortIf: () => (b.exitStatus() === undefined ? undefined : `the ${kind} back-end exited (${b.exitStatus()})`),
       onLine: (line) => {
         const m = /STRATA-STEP bench-(begin|end) (\S+)/.exec(line);

@@ -1,5 +1,5 @@
 /**
- * `node dist/scripts/osd-bench.js [--seconds 5]`: object-level benchmark of the replicated OSD
+ * `node dist/scripts/osd-bench.js [--seconds 5] [--warmup 2]`: object-level benchmark of the replicated OSD
  * data path (issue #5). Starts a monitor and 3 OSD processes on 127.0.0.1 with stores under
  * /var/tmp (real fdatasync), a pool size 3 / min_size 2, and drives MSG_OSD_OP directly:
  * 4k random write/read at QD1 and QD16, 1M sequential write. Prints IOPS, MiB/s, p50/p99,
@@ -26,6 +26,9 @@ import { objectToPg, pgToOsds } from '../cluster/src/placement/placement.js';
 
 const MAIN = join(fileURLToPath(import.meta.url), '../../backend/src/main.js');
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1] ?? 5) || 5;
+// `--warmup S` (default 2): each phase first runs S seconds unmeasured, as fio's ramp_time:
+// OSDs are long-running, and the first seconds of a phase measure V8 compiling its hot path.
+const warmupSeconds = process.argv.indexOf('--warmup') >= 0 ? Math.max(0, Number(process.argv[process.argv.indexOf('--warmup') + 1] ?? 2) || 0) : 2;
 // `--only w1,w16,r1,r16,seq,rseq`: run a subset of the phases (e.g. to profile one of them).
 const onlyArg = process.argv.indexOf('--only') >= 0 ? process.argv[process.argv.indexOf('--only') + 1] ?? '' : '';
 const only = onlyArg === '' ? null : new Set(onlyArg.split(','));
@@ -136,6 +139,11 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   const phase = async (key: string, label: string, qd: number, bytes: number, next: (i: number) => () => Promise<void>): Promise<void> => {
     if (only !== null && !only.has(key)) return;
+    if (warmupSeconds > 0) {
+      const warmEnd = performance.now() + warmupSeconds * 1000;
+      let w = 0;
+      await Promise.all(Array.from({ length: qd }, async () => { while (performance.now() < warmEnd) await next(w++)(); }));
+    }
     const lat: number[] = [];
     const per0 = osds.map((p) => cpuTicks(p.pid!));
     const cpu0 = osds.reduce((a, p) => a + cpuTicks(p.pid!), 0);
