@@ -54,6 +54,14 @@ export class FrameSigner {
     return gmacVerify(this.rxKey, this.rxSeq++, parts, frameSignature(frame.header));
   }
 
+  /**
+   * Counts a received frame that is not verified because it is dropped unread (its data went
+   * to a revoked reply sink: msg/frame.ts `ReplySink`), so later frames keep their sequence.
+   */
+  skip(): void {
+    this.rxSeq++;
+  }
+
   private partsOf(header: Uint8Array, payload: Uint8Array, data: readonly Uint8Array[]): Uint8Array[] {
     const p = this.parts;
     p.length = 0;

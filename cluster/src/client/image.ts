@@ -29,6 +29,7 @@ import type { ImageMeta } from './image-format.js';
 import { fencedError, isBlocklistedError } from './image-lock.js';
 import type { ImageLock } from './image-lock.js';
 import { IoVec } from './iovec.js';
+import { chunksLength } from '../msg/frame.js';
 import type { Objecter } from './objecter.js';
 import { fileToExtents, numObjects, objectTruncateSize } from './striper.js';
 import type { FileLayout, ObjectExtent } from './striper.js';
@@ -113,7 +114,11 @@ export class Image {
 
   // ----- Reads. -----
 
-  /** Reads [offset, offset + Σviews) into `views` (one copy from the reply chunks). */
+  /**
+   * Reads [offset, offset + Σviews) into `views`: one copy, done by the messenger from the
+   * socket's read buffer straight into them (`readInto`); a missing or short object's part is
+   * zero-filled.
+   */
   readv(offset: number, views: Uint8Array[], cb: ImageCallback): void {
     const iov = new IoVec(views);
     const bad = this.checkRange(offset, iov.length);
@@ -126,9 +131,11 @@ export class Image {
     const dest = new IoVec(ext.bufferExtents.flatMap((b) => iov.slice(b.bufferOffset, b.length)));
     this.o.objecter.submit({
       pool: this.o.pool, objectName: dataObject(this.id, ext.objectNo), ops: [{ op: 'read', offset: ext.offsetInObject, length: ext.length }],
+      readInto: dest.views,
     }, (err, res) => {
       if (err !== null && err.code !== 'CLU_ERR_NOT_FOUND') { done(err); return; }
-      const got = err === null && res !== undefined ? dest.copyIn(0, res.data, ext.length) : 0;
+      const got = err !== null || res === undefined ? 0
+        : res.inPlace === true ? Math.min(ext.length, chunksLength(res.data)) : dest.copyIn(0, res.data, ext.length);
       if (got < ext.length) dest.zero(got, ext.length - got); // Thin: missing or short object reads as zeros.
       done(null);
     });

@@ -52,6 +52,7 @@ import type { Env, TimerHandle } from '../env/env.js';
 import { isBlocklisted } from '../map/cluster-map.js';
 import type { ClusterMap } from '../map/cluster-map.js';
 import type { Messenger } from '../msg/messenger.js';
+import type { ReplySink } from '../msg/frame.js';
 import type { InboundMessage } from '../msg/session.js';
 import { MsgType } from '../msg/types.js';
 import {
@@ -119,12 +120,20 @@ export interface ObjectOpRequest {
   data?: readonly Uint8Array[];
   /** Extra request flags (e.g. OSD_FLAG_FAILOK); READ/WRITE are derived from the ops. */
   flags?: number;
+  /**
+   * For a request of one `read` op: where its bytes go (e.g. views of guest memory, at least
+   * the read's length). The messenger copies the reply's data straight there from the socket
+   * (`ObjecterResult.inPlace`); nothing is written to them once `submit`'s callback has run.
+   */
+  readInto?: readonly Uint8Array[];
 }
 
 /** A decoded reply and the read bytes (views of the received frame). */
 export interface ObjecterResult {
   reply: OsdOpReply;
   data: Uint8Array[];
+  /** The data is already in `readInto` (`data` are views of it), from its first byte. */
+  inPlace?: true;
 }
 
 /**
@@ -150,6 +159,8 @@ interface Op {
   timer: TimerHandle | null;
   retryTimer: TimerHandle | null;
   lastError: ClusterError | null;
+  /** The current attempt's reply sink (`readInto`); revoked when the attempt is superseded or the op ends. */
+  sink: ReplySink | null;
 }
 
 /** Counters for tests and `strata bench`. */
@@ -207,7 +218,7 @@ export class Objecter {
     }
     const op: Op = {
       tid: this.nextTid++, req, flags, bytes, cb, hasLock: req.ops.some((x) => x.op === 'lock'),
-      state: 'throttled', target: undefined, attempt: 0, sendToken: 0, waitEpoch: 0, timer: null, retryTimer: null, lastError: null,
+      state: 'throttled', target: undefined, attempt: 0, sendToken: 0, waitEpoch: 0, timer: null, retryTimer: null, lastError: null, sink: null,
     };
     this.statsValue.submitted++;
     op.timer = this.env.setTimeout(() => this.onDeadline(op), this.limits.opTimeoutMs);
@@ -338,12 +349,15 @@ export class Objecter {
     op.attempt++;
     op.state = 'inflight';
     const token = ++op.sendToken;
+    revokeSink(op);
+    if (op.req.readInto !== undefined) op.sink = { views: op.req.readInto, active: true };
     const payload = encodeOsdOpRequest({
       pool: op.req.pool, objectName: op.req.objectName, pgSeed: t.pg.seed, mapEpoch: map.epoch,
       reqId: { client: this.clientId, tid: op.tid, attempt: op.attempt - 1 }, flags: op.flags, ops: op.req.ops,
     });
     if (this.log.isLevelEnabled('trace')) this.log.trace({ tid: op.tid, obj: op.req.objectName, osd: t.primary, attempt: op.attempt }, 'op send');
-    s.session.request({ type: MsgType.MSG_OSD_OP, payload, data: op.req.data ?? [], epoch: map.epoch }, { timeoutMs: this.limits.attemptTimeoutMs }, (err, reply) => {
+    const opts = op.sink === null ? { timeoutMs: this.limits.attemptTimeoutMs } : { timeoutMs: this.limits.attemptTimeoutMs, replySink: op.sink };
+    s.session.request({ type: MsgType.MSG_OSD_OP, payload, data: op.req.data ?? [], epoch: map.epoch }, opts, (err, reply) => {
       if (op.state !== 'inflight' || op.sendToken !== token) return; // Superseded attempt.
       op.state = 'waiting';
       this.onReply(op, map, err, reply);
@@ -359,7 +373,10 @@ export class Objecter {
       this.finish(op, new ClusterError('CLU_ERR_DECODE', `bad MSG_OSD_OP reply for ${op.req.objectName}`, { cause: e }));
       return;
     }
-    if (reply.result === 0) { this.finish(op, null, { reply, data: frame.data }); return; }
+    if (reply.result === 0) {
+      this.finish(op, null, frame.dataInSink === true ? { reply, data: frame.data, inPlace: true } : { reply, data: frame.data });
+      return;
+    }
     const code = clusterErrorFromWire(reply.result) ?? 'CLU_ERR_IO';
     const rErr = osdResultError(reply.result, `${op.req.objectName}: ${code} from osd.${op.target?.primary ?? '?'}`, { osdEpoch: reply.mapEpoch, epoch: sentMap.epoch });
     if (rErr.details?.['reason'] === 'blocklisted') {
@@ -435,6 +452,7 @@ export class Objecter {
       const r = recalcTarget(map, op.req.pool, op.req.objectName, op.target);
       if (r.result === 'NO_ACTION') continue;
       op.sendToken++; // The reply of the current attempt, if any, is now ignored.
+      revokeSink(op); // …and its data, if it is arriving, no longer lands in readInto.
       op.state = 'waiting';
       this.statsValue.mapResends++;
       if (r.result === 'POOL_DNE') { this.finish(op, new ClusterError('CLU_ERR_NOT_FOUND', `pool ${op.req.pool} deleted`)); continue; }
@@ -469,6 +487,7 @@ export class Objecter {
     if (op.state === 'done') return;
     const admitted = op.state !== 'throttled';
     op.state = 'done';
+    revokeSink(op); // Before the callback: the caller may hand readInto back at once.
     if (op.timer !== null) { this.env.clearTimeout(op.timer); op.timer = null; }
     if (op.retryTimer !== null) { this.env.clearTimeout(op.retryTimer); op.retryTimer = null; }
     if (admitted) {
@@ -479,6 +498,10 @@ export class Objecter {
     if (!this.closed) this.drainThrottle();
     op.cb(err, res);
   }
+}
+
+function revokeSink(op: Op): void {
+  if (op.sink !== null) { op.sink.active = false; op.sink = null; }
 }
 
 function describePg(t: OpTarget | undefined): string {
@@ -492,5 +515,11 @@ function validate(req: ObjectOpRequest): ClusterError | null {
   let dataBytes = 0;
   for (const d of req.data ?? []) dataBytes += d.length;
   if (dataBytes !== requestDataBytes(req.ops)) return new ClusterError('CLU_ERR_INVALID', `data carries ${dataBytes} bytes, ops need ${requestDataBytes(req.ops)}`);
+  if (req.readInto !== undefined) {
+    const only = req.ops.length === 1 ? req.ops[0] : undefined;
+    let room = 0;
+    for (const v of req.readInto) room += v.length;
+    if (only?.op !== 'read' || room < only.length || req.readInto.length === 0) return new ClusterError('CLU_ERR_INVALID', 'readInto needs exactly one read op and room for its length');
+  }
   return null;
 }

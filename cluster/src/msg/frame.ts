@@ -86,10 +86,29 @@ export interface FrameHeader {
 
 /** A complete received frame. `data` is a list of views into received chunks (no copy). */
 export interface Frame extends FrameHeader {
-  /** The 64 header bytes (a view when they arrived contiguous, else a copy). */
+  /** The 64 header bytes (the frame's own copy). */
   header: Uint8Array;
   payload: Uint8Array;
   data: Uint8Array[];
+  /**
+   * Set when the frame's data went to a `ReplySink` that was revoked while the data arrived:
+   * `data` is empty and the rest of its bytes were dropped (the request it answered is over).
+   */
+  dataDiscarded?: true;
+  /** Set when `data` are views of the `ReplySink` the decoder was given (copied there once). */
+  dataInSink?: true;
+}
+
+/**
+ * Where a reply's data goes instead of a buffer of the decoder's: the caller's own memory (a
+ * read's destination, e.g. views of guest memory), so the bytes are copied once, from the
+ * socket's read buffer to their final place. `active` is cleared by the owner the moment the
+ * request is over (answered, timed out, superseded): from then on the decoder drops the rest
+ * of that frame's data rather than write into memory the caller may have handed back.
+ */
+export interface ReplySink {
+  readonly views: readonly Uint8Array[];
+  active: boolean;
 }
 
 /** What a sender supplies; lengths and CRCs are computed. */
@@ -207,6 +226,11 @@ export function decodeFrameHeader(b: Uint8Array, limits: Readonly<FrameLimits> =
 export interface FrameDecoderHandlers {
   onFrame(frame: Frame): void;
   onError(err: ClusterError): void;
+  /**
+   * Asked once per reply frame with data, when its header is in: a sink for its `dataLen`
+   * bytes, or null for a decoder buffer. A sink smaller than `dataLen` is not used.
+   */
+  replySink?(tid: number, dataLen: number): ReplySink | null;
 }
 
 /**
@@ -233,6 +257,14 @@ export class FrameDecoder {
   private payloadFill = 0;
   private data: Uint8Array = EMPTY;
   private dataFill = 0;
+  /** The current frame's reply sink (its data goes there, not to `data`), and where we are in it. */
+  private sink: ReplySink | null = null;
+  private sinkView = 0;
+  private sinkOffset = 0;
+  /** The sink was revoked mid-frame: the rest of the data is dropped. */
+  private sinkLost = false;
+  /** CRC of the data received so far (computed over the arriving bytes, not the destination). */
+  private dataCrc = 0;
   private failed = false;
 
   constructor(
@@ -260,7 +292,10 @@ export class FrameDecoder {
         if (h instanceof ClusterError) { this.fail(h); return; }
         this.header = h;
         this.payload = h.payloadLen === 0 ? EMPTY : new Uint8Array(h.payloadLen);
-        this.data = h.dataLen === 0 ? EMPTY : bulkBytes(Math.min(h.dataLen, DATA_PREALLOC_BYTES));
+        const sink = h.dataLen > 0 && (h.flags & FRAME_F_REPLY) !== 0 && this.handlers.replySink !== undefined
+          ? this.handlers.replySink(h.tid, h.dataLen) : null;
+        if (sink !== null && sink.active && viewsLength(sink.views) >= h.dataLen) this.sink = sink;
+        else this.data = h.dataLen === 0 ? EMPTY : bulkBytes(Math.min(h.dataLen, DATA_PREALLOC_BYTES));
       }
       const h = this.header;
       if (this.payloadFill < h.payloadLen) {
@@ -272,8 +307,13 @@ export class FrameDecoder {
       }
       if (this.dataFill < h.dataLen) {
         const k = Math.min(h.dataLen - this.dataFill, n - pos);
-        if (this.dataFill + k > this.data.length) this.growData(this.dataFill + k, h.dataLen);
-        this.data.set(chunk.subarray(pos, pos + k), this.dataFill);
+        const src = chunk.subarray(pos, pos + k);
+        this.dataCrc = crc32c(src, this.dataCrc);
+        if (this.sink !== null) this.toSink(src);
+        else {
+          if (this.dataFill + k > this.data.length) this.growData(this.dataFill + k, h.dataLen);
+          this.data.set(src, this.dataFill);
+        }
         this.dataFill += k;
         pos += k;
         if (this.dataFill < h.dataLen) return;
@@ -298,6 +338,34 @@ export class FrameDecoder {
     });
   }
 
+  /** Copies arriving data into the sink's views, or drops it once the sink is revoked. */
+  private toSink(src: Uint8Array): void {
+    const sink = this.sink!;
+    if (!sink.active) { this.sinkLost = true; return; }
+    let p = 0;
+    while (p < src.length) {
+      const v = sink.views[this.sinkView]!;
+      const k = Math.min(v.length - this.sinkOffset, src.length - p);
+      v.set(p === 0 && k === src.length ? src : src.subarray(p, p + k), this.sinkOffset);
+      p += k;
+      this.sinkOffset += k;
+      if (this.sinkOffset === v.length) { this.sinkView++; this.sinkOffset = 0; }
+    }
+  }
+
+  /** The sink's views cut to the frame's `dataLen` bytes. */
+  private sinkData(dataLen: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let left = dataLen;
+    for (const v of this.sink!.views) {
+      if (left === 0) break;
+      const k = Math.min(v.length, left);
+      if (k > 0) out.push(k === v.length ? v : v.subarray(0, k));
+      left -= k;
+    }
+    return out;
+  }
+
   /** Grows the data buffer (doubling, capped at the frame's length) to hold `need` bytes. */
   private growData(need: number, cap: number): void {
     let size = Math.max(this.data.length * 2, DATA_PREALLOC_BYTES);
@@ -310,38 +378,54 @@ export class FrameDecoder {
   private deliver(h: FrameHeader): void {
     const hb = this.headerBytes;
     const payload = this.payload;
-    const data = this.data.length === h.dataLen ? this.data : this.data.subarray(0, h.dataLen);
-    this.header = null;
+    const lost = this.sinkLost;
+    const data: Uint8Array[] = h.dataLen === 0 || lost ? []
+      : this.sink !== null ? this.sinkData(h.dataLen)
+        : [this.data.length === h.dataLen ? this.data : this.data.subarray(0, h.dataLen)];
+    const dataCrc = this.dataCrc;
+    const inSink = this.sink !== null && h.dataLen > 0;
+    this.reset();
     this.headerBytes = new Uint8Array(FRAME_HEADER_BYTES);
-    this.headerFill = 0;
-    this.payload = EMPTY;
-    this.payloadFill = 0;
-    this.data = EMPTY;
-    this.dataFill = 0;
     const payloadCrc = crc32c(payload);
     if (payloadCrc !== h.payloadCrc) {
       this.fail(decodeError('payload-crc', 'frame payload crc mismatch', { type: h.type, tid: h.tid }));
       return;
     }
-    const dataCrc = h.dataLen === 0 ? 0 : crc32c(data);
     if (dataCrc !== h.dataCrc) {
       this.fail(decodeError('data-crc', 'frame data crc mismatch', { type: h.type, tid: h.tid }));
       return;
     }
-    const frame: Frame = { ...h, header: hb, payload, data: h.dataLen === 0 ? [] : [data] };
+    const frame: Frame = lost ? { ...h, header: hb, payload, data, dataDiscarded: true }
+      : inSink ? { ...h, header: hb, payload, data, dataInSink: true } : { ...h, header: hb, payload, data };
     this.handlers.onFrame(frame);
   }
 
-  private fail(err: ClusterError): void {
-    this.failed = true;
+  /** Forgets the frame in progress (not its header buffer). */
+  private reset(): void {
     this.header = null;
     this.headerFill = 0;
     this.payload = EMPTY;
     this.payloadFill = 0;
     this.data = EMPTY;
     this.dataFill = 0;
+    this.sink = null;
+    this.sinkView = 0;
+    this.sinkOffset = 0;
+    this.sinkLost = false;
+    this.dataCrc = 0;
+  }
+
+  private fail(err: ClusterError): void {
+    this.failed = true;
+    this.reset();
     this.handlers.onError(err);
   }
 }
 
 const EMPTY = new Uint8Array(0);
+
+function viewsLength(views: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const v of views) n += v.length;
+  return n;
+}

@@ -38,7 +38,7 @@ import { FrameSigner } from '../auth/frame-signer.js';
 import { ClientHandshake, ServerHandshake, decodeReject, encodeReject } from '../auth/handshake.js';
 import type { AuthenticatedPeer, AuthServerPolicy, ClientCredentials } from '../auth/handshake.js';
 import { FRAME_F_ERROR, FRAME_F_REPLY, FRAME_F_REQUEST, FRAME_F_SIGNED, FrameDecoder, chunksLength, encodeFrame } from './frame.js';
-import type { Frame, FrameLimits } from './frame.js';
+import type { Frame, FrameLimits, ReplySink } from './frame.js';
 import { MsgType, isSessionMsgType, msgTypeName } from './types.js';
 
 /** What a caller sends: type, metadata payload, bulk data views (never copied), map epoch. */
@@ -114,6 +114,8 @@ interface OutItem {
   cb: ReplyCallback | null; // null for a fire-and-forget send
   timer: TimerHandle | null;
   state: 'queued' | 'sent' | 'done';
+  /** Where the reply's data goes (msg/frame.ts `ReplySink`); revoked when the item is done. */
+  sink?: ReplySink;
 }
 
 interface Conn {
@@ -180,8 +182,10 @@ export class Session extends EventEmitter<SessionEvents> {
    * Sends a request and calls `cb` once with the reply, or with an error: `CLU_ERR_TIMEOUT`
    * after `timeoutMs`, `CLU_ERR_CONN_CLOSED` on a reset after it was written, `CLU_ERR_BUSY`
    * past the hard bound. Returns false when the caller should wait for `writable`.
+   * `replySink`: the reply's data is written straight into its views (the reply frame's `data`
+   * is then views of them); the session revokes it the moment the request is over.
    */
-  request(msg: OutboundMessage, opts: { timeoutMs: number }, cb: ReplyCallback): boolean {
+  request(msg: OutboundMessage, opts: { timeoutMs: number; replySink?: ReplySink }, cb: ReplyCallback): boolean {
     const sizeBytes = frameSize(msg);
     if (this.stateValue === 'closed' || this.inflightBytes + sizeBytes > 4 * this.init.limits.maxInflightBytes) {
       const err = this.stateValue === 'closed'
@@ -191,6 +195,7 @@ export class Session extends EventEmitter<SessionEvents> {
       return false;
     }
     const item: OutItem = { tid: this.allocTid(), msg, sizeBytes, cb, timer: null, state: 'queued' };
+    if (opts.replySink !== undefined) item.sink = opts.replySink;
     item.timer = this.init.env.setTimeout(() => this.onRequestTimeout(item, opts.timeoutMs), opts.timeoutMs);
     this.pending.set(item.tid, item);
     return this.enqueue(item);
@@ -274,6 +279,10 @@ export class Session extends EventEmitter<SessionEvents> {
       decoder: new FrameDecoder({
         onFrame: (f) => this.onFrame(conn, f),
         onError: (err) => this.dropConn(conn, err, 'frame rejected'),
+        replySink: (tid) => {
+          const item = this.conn === conn ? this.pending.get(tid) : undefined;
+          return item !== undefined && item.state === 'sent' && item.sink !== undefined ? item.sink : null;
+        },
       }, this.init.limits.frame),
     };
     this.conn = conn;
@@ -354,6 +363,17 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private onFrame(conn: Conn, f: Frame): void {
     if (this.conn !== conn) return; // A callback closed this connection mid-batch.
+    if (f.dataDiscarded === true) {
+      // The reply's sink was revoked while its data arrived: the request is over and the data
+      // gone, so there is nothing to verify or deliver; keep the signature sequence in step.
+      conn.signer?.skip();
+      const item = this.pending.get(f.tid);
+      if (item !== undefined && item.state === 'sent') {
+        this.unackedBytes -= item.sizeBytes;
+        this.complete(item, new ClusterError('CLU_ERR_CANCELLED', 'reply data dropped: its destination was revoked'));
+      }
+      return;
+    }
     if (conn.signer !== null && ((f.flags & FRAME_F_SIGNED) === 0 || !conn.signer.verify(f))) {
       this.dropConn(conn, new ClusterError('CLU_ERR_AUTH', 'frame signature mismatch', {
         details: { reason: 'bad-signature', type: f.type, tid: f.tid },
@@ -399,6 +419,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private complete(item: OutItem, err: ClusterError | null, reply?: Frame): void {
     if (item.state === 'done') return;
     item.state = 'done';
+    if (item.sink !== undefined) item.sink.active = false;
     this.pending.delete(item.tid);
     if (item.timer !== null) { this.init.env.clearTimeout(item.timer); item.timer = null; }
     const cb = item.cb!;
