@@ -38,11 +38,20 @@ import { msgTypeName } from './types.js';
 /** Handler for one message type. `session.peer` says who sent it (and its caps). */
 export type MessageHandler = (msg: InboundMessage, session: Session) => void;
 
-/** Defaults: 64 MiB in flight per session, 10 s handshake, 50 ms → 5 s backoff, forever. */
+/**
+ * Defaults: 64 MiB in flight per session, 10 s handshake, 50 ms → 5 s backoff, forever.
+ * Keepalive: a ping after 1 s of silence, reset after 10 s of silence. Why 10 s: well above the
+ * OSD heartbeat grace (3 s) and the monitor's beacon grace (3 s), so a hung or dead OSD is marked
+ * down by failure detection, and clients move to a new primary on the next map, before any
+ * messenger reset; the keepalive reset only catches what they cannot see (a dead monitor, idle
+ * client sessions), far sooner than TCP's retransmission timeout (docs/cluster-protocol.md §6).
+ */
 export const DEFAULT_SESSION_LIMITS: Readonly<SessionLimits> = {
   maxInflightBytes: 64 * 1024 * 1024,
   handshakeTimeoutMs: 10_000,
   frame: DEFAULT_FRAME_LIMITS,
+  keepaliveIntervalMs: 1000,
+  keepaliveTimeoutMs: 10_000,
 };
 export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = { initialMs: 50, maxMs: 5000, maxAttempts: Infinity };
 

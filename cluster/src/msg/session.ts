@@ -28,6 +28,13 @@
  *   `close()` fails everything with `CLU_ERR_CANCELLED`; exhausting `maxAttempts` fails
  *   everything with `CLU_ERR_UNAVAILABLE`.
  * - Timeouts fail loudly: `CLU_ERR_TIMEOUT` to the callback and a warn log line.
+ * - Keepalive (Ceph msgr2's KEEPALIVE2 + `ms_connection_readtimeout`): a ready connection that
+ *   has received no byte for `keepaliveIntervalMs` sends `MSG_PING` (again every interval while
+ *   still silent); the peer's session answers `MSG_PONG` itself, never dispatching it. One that
+ *   has received nothing at all for `keepaliveTimeoutMs` is presumed half-open (the peer died
+ *   without an RST reaching us) and dropped with `CLU_ERR_TIMEOUT`, as `resetConnection` does.
+ *   Anything received counts as liveness, so a busy connection sends no keepalives. One timer
+ *   per connection, re-armed only when it fires (the receive path just records the time).
  */
 import { EventEmitter } from 'eventemitter3';
 import type { Logger } from 'pino';
@@ -62,6 +69,10 @@ export interface SessionLimits {
   maxInflightBytes: number;
   handshakeTimeoutMs: number;
   frame: FrameLimits;
+  /** A ready connection silent (nothing received) this long sends `MSG_PING`; 0 disables keepalive. */
+  keepaliveIntervalMs: number;
+  /** A ready connection silent this long is dropped (`CLU_ERR_TIMEOUT`, reason `keepalive`). */
+  keepaliveTimeoutMs: number;
 }
 
 /** Reconnect policy of outbound sessions. */
@@ -128,6 +139,11 @@ interface Conn {
   method: AuthenticatedPeer['method'];
   serverHs: ServerHandshake | null;
   timer: TimerHandle | null; // Handshake timeout, then (ticket sessions) the expiry timer.
+  /** Keepalive: its timer (armed while ready), when a byte last arrived, when we last pinged. */
+  kaTimer: TimerHandle | null;
+  lastRxMs: number;
+  lastPingMs: number;
+  pingTid: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -154,6 +170,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private wantWritable = false;
   private attempts = 0;
   private backoffTimer: TimerHandle | null = null;
+  private pingsSent = 0;
+  private pongsReceived = 0;
 
   constructor(private readonly init: SessionInit) {
     super();
@@ -171,6 +189,10 @@ export class Session extends EventEmitter<SessionEvents> {
   }
   /** Bytes queued plus bytes of requests awaiting replies (the backpressure measure). */
   get inflightBytes(): number { return this.queuedBytes + this.unackedBytes; }
+  /** Keepalive counters over the session's life (all connections). */
+  get keepaliveStats(): { pingsSent: number; pongsReceived: number } {
+    return { pingsSent: this.pingsSent, pongsReceived: this.pongsReceived };
+  }
 
   /** Starts the session (Messenger calls this once). */
   start(): void {
@@ -276,6 +298,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private attach(socket: NetSocket): void {
     const conn: Conn = {
       socket, signer: null, blocked: false, clientHs: null, method: 'none', serverHs: null, timer: null,
+      kaTimer: null, lastRxMs: 0, lastPingMs: 0, pingTid: 0,
       decoder: new FrameDecoder({
         onFrame: (f) => this.onFrame(conn, f),
         onError: (err) => this.dropConn(conn, err, 'frame rejected'),
@@ -287,7 +310,11 @@ export class Session extends EventEmitter<SessionEvents> {
     };
     this.conn = conn;
     this.stateValue = 'handshaking';
-    socket.onData((chunk) => { if (this.conn === conn) conn.decoder.push(chunk); });
+    socket.onData((chunk) => {
+      if (this.conn !== conn) return;
+      conn.lastRxMs = this.init.env.nowMs(); // Keepalive: any byte is liveness (a big frame too).
+      conn.decoder.push(chunk);
+    });
     socket.onDrain(() => { if (this.conn === conn) { conn.blocked = false; this.pump(); } });
     socket.onClose((err) => this.onSocketClose(conn, err));
     const hsMs = this.init.limits.handshakeTimeoutMs;
@@ -321,6 +348,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.conn !== conn) return;
     this.conn = null;
     if (conn.timer !== null) this.init.env.clearTimeout(conn.timer);
+    if (conn.kaTimer !== null) { this.init.env.clearTimeout(conn.kaTimer); conn.kaTimer = null; }
     const level = err.code === 'CLU_ERR_CONN_CLOSED' ? 'info' : 'warn';
     this.init.log[level]({ err, peer: this.peer?.entity, remote: this.remoteAddress }, why);
     // Why destroy on errors: after a protocol violation nothing more may be sent or trusted.
@@ -344,6 +372,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.conn = null;
     if (conn !== null) {
       if (conn.timer !== null) this.init.env.clearTimeout(conn.timer);
+      if (conn.kaTimer !== null) { this.init.env.clearTimeout(conn.kaTimer); conn.kaTimer = null; }
       conn.socket.close();
     }
     this.failAll(failWith);
@@ -472,7 +501,7 @@ export class Session extends EventEmitter<SessionEvents> {
       }
       case MsgType.MSG_AUTH_REJECT: this.dropConn(conn, decodeReject(f.payload), 'handshake rejected by peer'); return;
       case MsgType.MSG_PING: this.writeRaw(conn, MsgType.MSG_PONG, FRAME_F_REPLY, f.tid, EMPTY); return;
-      case MsgType.MSG_PONG: return;
+      case MsgType.MSG_PONG: this.pongsReceived++; return;
       default: wrong();
     }
   }
@@ -508,8 +537,49 @@ export class Session extends EventEmitter<SessionEvents> {
       }, delayMs);
     }
     this.init.log.info({ peer: peer.entity, instance: peer.instance ?? undefined, method: peer.method, remote: this.remoteAddress, signed: conn.signer !== null }, 'session ready');
+    this.startKeepalive(conn);
     this.emit('ready', peer);
     this.pump();
+  }
+
+  // ----- Keepalive. -----
+
+  private startKeepalive(conn: Conn): void {
+    const { keepaliveIntervalMs: intervalMs, keepaliveTimeoutMs: timeoutMs } = this.init.limits;
+    if (!(intervalMs > 0)) return;
+    conn.lastRxMs = this.init.env.nowMs();
+    conn.lastPingMs = -Infinity;
+    this.armKeepalive(conn, intervalMs, timeoutMs);
+  }
+
+  /** Arms the timer for the next thing due: a ping (silent ≥ interval since the later of the last byte and the last ping) or the timeout. */
+  private armKeepalive(conn: Conn, intervalMs: number, timeoutMs: number): void {
+    const dueMs = Math.min(Math.max(conn.lastRxMs, conn.lastPingMs) + intervalMs, conn.lastRxMs + timeoutMs);
+    const delayMs = Math.max(1, Math.ceil(dueMs - this.init.env.nowMs()));
+    conn.kaTimer = this.init.env.setTimeout(() => this.onKeepaliveTimer(conn, intervalMs, timeoutMs), delayMs);
+  }
+
+  private onKeepaliveTimer(conn: Conn, intervalMs: number, timeoutMs: number): void {
+    conn.kaTimer = null;
+    if (this.conn !== conn || this.stateValue !== 'ready') return;
+    const now = this.init.env.nowMs();
+    const silentMs = now - conn.lastRxMs;
+    if (silentMs >= timeoutMs) {
+      this.dropConn(conn, new ClusterError('CLU_ERR_TIMEOUT', `nothing received for ${Math.round(silentMs)} ms (keepalive timeout ${timeoutMs} ms)`, {
+        details: { reason: 'keepalive', silentMs: Math.round(silentMs), timeoutMs },
+      }), 'session reset: peer silent (keepalive)');
+      return;
+    }
+    if (silentMs >= intervalMs && now - conn.lastPingMs >= intervalMs) {
+      conn.lastPingMs = now;
+      this.pingsSent++;
+      conn.pingTid = conn.pingTid === Number.MAX_SAFE_INTEGER ? 1 : conn.pingTid + 1;
+      // Written at once, past the request queue: it carries no data and is answered in the
+      // peer's session, so the window and queue order do not apply (it is signed in stream
+      // order like every frame, so both signers' sequence numbers stay in step).
+      this.writeRaw(conn, MsgType.MSG_PING, 0, conn.pingTid, EMPTY);
+    }
+    this.armKeepalive(conn, intervalMs, timeoutMs);
   }
 
   // ----- Send path. -----
