@@ -7,8 +7,6 @@
  */
 import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClusterError } from '../src/common/errors.js';
@@ -19,36 +17,12 @@ import { FileMonStore } from '../src/mon/file-mon-store.js';
 import { MonClient } from '../src/mon/mon-client.js';
 import { MonServer, monMkfs } from '../src/mon/mon-server.js';
 import { seededRng, testEnv, waitFor } from './msg-test-env.js';
+import { tcpRelay } from './tcp-relay.js';
 
 function entry(name: string, mon: string, osd = ''): KeyringEntry {
   const e = makeKeyringEntry(name, generateKey(seededRng(name.length * 7919 + name.charCodeAt(name.length - 1))), { mon, osd });
   if (e instanceof ClusterError) throw e;
   return e;
-}
-
-/** A TCP relay to `port`; `blackhole()` makes every connection open now drop all bytes, silently. */
-function relay(port: number): Promise<{ port: number; blackhole: () => void; close: () => void }> {
-  const pairs: { a: Socket; b: Socket; dead: boolean }[] = [];
-  const server = createServer((a) => {
-    const b = createConnection({ host: '127.0.0.1', port });
-    const pair = { a, b, dead: false };
-    pairs.push(pair);
-    a.on('data', (d) => { if (!pair.dead) b.write(d); });
-    b.on('data', (d) => { if (!pair.dead) a.write(d); });
-    // A dead pair never closes its other end: that is the half-open connection.
-    a.on('close', () => { if (!pair.dead) b.destroy(); });
-    b.on('close', () => { if (!pair.dead) a.destroy(); });
-    a.on('error', () => undefined);
-    b.on('error', () => undefined);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    const addr = server.address();
-    resolve({
-      port: typeof addr === 'object' && addr !== null ? addr.port : 0,
-      blackhole: () => { for (const p of pairs) p.dead = true; },
-      close: () => { for (const p of pairs) { p.a.destroy(); p.b.destroy(); } server.close(); },
-    });
-  }));
 }
 
 test('two beacon timeouts in a row reset a half-open monitor session; it reconnects and beacons resume', async (t) => {
@@ -59,7 +33,7 @@ test('two beacon timeouts in a row reset a half-open monitor session; it reconne
   await new Promise<void>((resolve, reject) => monMkfs({ env, store: new FileMonStore({ env, dir }), keyring: ring }, (err) => (err ? reject(err) : resolve())));
   const server = new MonServer({ env, store: new FileMonStore({ env, dir }), onFatal: (err) => t.fail(err.message) });
   const monPort = await new Promise<number>((resolve, reject) => server.start('127.0.0.1', 0, (err, p) => (err ? reject(err) : resolve(p!))));
-  const net = await relay(monPort);
+  const net = await tcpRelay(monPort);
   const osd = new MonClient({ env, entity: 'osd.0', key: ring.get('osd.0')!.key, mon: { host: '127.0.0.1', port: net.port } });
   t.teardown(() => { osd.close(); net.close(); server.stop(() => undefined); rmSync(dir, { recursive: true, force: true }); });
   let connects = 0;

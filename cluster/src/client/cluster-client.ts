@@ -8,6 +8,7 @@ import type { Env } from '../env/env.js';
 import type { ClusterMap } from '../map/cluster-map.js';
 import { poolByName } from '../map/cluster-map.js';
 import { MonClient } from '../mon/mon-client.js';
+import type { SessionLimits } from '../msg/session.js';
 import { Images } from './images.js';
 import { Objecter } from './objecter.js';
 import type { ObjecterLimits } from './objecter.js';
@@ -22,6 +23,8 @@ export interface ClusterClientOptions {
   limits?: Partial<ObjecterLimits>;
   /** Monitor reconnect attempts before giving up (default: forever; the CLI uses a few). */
   monMaxAttempts?: number;
+  /** Session limits of the client's messenger (monitor and OSD sessions; keepalive). */
+  sessionLimits?: Partial<SessionLimits>;
 }
 
 /** A connected client: monitor session, map subscription, objecter. */
@@ -33,6 +36,7 @@ export class ClusterClient {
     const mon = new MonClient({
       env: o.env, entity: o.entity, key: o.key, mon: o.mon, requestTimeoutMs: o.connectTimeoutMs ?? 10_000,
       ...(o.monMaxAttempts === undefined ? {} : { backoff: { initialMs: 100, maxMs: 1000, maxAttempts: o.monMaxAttempts } }),
+      ...(o.sessionLimits === undefined ? {} : { limits: o.sessionLimits }),
     });
     let done = false;
     const finish = (err: ClusterError | null): void => {

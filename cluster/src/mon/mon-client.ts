@@ -23,7 +23,7 @@ import { emptyMap } from '../map/cluster-map.js';
 import type { ClusterMap } from '../map/cluster-map.js';
 import { applyIncremental } from '../map/incremental.js';
 import { Messenger } from '../msg/messenger.js';
-import type { BackoffOptions, InboundMessage, Session } from '../msg/session.js';
+import type { BackoffOptions, InboundMessage, Session, SessionLimits } from '../msg/session.js';
 import { MsgType } from '../msg/types.js';
 import {
   SERVICE_SECRET_AAD, decodeBeaconReply, decodeJson, decodeMapUpdate, decodeOsdBootReply, encodeBeacon, encodeFailureReport,
@@ -43,6 +43,8 @@ export interface MonClientOptions {
   msgr?: Messenger;
   /** Backoff of a private messenger (the CLI gives up after a few attempts; daemons never). */
   backoff?: Partial<BackoffOptions>;
+  /** Session limits of a private messenger (keepalive; tests shorten it). */
+  limits?: Partial<SessionLimits>;
   /** Timeout of each request to the monitor (default 10 s). */
   requestTimeoutMs?: number;
 }
@@ -87,7 +89,9 @@ export class MonClient extends EventEmitter<MonClientEvents> {
   constructor(private readonly o: MonClientOptions) {
     super();
     this.timeoutMs = o.requestTimeoutMs ?? 10_000;
-    this.msgr = o.msgr ?? new Messenger({ env: o.env, entity: o.entity, ...(o.backoff === undefined ? {} : { backoff: o.backoff }) });
+    this.msgr = o.msgr ?? new Messenger({
+      env: o.env, entity: o.entity, ...(o.backoff === undefined ? {} : { backoff: o.backoff }), ...(o.limits === undefined ? {} : { limits: o.limits }),
+    });
     this.msgr.handle(MsgType.MSG_MON_MAP, (msg, s) => this.onMapPush(msg, s));
     // Why a short backoff to the monitor: after a monitor restart, an OSD must beacon again
     // within the monitor's grace (3 s by default) or be marked down; the messenger's default
@@ -162,6 +166,9 @@ export class MonClient extends EventEmitter<MonClientEvents> {
    * retransmission timeout (simulator seed 0xb4969e75f120c4ad: 20 s on a dead session).
    * Why not after one: a slow path that delays replies a little longer than one timeout still
    * carries our beacons to the monitor; resetting it stops them until the reconnect completes.
+   * Why kept beside the messenger keepalive (which finds the same half-open session): the
+   * keepalive timeout (10 s) is deliberately above the failure-detection graces, while an OSD
+   * must beacon again within the monitor's grace; this resets after 4 beacon intervals.
    */
   startBeacons(osdId: OsdId, intervalMs: number, onResult: (r: BeaconResult | ClusterError) => void): void {
     this.stopBeacons();
