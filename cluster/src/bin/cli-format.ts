@@ -62,6 +62,8 @@ function formatDump(r: R): string {
     `epoch ${String(r['epoch'])}`, `fsid ${String(r['fsid'])}`,
     ...osds.map((o) => `osd.${String(o['id'])} ${o['up'] === true ? 'up' : 'down'} ${o['in'] === true ? 'in' : 'out'} weight ${String(o['weight'])} host ${String(o['host'])} addr ${String(o['addr'])} up_from ${String(o['upFrom'])} down_at ${String(o['downAt'])}`),
     formatPools(r),
+    // Ceph's `pg_temp 1.3 [4,0,2]` lines, with the up set they stand in for.
+    ...((r['pgTemp'] as { pg: string; osds: number[]; up: number[] }[] | undefined) ?? []).map((t) => `pg_temp ${t.pg} [${t.osds.join(',')}] up [${t.up.join(',')}]`),
   ].join('\n');
 }
 

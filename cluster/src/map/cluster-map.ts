@@ -141,7 +141,19 @@ export interface ClusterMap {
    * monitor removes entries past their expiry (`blocklist-rm`). docs/cluster-map.md §Blocklist.
    */
   readonly blocklist: ReadonlyMap<string, number>;
+  /**
+   * Ceph's `pg_temp`: per PG (key `pgIdToString`), a temporary acting set that replaces the
+   * computed up set while the PG's up members backfill (placement.ts `pgToOsds`: acting = this
+   * list minus down OSDs, when that is not empty; primary = its first member). Requested by the
+   * PG's up primary through the monitor (`MSG_MON_PG_TEMP`): [a complete OSD, ...up], so the
+   * complete OSD serves I/O as primary while the up members are backfilled; cleared once they
+   * are complete (docs/replication.md §4 step 5a). 1..PG_TEMP_MAX distinct existing OSDs.
+   */
+  readonly pgTemp: ReadonlyMap<string, readonly OsdId[]>;
 }
+
+/** Most OSDs in a pg_temp entry: a full up set plus the complete OSD in front of it. */
+export const PG_TEMP_MAX = POOL_SIZE_MAX + 1;
 
 /** One acting set of a PG's history (primary first, as the acting set was). */
 export type PgHistorySet = readonly OsdId[];
@@ -213,6 +225,7 @@ export function emptyMap(fsid: string, createdMs: number): ClusterMap {
     pgUpmapItems: new Map(),
     pgHistory: new Map(),
     blocklist: new Map(),
+    pgTemp: new Map(),
   };
 }
 

@@ -10,7 +10,7 @@
 import { ClusterError } from '../common/errors.js';
 import type { Epoch, OsdId, PgId, PoolId } from '../common/ids.js';
 import { parsePgId, pgIdToString } from '../common/ids.js';
-import { POOL_SIZE_MAX, UPMAP_ITEMS_MAX, buildTree, validateClientInstance, validateOsd, validatePool } from './cluster-map.js';
+import { PG_TEMP_MAX, POOL_SIZE_MAX, UPMAP_ITEMS_MAX, buildTree, validateClientInstance, validateOsd, validatePool } from './cluster-map.js';
 import type { ClusterMap, OsdInfo, PgHistorySet, PoolInfo, UpmapItem } from './cluster-map.js';
 
 /** Fields of an OSD that `osd-set` may change. */
@@ -41,7 +41,11 @@ export type MapOp =
   /** Blocklists a client instance until `expiresMs` (wall clock; replaces an existing expiry). */
   | { readonly op: 'blocklist-add'; readonly instance: string; readonly expiresMs: number }
   /** Lifts a client instance's blocklisting (admin `rm`, or the monitor pruning an expired entry). */
-  | { readonly op: 'blocklist-rm'; readonly instance: string };
+  | { readonly op: 'blocklist-rm'; readonly instance: string }
+  /** Sets (replaces) a PG's pg_temp: its temporary acting set (the up primary, via the monitor). */
+  | { readonly op: 'pg-temp-set'; readonly pg: PgId; readonly osds: readonly OsdId[] }
+  /** Drops a PG's pg_temp (the PG's members are complete, or the monitor found it stale). */
+  | { readonly op: 'pg-temp-rm'; readonly pg: PgId };
 
 /** The delta that turns map `epoch - 1` into map `epoch`. */
 export interface Incremental {
@@ -77,19 +81,30 @@ export function applyIncremental(map: ClusterMap, inc: Incremental): ClusterMap 
   let history: Map<string, readonly PgHistorySet[]> | undefined;
   const writableHistory = (): Map<string, readonly PgHistorySet[]> => (history ??= new Map(map.pgHistory));
   let blocklist: Map<string, number> | undefined;
+  let temps: Map<string, readonly OsdId[]> | undefined;
+  const writableTemps = (): Map<string, readonly OsdId[]> => (temps ??= new Map(map.pgTemp));
   for (const op of inc.ops) {
     if (op.op.startsWith('osd-')) {
       osdsChanged = applyOsdOp(osds, op) || osdsChanged;
       if (op.op === 'osd-remove') {
         dropOsdFromUpmaps(upmaps ?? map.pgUpmapItems, op.id, writableUpmaps);
         dropOsdFromHistory(history ?? map.pgHistory, op.id, writableHistory);
+        dropTemps(temps ?? map.pgTemp, (_pg, set) => set.includes(op.id), writableTemps);
       }
     } else if (op.op.startsWith('pool-')) {
+      const pgNumBefore = op.op === 'pool-set' ? pools.get(op.id)?.pgNum : undefined;
       poolMax = applyPoolOp(pools, op, poolMax);
       if (op.op === 'pool-remove') {
         dropPoolUpmaps(upmaps ?? map.pgUpmapItems, op.id, writableUpmaps);
         dropPoolHistory(history ?? map.pgHistory, op.id, writableHistory);
       }
+      // Why a pgNum change drops the pool's pg_temp: a split starts a new interval for every
+      // PG of the pool and children peer on their own; an entry would pin a pre-split set.
+      if (op.op === 'pool-remove' || (op.op === 'pool-set' && pools.get(op.id)?.pgNum !== pgNumBefore)) {
+        dropTemps(temps ?? map.pgTemp, (pg) => parsePgId(pg)?.pool === op.id, writableTemps);
+      }
+    } else if (op.op === 'pg-temp-set' || op.op === 'pg-temp-rm') {
+      applyTempOp(osds, pools, temps ?? map.pgTemp, op, writableTemps);
     } else if (op.op === 'blocklist-add' || op.op === 'blocklist-rm') {
       blocklist = applyBlocklistOp(blocklist ?? new Map(map.blocklist), op);
     } else if (op.op.startsWith('pg-history-')) applyHistoryOp(osds, pools, history ?? map.pgHistory, op, writableHistory);
@@ -109,7 +124,40 @@ export function applyIncremental(map: ClusterMap, inc: Incremental): ClusterMap 
     pgUpmapItems: upmaps ?? map.pgUpmapItems,
     pgHistory: history ?? map.pgHistory,
     blocklist: blocklist ?? map.blocklist,
+    pgTemp: temps ?? map.pgTemp,
   };
+}
+
+/**
+ * Applies a pg_temp op. An entry names 1..PG_TEMP_MAX distinct existing OSDs of an existing
+ * PG; who may ask, and which lists make sense, is the monitor's check (mon/pg-temp.ts).
+ */
+function applyTempOp(
+  osds: ReadonlyMap<OsdId, OsdInfo>, pools: ReadonlyMap<PoolId, PoolInfo>, cur: ReadonlyMap<string, readonly OsdId[]>,
+  op: MapOp, writable: () => Map<string, readonly OsdId[]>,
+): void {
+  if (op.op !== 'pg-temp-set' && op.op !== 'pg-temp-rm') throw invalid(`not a pg-temp op: ${op.op}`);
+  const key = pgIdToString(op.pg);
+  if (op.op === 'pg-temp-rm') {
+    if (!cur.has(key)) throw invalid(`pg ${key} has no pg_temp`);
+    writable().delete(key);
+    return;
+  }
+  const pool = pools.get(op.pg.pool);
+  if (pool === undefined || !Number.isInteger(op.pg.seed) || op.pg.seed < 0 || op.pg.seed >= pool.pgNum) throw invalid(`pg ${key} does not exist`);
+  if (op.osds.length === 0 || op.osds.length > PG_TEMP_MAX) throw invalid(`pg ${key}: pg_temp of ${op.osds.length} OSDs (want 1..${PG_TEMP_MAX})`);
+  const seen = new Set<OsdId>();
+  for (const id of op.osds) {
+    if (!osds.has(id)) throw invalid(`pg ${key}: osd.${id} in pg_temp does not exist`);
+    if (seen.has(id)) throw invalid(`pg ${key}: osd.${id} named twice in pg_temp`);
+    seen.add(id);
+  }
+  writable().set(key, [...op.osds]);
+}
+
+/** Drops the pg_temp entries `drop` selects (OSD or pool removed, pgNum changed). */
+function dropTemps(cur: ReadonlyMap<string, readonly OsdId[]>, drop: (pg: string, set: readonly OsdId[]) => boolean, writable: () => Map<string, readonly OsdId[]>): void {
+  for (const [pg, set] of cur) if (drop(pg, set)) writable().delete(pg);
 }
 
 /** Applies a blocklist op to `bl` (a private copy) and returns it. */
@@ -382,6 +430,21 @@ export function diffOps(a: ClusterMap, b: ClusterMap): MapOp[] {
     const from = prefix ? afterRemovals.length : 1;
     if (!prefix) ops.push({ op: 'pg-history-reset', pg: id, set: first });
     for (const set of setsB.slice(from)) ops.push({ op: 'pg-history-add', pg: id, set });
+  }
+  // pg_temp: entries naming a removed OSD, of a removed pool or of a pool whose pgNum changed
+  // are dropped by those ops; what b has and a (after them) does not is set.
+  const tempDropped = (pg: string, set: readonly OsdId[]): boolean => {
+    const id = parsePgId(pg);
+    return id === undefined || set.some((x) => removedOsds.has(x)) || b.pools.get(id.pool)?.pgNum !== a.pools.get(id.pool)?.pgNum;
+  };
+  for (const [pg, set] of a.pgTemp) {
+    const id = parsePgId(pg);
+    if (id !== undefined && !b.pgTemp.has(pg) && !tempDropped(pg, set)) ops.push({ op: 'pg-temp-rm', pg: id });
+  }
+  for (const [pg, set] of b.pgTemp) {
+    const id = parsePgId(pg);
+    const before = a.pgTemp.get(pg);
+    if (id !== undefined && (before === undefined || tempDropped(pg, before) || !sameHistorySet(before, set))) ops.push({ op: 'pg-temp-set', pg: id, osds: set });
   }
   for (const inst of a.blocklist.keys()) if (!b.blocklist.has(inst)) ops.push({ op: 'blocklist-rm', instance: inst });
   for (const [inst, exp] of b.blocklist) if (a.blocklist.get(inst) !== exp) ops.push({ op: 'blocklist-add', instance: inst, expiresMs: exp });

@@ -51,11 +51,20 @@
  *   incremental v5.
  * Same rule: a map with no auto-out OSD and an incremental that neither adds an auto-out OSD
  * nor sets the field are written exactly as before (v1..v4).
+ *
+ * Version 6 (pg_temp, docs/replication.md §4 step 5a) = version 5 plus:
+ *   Map v6: v5 layout (blocklistCount may be 0, auto-out OSDs optional) | u32 tempCount (≥ 1)
+ *           | (u32 pool | u32 seed | u8 n (1..11) | u32 osd*n)* (ascending pool, then seed)
+ *   Incremental v6: op tags 14 pg-temp-set (u32 pool | u32 seed | u8 n | u32 osd*n) and
+ *          15 pg-temp-rm (u32 pool | u32 seed), legal only in v6.
+ * Same rule: a map without pg_temp entries and an incremental without a pg_temp op are
+ * written exactly as before (v1..v5); a v6 map with no entry is refused, and a v1..v5 reader
+ * refuses a v6 map or incremental (unsupported version) rather than ignoring the temp sets.
  */
 import { CodecError, Reader, Writer } from '../common/codec.js';
 import type { Epoch, OsdId, PgId, PgSeed, PoolId } from '../common/ids.js';
 import { parsePgId, pgIdToString } from '../common/ids.js';
-import { POOL_SIZE_MAX, UPMAP_ITEMS_MAX, buildTree } from './cluster-map.js';
+import { PG_TEMP_MAX, POOL_SIZE_MAX, UPMAP_ITEMS_MAX, buildTree } from './cluster-map.js';
 import type { ClusterMap, FailureDomain, OsdInfo, OsdLocation, PgHistorySet, PoolInfo, UpmapItem } from './cluster-map.js';
 import type { Incremental, MapOp, OsdChanges, PoolChanges } from './incremental.js';
 
@@ -64,8 +73,8 @@ export const MAP_MAGIC = 0x50414d53;
 /** 'SINC' little-endian. */
 export const INC_MAGIC = 0x434e4953;
 /** Newest versions written (only when needed; see the module comment). */
-export const MAP_VERSION = 5;
-export const INC_VERSION = 5;
+export const MAP_VERSION = 6;
+export const INC_VERSION = 6;
 /** Bounds on counts read from untrusted bytes. */
 const MAX_ITEMS = 1 << 20;
 
@@ -74,6 +83,7 @@ const OP_TAGS = {
   'pg-upmap-items-set': 7, 'pg-upmap-items-remove': 8,
   'pg-history-add': 9, 'pg-history-reset': 10, 'pg-history-remove': 11,
   'blocklist-add': 12, 'blocklist-rm': 13,
+  'pg-temp-set': 14, 'pg-temp-rm': 15,
 } as const;
 /** Op tags from this value on need incremental v2. */
 const FIRST_V2_TAG = 7;
@@ -81,6 +91,8 @@ const FIRST_V2_TAG = 7;
 const FIRST_V3_TAG = 9;
 /** Op tags from this value on need incremental v4. */
 const FIRST_V4_TAG = 12;
+/** Op tags from this value on need incremental v6 (v5 added no op). */
+const FIRST_V6_TAG = 14;
 /** Longest client instance read from a map (cluster-map.ts BLOCKLIST_INSTANCE_MAX). */
 const INSTANCE_BYTES_MAX = 256;
 const OSD_SET_FIELDS = ['uuid', 'addr', 'up', 'in', 'weight', 'location', 'upFrom', 'downAt', 'autoOut'] as const;
@@ -202,6 +214,30 @@ function readHistorySet(r: Reader): PgHistorySet {
   return set;
 }
 
+function writeTempSet(w: Writer, set: readonly OsdId[]): void {
+  w.u8(set.length);
+  for (const id of set) w.u32(id);
+}
+
+function readTempSet(r: Reader): OsdId[] {
+  const n = r.u8();
+  if (n < 1 || n > PG_TEMP_MAX) throw new CodecError(`bad pg_temp size ${n}`);
+  const set: OsdId[] = [];
+  for (let i = 0; i < n; i++) set.push(r.u32() as OsdId);
+  return set;
+}
+
+/** pg_temp entries in canonical order (pool, then seed), with parsed ids. */
+function sortedTemps(map: ClusterMap): { pg: PgId; osds: readonly OsdId[] }[] {
+  const out: { pg: PgId; osds: readonly OsdId[] }[] = [];
+  for (const [key, osds] of map.pgTemp) {
+    const pg = parsePgId(key);
+    if (pg === undefined) throw new CodecError(`bad pg_temp key ${key}`);
+    out.push({ pg, osds });
+  }
+  return out.sort((a, b) => (a.pg.pool - b.pg.pool) || (a.pg.seed - b.pg.seed));
+}
+
 /** History entries in canonical order (pool, then seed), with parsed ids. */
 function sortedHistory(map: ClusterMap): { pg: PgId; sets: readonly PgHistorySet[] }[] {
   const out: { pg: PgId; sets: readonly PgHistorySet[] }[] = [];
@@ -228,7 +264,7 @@ function sortedUpmaps(map: ClusterMap): { pg: PgId; items: readonly UpmapItem[] 
 export function encodeMap(map: ClusterMap): Uint8Array {
   const w = new Writer(1024);
   const anyAutoOut = [...map.osds.values()].some((o) => o.autoOut);
-  const version = anyAutoOut ? 5 : map.blocklist.size > 0 ? 4 : map.pgHistory.size > 0 ? 3 : map.pgUpmapItems.size > 0 ? 2 : 1;
+  const version = map.pgTemp.size > 0 ? 6 : anyAutoOut ? 5 : map.blocklist.size > 0 ? 4 : map.pgHistory.size > 0 ? 3 : map.pgUpmapItems.size > 0 ? 2 : 1;
   w.u32(MAP_MAGIC).u8(version).u32(map.epoch).str(map.fsid).u64(map.createdMs).u64(map.modifiedMs).i32(map.poolMax);
   const osds = [...map.osds.values()].sort((a, b) => a.id - b.id);
   w.u32(osds.length);
@@ -257,6 +293,14 @@ export function encodeMap(map: ClusterMap): Uint8Array {
     const entries = [...map.blocklist].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     w.u32(entries.length);
     for (const [instance, expiresMs] of entries) w.str(instance).u64(expiresMs);
+  }
+  if (version >= 6) {
+    const temps = sortedTemps(map);
+    w.u32(temps.length);
+    for (const t of temps) {
+      writePg(w, t.pg);
+      writeTempSet(w, t.osds);
+    }
   }
   return w.finish().slice();
 }
@@ -317,9 +361,19 @@ export function decodeMap(bytes: Uint8Array): ClusterMap {
       blocklist.set(instance, r.u64());
     }
   }
-  if (version >= 5 && ![...osds.values()].some((o) => o.autoOut)) throw new CodecError('map v5 without an auto-out osd');
+  if (version === 5 && ![...osds.values()].some((o) => o.autoOut)) throw new CodecError('map v5 without an auto-out osd');
+  const pgTemp = new Map<string, readonly OsdId[]>();
+  if (version >= 6) {
+    const n = readCount(r);
+    if (n === 0) throw new CodecError('map v6 without pg_temp entries');
+    for (let i = n; i > 0; i--) {
+      const key = pgIdToString(readPg(r));
+      if (pgTemp.has(key)) throw new CodecError(`duplicate pg_temp for pg ${key}`);
+      pgTemp.set(key, readTempSet(r));
+    }
+  }
   r.end();
-  return { epoch, fsid, createdMs, modifiedMs, osds, pools, poolMax, tree: buildTree(osds), pgUpmapItems, pgHistory, blocklist };
+  return { epoch, fsid, createdMs, modifiedMs, osds, pools, poolMax, tree: buildTree(osds), pgUpmapItems, pgHistory, blocklist, pgTemp };
 }
 
 function writeOsdChanges(w: Writer, c: OsdChanges): void {
@@ -398,6 +452,8 @@ function writeOp(w: Writer, op: MapOp): void {
     case 'pg-history-remove': return writePg(w, op.pg);
     case 'blocklist-add': return void w.str(op.instance).u64(op.expiresMs);
     case 'blocklist-rm': return void w.str(op.instance);
+    case 'pg-temp-set': writePg(w, op.pg); return writeTempSet(w, op.osds);
+    case 'pg-temp-rm': return writePg(w, op.pg);
   }
 }
 
@@ -406,6 +462,7 @@ function readOp(r: Reader, version: number): MapOp {
   if (tag >= FIRST_V2_TAG && version < 2) throw new CodecError(`map op tag ${tag} needs incremental v2`);
   if (tag >= FIRST_V3_TAG && version < 3) throw new CodecError(`map op tag ${tag} needs incremental v3`);
   if (tag >= FIRST_V4_TAG && version < 4) throw new CodecError(`map op tag ${tag} needs incremental v4`);
+  if (tag >= FIRST_V6_TAG && version < 6) throw new CodecError(`map op tag ${tag} needs incremental v6`);
   switch (tag) {
     case 1: return { op: 'osd-add', osd: readOsd(r, version) };
     case 2: return { op: 'osd-set', id: r.u32() as OsdId, changes: readOsdChanges(r, version) };
@@ -420,6 +477,8 @@ function readOp(r: Reader, version: number): MapOp {
     case 11: return { op: 'pg-history-remove', pg: readPg(r) };
     case 12: return { op: 'blocklist-add', instance: r.str(INSTANCE_BYTES_MAX), expiresMs: r.u64() };
     case 13: return { op: 'blocklist-rm', instance: r.str(INSTANCE_BYTES_MAX) };
+    case 14: return { op: 'pg-temp-set', pg: readPg(r), osds: readTempSet(r) };
+    case 15: return { op: 'pg-temp-rm', pg: readPg(r) };
     default: throw new CodecError(`unknown map op tag ${tag}`);
   }
 }
@@ -429,7 +488,7 @@ export function encodeIncremental(inc: Incremental): Uint8Array {
   const w = new Writer(128);
   const maxTag = inc.ops.reduce((m, op) => Math.max(m, OP_TAGS[op.op]), 0);
   const autoOut = inc.ops.some((op) => (op.op === 'osd-add' && op.osd.autoOut) || (op.op === 'osd-set' && op.changes.autoOut !== undefined));
-  const version = autoOut ? 5 : maxTag >= FIRST_V4_TAG ? 4 : maxTag >= FIRST_V3_TAG ? 3 : maxTag >= FIRST_V2_TAG ? 2 : 1;
+  const version = maxTag >= FIRST_V6_TAG ? 6 : autoOut ? 5 : maxTag >= FIRST_V4_TAG ? 4 : maxTag >= FIRST_V3_TAG ? 3 : maxTag >= FIRST_V2_TAG ? 2 : 1;
   w.u32(INC_MAGIC).u8(version).u32(inc.epoch).str(inc.fsid).u64(inc.modifiedMs).u32(inc.ops.length);
   for (const op of inc.ops) writeOp(w, op);
   return w.finish().slice();

@@ -27,7 +27,7 @@ import type { BackoffOptions, InboundMessage, Session, SessionLimits } from '../
 import { MsgType } from '../msg/types.js';
 import {
   SERVICE_SECRET_AAD, decodeBeaconReply, decodeJson, decodeMapUpdate, decodeOsdBootReply, encodeBeacon, encodeFailureReport,
-  encodeJson, encodeOsdBoot, encodePgHistory, encodePgStates, encodeSubscribe,
+  encodeJson, encodeOsdBoot, encodePgHistory, encodePgStates, encodePgTemp, encodeSubscribe,
 } from './mon-protocol.js';
 import type { BeaconResult } from './mon-protocol.js';
 import type { FailureKind, MapUpdate, OsdBootRequest } from './monitor-core.js';
@@ -216,6 +216,17 @@ export class MonClient extends EventEmitter<MonClientEvents> {
    */
   pgHistory(osdId: OsdId, pg: string, op: 'add' | 'reset', set: readonly OsdId[], cb: (err: ClusterError | null, epoch?: number) => void): void {
     this.request(MsgType.MSG_MON_PG_HISTORY, encodePgHistory({ osdId, pg, op, set }), (err, reply) => {
+      if (err !== null || reply === undefined) cb(err ?? new ClusterError('CLU_ERR_IO', 'no reply'));
+      else cb(null, reply.epoch);
+    });
+  }
+
+  /**
+   * Sets (`osds` non-empty) or clears (`[]`) a PG's pg_temp (`MonitorCore.pgTemp`): `cb` fires
+   * once the monitor committed the epoch holding it, or with its error.
+   */
+  pgTemp(osdId: OsdId, pg: string, osds: readonly OsdId[], cb: (err: ClusterError | null, epoch?: number) => void): void {
+    this.request(MsgType.MSG_MON_PG_TEMP, encodePgTemp({ osdId, pg, osds }), (err, reply) => {
       if (err !== null || reply === undefined) cb(err ?? new ClusterError('CLU_ERR_IO', 'no reply'));
       else cb(null, reply.epoch);
     });

@@ -13,6 +13,8 @@ import { parseCaps } from '../auth/caps.js';
 import { isValidEntityName, serializeKeyring } from '../auth/keyring.js';
 import type { KeyringEntry } from '../auth/keyring.js';
 import { seal } from '../auth/ticket.js';
+import { parsePgId } from '../common/ids.js';
+import { pgToOsds } from '../placement/placement.js';
 import { BLOCKLIST_DEFAULT_MS } from '../map/cluster-map.js';
 import type { ClusterMap } from '../map/cluster-map.js';
 import type { PoolChanges } from '../map/incremental.js';
@@ -150,5 +152,13 @@ export function mapToJson(map: ClusterMap): Result {
     })),
     pools: [...map.pools.values()].sort((a, b) => a.id - b.id),
     ...(map.blocklist.size === 0 ? {} : { blocklist: [...map.blocklist].sort(([a], [b]) => (a < b ? -1 : 1)).map(([instance, expiresMs]) => ({ instance, expiresMs })) }),
+    // pg_temp with the acting set it gives (docs/replication.md §4 step 5a).
+    ...(map.pgTemp.size === 0 ? {} : {
+      pgTemp: [...map.pgTemp].map(([pg, osds]) => {
+        const id = parsePgId(pg);
+        const m = id === undefined ? undefined : pgToOsds(map, id);
+        return { pg, osds: [...osds], up: m === undefined ? [] : [...m.up], acting: m === undefined ? [] : [...m.acting] };
+      }).sort((a, b) => (a.pg < b.pg ? -1 : a.pg > b.pg ? 1 : 0)),
+    }),
   };
 }

@@ -15,7 +15,7 @@ import type { Epoch, OsdId } from '../common/ids.js';
 import { ID_MAX } from '../common/ids.js';
 import { monCapsAllow } from '../auth/caps.js';
 import type { Caps } from '../auth/caps.js';
-import { validateClientInstance } from '../map/cluster-map.js';
+import { PG_TEMP_MAX, validateClientInstance } from '../map/cluster-map.js';
 import type { ClusterMap, FailureDomain, OsdLocation } from '../map/cluster-map.js';
 import type { Incremental } from '../map/incremental.js';
 import { decodeIncremental, decodeMap, encodeIncremental, encodeMap } from '../map/map-codec.js';
@@ -201,6 +201,40 @@ export function encodePgHistory(h: PgHistoryRequest): Uint8Array {
   const w = new Writer(16 + 4 * h.set.length).u32(h.osdId).str(h.pg).u8(h.op === 'add' ? 1 : 2).u8(h.set.length);
   for (const id of h.set) w.u32(id);
   return w.finish();
+}
+
+/** A pg_temp request (see `MonitorCore.pgTemp`); `osds` empty = clear. */
+export interface PgTempRequest {
+  readonly osdId: OsdId;
+  readonly pg: string;
+  readonly osds: readonly OsdId[];
+}
+
+/**
+ * MSG_MON_PG_TEMP: `u32 osdId | str pgid | u8 n (0 = clear, ≤ 11) | u32 osd*n`. The reply is
+ * empty and carries the epoch holding the change in its header.
+ */
+export function encodePgTemp(t: PgTempRequest): Uint8Array {
+  const w = new Writer(16 + 4 * t.osds.length).u32(t.osdId).str(t.pg).u8(t.osds.length);
+  for (const id of t.osds) w.u32(id);
+  return w.finish();
+}
+
+export function decodePgTemp(payload: Uint8Array): PgTempRequest {
+  const r = new Reader(payload);
+  const osdId = r.u32();
+  const pg = r.str(32);
+  const n = r.u8();
+  if (osdId > ID_MAX) throw new CodecError(`bad osd id ${osdId}`);
+  if (n > PG_TEMP_MAX) throw new CodecError(`bad pg_temp size ${n}`);
+  const osds: OsdId[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = r.u32();
+    if (id > ID_MAX) throw new CodecError(`bad osd id ${id}`);
+    osds.push(id as OsdId);
+  }
+  r.end();
+  return { osdId: osdId as OsdId, pg, osds };
 }
 
 export function decodePgHistory(payload: Uint8Array): PgHistoryRequest {

@@ -39,7 +39,7 @@ import { MsgType } from '../msg/types.js';
 import { AuthDb } from './auth-db.js';
 import { executeMonCommand } from './mon-commands.js';
 import {
-  SERVICE_SECRET_AAD, decodeBeacon, decodeFailureReport, decodeJson, decodeOsdBoot, decodePgHistory, decodePgStates, decodeSubscribe,
+  SERVICE_SECRET_AAD, decodeBeacon, decodeFailureReport, decodeJson, decodeOsdBoot, decodePgHistory, decodePgStates, decodePgTemp, decodeSubscribe,
   encodeBeaconReply, encodeJson, encodeMapUpdate, encodeOsdBootReply, monCommandAllowed, monCommandNeedsWrite, parseMonCommand,
 } from './mon-protocol.js';
 import { MonitorCore } from './monitor-core.js';
@@ -156,6 +156,7 @@ export class MonServer {
     this.msgr.handle(MsgType.MSG_MON_FAILURE, (req, s) => this.guarded(req, s, () => this.onFailure(req, s)));
     this.msgr.handle(MsgType.MSG_MON_PG_STATES, (req, s) => this.guarded(req, s, () => this.onPgStates(req, s)));
     this.msgr.handle(MsgType.MSG_MON_PG_HISTORY, (req, s) => this.guarded(req, s, () => this.onPgHistory(req, s)));
+    this.msgr.handle(MsgType.MSG_MON_PG_TEMP, (req, s) => this.guarded(req, s, () => this.onPgTemp(req, s)));
     this.msgr.handle(MsgType.MSG_MON_COMMAND, (req, s) => this.guarded(req, s, () => this.onCommand(req, s)));
   }
 
@@ -251,6 +252,18 @@ export class MonServer {
       if (err !== null || r === undefined) {
         const e = err ?? new ClusterError('CLU_ERR_IO', 'pg history change failed');
         this.o.env.log.info({ err: e, osd: h.osdId, pg: h.pg, op: h.op, set: h.set }, 'pg history change refused');
+        s.replyError(req, e);
+      } else s.reply(req, { type: req.type, epoch: r.epoch });
+    });
+  }
+
+  private onPgTemp(req: InboundMessage, s: Session): void {
+    const t = decodePgTemp(req.payload);
+    this.requireOsd(s, t.osdId);
+    this.monitor.pgTemp(t.osdId, t.pg, t.osds, (err, r) => {
+      if (err !== null || r === undefined) {
+        const e = err ?? new ClusterError('CLU_ERR_IO', 'pg_temp change failed');
+        this.o.env.log.info({ err: e, osd: t.osdId, pg: t.pg, osds: t.osds }, 'pg_temp change refused');
         s.replyError(req, e);
       } else s.reply(req, { type: req.type, epoch: r.epoch });
     });

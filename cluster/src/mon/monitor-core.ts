@@ -43,12 +43,13 @@ import { applyIncremental, historyHasSet, historyIsOnly, sameHistorySet } from '
 import type { Incremental, MapOp, OsdChanges, PoolChanges } from '../map/incremental.js';
 import { makePool } from '../map/map-builder.js';
 import type { PoolSpec } from '../map/map-builder.js';
-import { parsePgId } from '../common/ids.js';
+import { parsePgId, pgIdToString } from '../common/ids.js';
 import { pgToOsds } from '../placement/placement.js';
 import { splitHistoryOps } from '../placement/pg-split.js';
 import { computeUpmaps, poolBalances } from '../placement/balancer.js';
 import type { BalancerOptions, PoolBalance } from '../placement/balancer.js';
 import { FailureDetector } from './failure-detector.js';
+import { checkPgTempRequest, staleTempOps } from './pg-temp.js';
 import type { MonStore } from './mon-store.js';
 import { computeStatus } from './mon-status.js';
 import type { MonStatus } from './mon-status.js';
@@ -353,6 +354,26 @@ export class MonitorCore {
     this.stageAndWait([{ op: op === 'add' ? 'pg-history-add' : 'pg-history-reset', pg: pgId, set: [...set] }], cb);
   }
 
+  /**
+   * `MSG_MON_PG_TEMP`: sets (`osds` non-empty, from the PG's up primary) or clears (`[]`,
+   * from the up or the acting primary) a PG's pg_temp; rules in mon/pg-temp.ts. Batched
+   * into the next epoch like every change; the callback fires once it is durable, or at once
+   * when the committed map already says so. Entries that became meaningless are dropped by
+   * every proposal (`propose`, staleTempOps).
+   */
+  pgTemp(osd: OsdId, pgKey: string, osds: readonly OsdId[], cb: EpochCallback): void {
+    if (this.fatal !== undefined) return this.failSoon(cb, new ClusterError('CLU_ERR_UNAVAILABLE', 'monitor store failed'));
+    const d = checkPgTempRequest(this.projectedMap(), this.map(), osd, pgKey, osds);
+    if (d instanceof ClusterError) return this.failSoon(cb, d);
+    if (d.op === undefined) {
+      const epoch = this.map().epoch;
+      this.env.setImmediate(() => cb(null, { epoch }));
+      return;
+    }
+    this.env.log.info({ pg: pgKey, osd, osds }, osds.length > 0 ? 'pg_temp set' : 'pg_temp cleared');
+    this.stageAndWait([d.op], cb);
+  }
+
   private primaryOf(map: ClusterMap, pg: string): number {
     const id = parsePgId(pg);
     return id === undefined ? -1 : pgToOsds(map, id).primary;
@@ -560,6 +581,15 @@ export class MonitorCore {
   private propose(): void {
     this.proposalTimer = undefined;
     if (this.inflight || this.pendingOps.length === 0 || this.fatal !== undefined) return;
+    // pg_temp entries the pending changes made meaningless (a member down, a remap) go in the
+    // same epoch: the PG then maps to its up set at once.
+    const stale = staleTempOps(this.projectedMap());
+    if (stale.length > 0) {
+      const p = this.projectedMap();
+      this.projected = applyIncremental(p, { epoch: (p.epoch + 1) as Epoch, fsid: p.fsid, modifiedMs: p.modifiedMs, ops: stale });
+      this.pendingOps.push(...stale);
+      this.env.log.info({ pgs: stale.map((op) => (op.op === 'pg-temp-rm' ? pgIdToString(op.pg) : op.op)) }, 'stale pg_temp entries dropped');
+    }
     const base = this.map();
     const inc: Incremental = { epoch: (base.epoch + 1) as Epoch, fsid: base.fsid, modifiedMs: this.env.wallMs(), ops: this.pendingOps };
     const waiters = this.pendingWaiters;

@@ -55,6 +55,8 @@ export const MsgType = {
   MSG_MON_PG_STATES: 0x0113,
   /** Request (OSD → monitor): record a PG-history change; the reply follows the commit. */
   MSG_MON_PG_HISTORY: 0x0114,
+  /** Request (OSD → monitor): set or clear a PG's pg_temp; the reply follows the commit. */
+  MSG_MON_PG_TEMP: 0x0115,
   /** Request: an admin command (JSON, Ceph's mon_command); reply JSON. */
   MSG_MON_COMMAND: 0x0120,
 

@@ -6,7 +6,9 @@
  *   (seed, pool) ──crush_hash32_2──► x ("pps": equal seeds of two pools place differently)
  *   x ──straw2 draw for every in OSD, rank, skip used hosts──► placement
  *   placement ──pg_upmap_items of the PG, each pair if valid──► raw set
- *   raw ──drop down OSDs, keep order──► up = acting; primary = acting[0]
+ *   raw ──drop down OSDs, keep order──► up
+ *   pg_temp of the PG minus down OSDs, when not empty ──► acting, else acting = up;
+ *   primary = acting[0]
  *
  * Rank-and-skip straw2 (why not Ceph's descent, see crush-firstn.ts for the baseline):
  * every `in` OSD draws `ln(u(x, osd)) / weight`; OSDs are ranked by draw (ties: lower id),
@@ -34,6 +36,12 @@
  * the failure domain nor place data on an out OSD. Deliberately NOT required: `to` being up
  * (Ceph does not either). A down `to` is a hole like any down raw member; requiring up would
  * make every OSD restart move its upmapped PGs away and back.
+ *
+ * pg_temp (Ceph's, docs/replication.md §4 step 5a): a temporary acting set the monitor keeps
+ * while a PG's up members backfill — [a complete OSD, ...up], so the complete OSD is primary
+ * and serves I/O. Down members are filtered out (order kept); an entry with no member up is
+ * ignored (acting = up), as Ceph's `_get_temp_osds`. `up` never depends on pg_temp: it is
+ * where the PG is going, acting is who serves it now.
  */
 import { crushHash32_2, stableMod, strHashRjenkins } from '../common/hash.js';
 import { NO_OSD, pgIdToString, pgSeed } from '../common/ids.js';
@@ -50,7 +58,7 @@ export interface PgMapping {
   readonly raw: readonly OsdId[];
   /** `raw` minus down OSDs, order kept. */
   readonly up: readonly OsdId[];
-  /** The OSDs serving the PG; equals `up` until pg_temp exists. */
+  /** The OSDs serving the PG: the PG's pg_temp minus down OSDs when that is not empty, else `up`. */
   readonly acting: readonly OsdId[];
   /** `acting[0]`, or NO_OSD (-1) when the PG has no live OSD. */
   readonly primary: OsdId | typeof NO_OSD;
@@ -80,7 +88,9 @@ export function pgToOsds(map: ClusterMap, pg: PgId): PgMapping {
   const placed = rankAndSkip(map, pgPlacementSeed(pg), pool.size, pool.failureDomain);
   const raw = map.pgUpmapItems.size === 0 ? placed : applyUpmapItems(map, pool, placed, map.pgUpmapItems.get(pgIdToString(pg)));
   const up = raw.filter((id) => map.osds.get(id)?.up === true);
-  return { raw, up, acting: up, primary: up[0] ?? NO_OSD };
+  const temp = map.pgTemp.size === 0 ? undefined : map.pgTemp.get(pgIdToString(pg))?.filter((id) => map.osds.get(id)?.up === true);
+  const acting = temp !== undefined && temp.length > 0 ? temp : up;
+  return { raw, up, acting, primary: acting[0] ?? NO_OSD };
 }
 
 /**
