@@ -62,6 +62,7 @@ export class SimOsd {
         env, log: env.log.child({ component: 'osd-core' }), id: this.o.id, store, msgr: this.daemon.msgr,
         reportPgStates: (states) => this.mon.reportPgStates(this.o.id, states),
         recordPgHistory: (pg, op, set, cb) => this.mon.pgHistory(this.o.id, pg, op, set, (err) => cb(err)),
+        requestPgTemp: (pg, osds, cb) => this.mon.pgTemp(this.o.id, pg, osds, (err) => cb(err)),
         reportFailure: (osd) => this.mon.reportFailure(osd, 'refused'),
         scrubIntervalMs: this.o.scrubIntervalMs,
         peerTimeoutMs: this.o.peerTimeoutMs,

@@ -42,6 +42,7 @@ export class InProcessOsd {
           env, log: env.log, id: id as OsdId, store, msgr: this.msgr, peerTimeoutMs: 3000,
           reportPgStates: (states) => this.mon.reportPgStates(id as OsdId, states),
           recordPgHistory: (pg, op, set, cb) => this.mon.pgHistory(id as OsdId, pg, op, set, (e) => cb(e)),
+          requestPgTemp: (pg, osds, cb) => this.mon.pgTemp(id as OsdId, pg, osds, (e) => cb(e)),
         });
         this.mon.on('map', (map) => this.core.handleMap(map));
         this.mon.serviceSecret((e2, secret) => {

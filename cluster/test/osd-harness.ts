@@ -21,6 +21,7 @@ import { MsgType } from '../src/msg/types.js';
 import { objectToPg, pgToOsds } from '../src/placement/placement.js';
 import { splitHistoryOps } from '../src/placement/pg-split.js';
 import { OsdCore } from '../src/osd/osd-core.js';
+import { checkPgTempRequest, staleTempOps } from '../src/mon/pg-temp.js';
 import { decodeOsdOpReply, encodeOsdOpRequest, isWriteOp, OSD_FLAG_READ, OSD_FLAG_WRITE } from '../src/osd/osd-protocol.js';
 import type { OsdOp, OsdOpReply } from '../src/osd/osd-protocol.js';
 import { decodeObjectCopy, encodeObjectRef, joinChunks } from '../src/osd/osd-peer-protocol.js';
@@ -72,6 +73,7 @@ export class OsdHarness {
         t.core = new OsdCore({
           env, log: env.log, id: id as OsdId, store, msgr, reportPgStates: (s) => { t.states = s; }, peerTimeoutMs: 3000,
           recordPgHistory: (pg, op, set, cb) => this.recordPgHistory(id, pg, op, set, cb),
+          requestPgTemp: (pg, osds, cb) => this.requestPgTemp(id, pg, osds, cb),
           ...(this.pgLogBounds === undefined ? {} : { pgLogBounds: this.pgLogBounds }),
         });
         msgr.listen('127.0.0.1', 0, (e2, port) => {
@@ -121,6 +123,26 @@ export class OsdHarness {
     });
   }
 
+  /** pg_temp requests the harness answered: `osd pg [osds]` (`[]` = clear). */
+  readonly pgTempLog: string[] = [];
+  /** While true, pg_temp requests are refused (the monitor is unreachable). */
+  pgTempRefused = false;
+
+  /**
+   * The monitor's side of `requestPgTemp`, against the harness map, with the monitor's own
+   * rules (mon/pg-temp.ts `checkPgTempRequest`): the change becomes a new epoch, then `cb`.
+   */
+  private requestPgTemp(osd: number, pg: string, osds: readonly OsdId[], cb: (err: ClusterError | null) => void): void {
+    setImmediate(() => {
+      if (this.pgTempRefused) { cb(new ClusterError('CLU_ERR_UNAVAILABLE', 'monitor unreachable (test)')); return; }
+      const d = checkPgTempRequest(this.map, this.map, osd as OsdId, pg, osds);
+      if (d instanceof ClusterError) { cb(d); return; }
+      this.pgTempLog.push(`${osd} ${pg} [${osds.join(',')}]`);
+      if (d.op !== undefined) this.apply([d.op]);
+      cb(null);
+    });
+  }
+
   /** First map: every started OSD up and in. */
   initMap(): void {
     const osds = [...this.osds.values()].map((t) => ({ id: t.id, host: `h${t.id}`, addr: `127.0.0.1:${t.port}` }));
@@ -128,8 +150,11 @@ export class OsdHarness {
     this.publish();
   }
 
+  /** One new epoch with `ops`, plus (as the monitor's proposals) the pg_temp entries they made stale. */
   apply(ops: MapOp[]): void {
-    this.map = nextMap(this.map, ops);
+    const next = nextMap(this.map, ops);
+    const stale = staleTempOps(next);
+    this.map = stale.length === 0 ? next : nextMap(this.map, [...ops, ...stale]);
     this.publish();
   }
 

@@ -183,6 +183,7 @@ class Osd {
       env, log: log.child({ component: 'osd-core' }), id: a.id, store, msgr: this.msgr,
       reportPgStates: (states) => this.mon.reportPgStates(a.id, states),
       recordPgHistory: (pg, op, set, cb) => this.mon.pgHistory(a.id, pg, op, set, (err) => cb(err)),
+      requestPgTemp: (pg, osds, cb) => this.mon.pgTemp(a.id, pg, osds, (err) => cb(err)),
       reportFailure: (osd) => { this.log.warn({ peer: osd }, 'peer refused data connection; reporting'); this.mon.reportFailure(osd, 'refused'); },
       scrubIntervalMs: a.scrubMs,
     });

@@ -51,6 +51,8 @@ export interface OsdContext {
   setState(pg: Pg, state: number): void;
   /** OsdCoreOptions.recordPgHistory. */
   recordPgHistory(pgKey: string, op: 'add' | 'reset', set: readonly OsdId[], cb: (err: ClusterError | null) => void): void;
+  /** OsdCoreOptions.requestPgTemp. */
+  requestPgTemp(pgKey: string, osds: readonly OsdId[], cb: (err: ClusterError | null) => void): void;
 
   // ---- client op path (client-ops.ts)
   runQueue(pg: Pg): void;
@@ -71,6 +73,8 @@ export interface OsdContext {
   repeer(pg: Pg): void;
   adoptLog(pg: Pg, info: PgInfo, entries: readonly PgLogEntry[], tail: EVersion, cb: (err: ClusterError | null) => void): void;
   maybeResetHistory(pg: Pg): void;
+  /** Temp primary of a remapped PG whose members are all complete: ask the monitor to clear its pg_temp. */
+  maybeClearPgTemp(pg: Pg): void;
 
   // ---- recovery and backfill (recovery.ts)
   recover(pg: Pg): void;

@@ -80,6 +80,11 @@ export interface OsdCoreOptions {
    * fires after the monitor committed it (or with its error; the OSD retries).
    */
   recordPgHistory: (pgKey: string, op: 'add' | 'reset', set: readonly OsdId[], cb: (err: ClusterError | null) => void) => void;
+  /**
+   * Sets (`osds` non-empty) or clears (`[]`) a PG's pg_temp with the monitor (MonClient.pgTemp,
+   * docs/replication.md §4 step 5a). `cb` fires after the monitor committed it, or with its error.
+   */
+  requestPgTemp: (pgKey: string, osds: readonly OsdId[], cb: (err: ClusterError | null) => void) => void;
   /** A peer refused our connection (it is gone): report it to the monitor. */
   reportFailure?: (osd: OsdId) => void;
   /** Periodic scrub of one PG every N ms (0 = off, the default). */
@@ -114,7 +119,10 @@ export class OsdCore {
   constructor(private readonly o: OsdCoreOptions) {
     this.env = o.env;
     this.peers = new PeerSessions({ env: o.env, msgr: o.msgr, map: () => this.map, timeoutMs: o.peerTimeoutMs ?? 10_000, reportFailure: o.reportFailure });
-    this.reporter = new PgReporter({ env: o.env, pgs: this.pgs, report: o.reportPgStates, maybeResetHistory: (pg) => this.peering.maybeResetHistory(pg) });
+    this.reporter = new PgReporter({
+      env: o.env, pgs: this.pgs, report: o.reportPgStates,
+      maybeResetHistory: (pg) => this.peering.maybeResetHistory(pg), maybeClearPgTemp: (pg) => this.peering.maybeClearPgTemp(pg),
+    });
     const ctx: OsdContext = {
       id: o.id, env: o.env, log: o.log, store: o.store, stats: this.stats, pgs: this.pgs,
       map: () => this.map,
@@ -122,6 +130,7 @@ export class OsdCore {
       peerRequest: (id, type, payload, data, cb, dataCrc) => this.peers.request(id, type, payload, data, cb, dataCrc),
       setState: (pg, s) => this.reporter.setState(pg, s),
       recordPgHistory: (key, op, set, cb) => o.recordPgHistory(key, op, set, cb),
+      requestPgTemp: (key, osds, cb) => o.requestPgTemp(key, osds, cb),
       runQueue: (pg) => this.clientOps.runQueue(pg),
       runObject: (pg, name) => this.clientOps.runObject(pg, name),
       kickAll: (pg) => this.clientOps.kickAll(pg),
@@ -138,6 +147,7 @@ export class OsdCore {
       repeer: (pg) => this.peering.repeer(pg),
       adoptLog: (pg, info, entries, tail, cb) => this.peering.adoptLog(pg, info, entries, tail, cb),
       maybeResetHistory: (pg) => this.peering.maybeResetHistory(pg),
+      maybeClearPgTemp: (pg) => this.peering.maybeClearPgTemp(pg),
       recover: (pg) => this.recovery.recover(pg),
       recoverSoon: (pg, name) => this.recovery.recoverSoon(pg, name),
       scanPeer: (pg, osd, withCrc, cb) => this.recovery.scanPeer(pg, osd, withCrc, cb),
@@ -216,7 +226,7 @@ export class OsdCore {
         // 0x33e7e92f0b82100a, 0xc36cd00c5398867e). The split happened after our previous map,
         // so intervals up to its epoch are stale; a skipped-map gap is left to replica.ts `movedOut`.
         if (split && prev !== undefined) pg.seenInterval = Math.max(pg.seenInterval, prev.epoch + 1);
-        this.peering.updatePg(pg, pool, mapping.acting as OsdId[], mapping.primary, map.epoch, inActing, split);
+        this.peering.updatePg(pg, pool, mapping.acting as OsdId[], mapping.primary, map.epoch, inActing, split, mapping.up);
       }
     }
     for (const pg of this.pgs.values()) {
@@ -236,7 +246,7 @@ export class OsdCore {
     this.tickTimer = this.env.setTimeout(() => this.tick(), 1000);
     this.clientOps.expireQueued();
     this.clientOps.retryMapWaits();
-    for (const pg of this.pgs.values()) this.peering.maybeResetHistory(pg);
+    for (const pg of this.pgs.values()) { this.peering.maybeResetHistory(pg); this.peering.maybeClearPgTemp(pg); }
     this.reporter.scheduleReport();
   }
 

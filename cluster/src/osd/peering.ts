@@ -6,8 +6,13 @@
  *     ─► QUERY acting ∪ previous acting ∪ up members of the PG history sets (`startPeering`)
  *     ─► prior set: a member of every history set answered? no ─► DOWN, retry on map / 2 s timer
  *     ─► authoritative log ─► missing sets / backfill (`choose`) ─► adopt the log locally
- *     ─► no acting member complete? ─► INCOMPLETE+BACKFILLING: the primary backfills itself
- *        from a complete OSD outside the acting set (recovery.ts), then peers again
+ *     ─► no acting member complete? ─► the up primary asks the monitor for a pg_temp
+ *        [complete OSD, ...up] and waits for the map: the complete OSD peers as primary,
+ *        goes active at once and backfills the up members while serving I/O, then asks for
+ *        the clear (`maybeClearPgTemp`) and the up set peers with complete members.
+ *        Fallback (monitor refused / unreachable, no pg_temp map within PG_TEMP_WAIT_MS, or
+ *        this OSD is not the up primary): INCOMPLETE+BACKFILLING — the primary backfills
+ *        itself from the complete OSD (recovery.ts), then peers again
  *     ─► ACTIVATE peers (log + info) ‖ monitor records acting in the PG history
  *     ─► active: client queue runs, recovery starts (recovery.ts)
  *
@@ -40,16 +45,20 @@ import type { Need, Pg } from './pg.js';
 
 /** What peering uses from the rest of the OSD. */
 export type PeeringContext = Pick<OsdContext,
-  'id' | 'env' | 'log' | 'store' | 'map' | 'stopped' | 'peerRequest' | 'setState' | 'recordPgHistory'
+  'id' | 'env' | 'log' | 'store' | 'map' | 'stopped' | 'peerRequest' | 'setState' | 'recordPgHistory' | 'requestPgTemp'
   | 'requeueInflight' | 'refuseQueued' | 'runQueue' | 'recover'>;
+
+/** How long the up primary waits for the map carrying its pg_temp before it backfills itself. */
+export const PG_TEMP_WAIT_MS = 5000;
 
 export class Peering {
   constructor(private readonly c: PeeringContext) {}
 
   /** Applies a PG's mapping from a new map; a changed acting set starts a new interval. */
-  updatePg(pg: Pg, pool: PoolInfo | undefined, acting: OsdId[], primary: number, epoch: number, inActing: boolean, split = false): void {
+  updatePg(pg: Pg, pool: PoolInfo | undefined, acting: OsdId[], primary: number, epoch: number, inActing: boolean, split = false, up: readonly OsdId[] = acting): void {
     const changed = split || pg.interval === 0 || acting.length !== pg.acting.length || acting.some((x, i) => pg.acting[i] !== x);
     if (pool !== undefined) { pg.poolSize = pool.size; pg.minSize = pool.minSize; }
+    pg.up = [...up];
     if (!changed) return;
     const wasPrimary = pg.role === 'primary';
     if (pg.acting.length > 0) pg.prevActing = pg.acting;
@@ -62,6 +71,7 @@ export class Peering {
     pg.inconsistent = false;
     pg.blockedSets = undefined;
     pg.historyReset = 0;
+    pg.tempClear = 0;
     if (pg.role === 'primary') {
       // Sub-ops of an older interval (a deposed primary's late REPOP) must not apply here.
       pg.seenInterval = Math.max(pg.seenInterval, epoch);
@@ -203,9 +213,10 @@ export class Peering {
     // member that can stand for it (`priorSetAnswered`), and one failed pull or restart would
     // leave the PG down for good with every OSD up (sim seeds 0x41648c7ed04b5099,
     // 0x434090849de746d4: a split child on OSDs that never held it, the log trimmed). Ceph
-    // keeps a complete OSD acting with pg_temp; here the primary backfills itself first.
+    // keeps a complete OSD acting with pg_temp, and so does strata (`requestTempActing`); the
+    // primary backfilling itself first is the fallback.
     if (!pg.acting.includes(authId) && pg.acting.every((x) => backfillNeeded.has(x))) {
-      this.backfillBeforeActivation(pg, gen, authId, newInfo, entries, tail);
+      this.requestTempActing(pg, gen, authId, newInfo, entries, tail);
       return;
     }
     // The acting set goes into the PG history before this interval accepts a write (in
@@ -254,8 +265,76 @@ export class Peering {
   }
 
   /**
+   * No acting member is complete (every one needs backfill) and `authId`, outside the acting
+   * set, is: as up primary, ask the monitor for pg_temp = [authId, ...up]. The complete OSD
+   * becomes the primary of a temporary acting set of size + 1: it is complete, so it peers,
+   * records that set in the PG history (it stands for it in every later prior set) and goes
+   * active at once, backfilling the up members, which get every new write as acting members
+   * do. Nothing is adopted or recorded here: the map with the pg_temp starts a new interval
+   * (this OSD becomes a replica) and the PG stays `peering` until then. Falls back to
+   * `backfillBeforeActivation` when this OSD is not the up primary or the acting set already
+   * differs from up (a pg_temp in effect whose members are all incomplete), when the monitor
+   * refuses or cannot be reached, or when no new interval came within PG_TEMP_WAIT_MS (the
+   * monitor dropped the entry as stale, e.g. the complete OSD went down meanwhile).
+   */
+  private requestTempActing(pg: Pg, gen: number, authId: OsdId, info: PgInfo, entries: readonly PgLogEntry[], tail: EVersion): void {
+    const map = this.c.map();
+    const up = pg.up;
+    const isUpPrimary = up[0] === this.c.id && up.length === pg.acting.length && up.every((x, i) => pg.acting[i] === x);
+    if (map === undefined || !isUpPrimary || map.osds.get(authId)?.up !== true || up.includes(authId)) {
+      this.backfillBeforeActivation(pg, gen, authId, info, entries, tail);
+      return;
+    }
+    const want = [authId, ...up];
+    const startMs = this.c.env.nowMs();
+    this.c.log.info({ pg: pg.key, up, auth: authId, pgTemp: want },
+      'pg has no complete acting member: asking the monitor for a pg_temp with the complete osd as primary');
+    const fallback = (why: string, fields: object): void => {
+      if (pg.peeringGen !== gen) return;
+      this.c.log.info({ pg: pg.key, pgTemp: want, ...fields }, `pg_temp not in effect (${why}): the primary backfills before activating`);
+      this.backfillBeforeActivation(pg, gen, authId, info, entries, tail);
+    };
+    this.c.requestPgTemp(pg.key, want, (err) => {
+      if (pg.peeringGen !== gen) return;
+      if (err !== null) { fallback('refused', { code: err.code, err: err.message }); return; }
+      this.c.log.debug({ pg: pg.key, pgTemp: want, ms: Math.round(this.c.env.nowMs() - startMs) }, 'pg_temp committed; waiting for its map');
+      this.c.env.setTimeout(() => fallback('no new interval', { waitedMs: PG_TEMP_WAIT_MS }), PG_TEMP_WAIT_MS);
+    });
+  }
+
+  /**
+   * Temp primary of a remapped PG (a pg_temp in effect) with every member complete — its own
+   * objects, every peer's missing set empty and acknowledged complete (ACTIVATE mode 2), no
+   * backfill pending: asks the monitor to clear the pg_temp. The next map's interval has
+   * acting = up, whose members are complete now, so it peers normally (this OSD's copy stays
+   * as a stray, and its set in the PG history until the up set is clean). Retried from `tick`
+   * (at most every 5 s after a refusal); a new interval drops it.
+   */
+  maybeClearPgTemp(pg: Pg): void {
+    const map = this.c.map();
+    if (pg.role !== 'primary' || map === undefined || !map.pgTemp.has(pg.key) || (pg.state & PgState.ACTIVE) === 0) return;
+    if ((pg.state & (PgState.DEGRADED | PgState.RECOVERING | PgState.BACKFILLING | PgState.UNDERSIZED)) !== 0) return;
+    if (pg.missingCount() > 0 || pg.incompletePeers.size > 0 || pg.backfillPending.size > 0 || pg.completing.size > 0 || pg.recovering.size > 0) return;
+    if (compareVersion(pg.info.lastComplete, pg.log.head) < 0 || pg.info.backfilling) return;
+    if (pg.tempClear === 'inflight' || pg.tempClear === pg.interval || this.c.env.nowMs() < pg.tempClearRetryMs) return;
+    const interval = pg.interval;
+    pg.tempClear = 'inflight';
+    this.c.log.info({ pg: pg.key, acting: pg.acting, up: pg.up }, 'every member of the temporary acting set is complete: clearing the pg_temp');
+    this.c.requestPgTemp(pg.key, [], (err) => {
+      if (pg.tempClear !== 'inflight' || pg.interval !== interval) return; // a new interval started meanwhile
+      if (err !== null) {
+        pg.tempClear = 0;
+        pg.tempClearRetryMs = this.c.env.nowMs() + 5000;
+        this.c.log.info({ pg: pg.key, code: err.code, err: err.message }, 'pg_temp clear refused; will retry');
+        return;
+      }
+      pg.tempClear = interval;
+    });
+  }
+
+  /**
    * No acting member is complete (every one needs backfill; the authoritative log is on an OSD
-   * outside the acting set): the primary adopts the authoritative log as backfilling, reports
+   * outside the acting set) and no pg_temp could be used (`requestTempActing`): the primary adopts the authoritative log as backfilling, reports
    * `incomplete+backfilling` and copies the PG from a complete OSD (recovery.ts: scan, diff,
    * pulls). No client I/O, nothing recorded in the PG history, no peer activated. Once every
    * object is in, recovery marks the primary complete and peers again: the primary is then a

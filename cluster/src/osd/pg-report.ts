@@ -21,6 +21,7 @@ export class PgReporter {
     pgs: ReadonlyMap<string, Pg>;
     report: (states: Record<string, string>) => void;
     maybeResetHistory: OsdContext['maybeResetHistory'];
+    maybeClearPgTemp: OsdContext['maybeClearPgTemp'];
   }) {}
 
   stop(): void { this.stopped = true; }
@@ -37,6 +38,7 @@ export class PgReporter {
     pg.state = checkTransition(pg.state, s);
     this.scheduleReport();
     if ((s & PgState.CLEAN) !== 0) this.o.maybeResetHistory(pg);
+    if ((s & PgState.REMAPPED) !== 0) this.o.maybeClearPgTemp(pg);
   }
 
   scheduleReport(): void {

@@ -63,6 +63,8 @@ export class Pg {
   info: PgInfo = emptyInfo();
   role: 'primary' | 'replica' | 'stray' = 'stray';
   acting: OsdId[] = [];
+  /** The PG's up set in the current map; differs from `acting` while a pg_temp is in effect. */
+  up: readonly OsdId[] = [];
   prevActing: OsdId[] = [];
   interval = 0;
   /** Highest interval seen in peer messages (replica side): older sub-ops are refused. */
@@ -83,6 +85,12 @@ export class Pg {
   historyReset: number | 'inflight' = 0;
   /** Earliest time of the next reset attempt after a refused one. */
   historyResetRetryMs = 0;
+  /** pg_temp clear (temp primary, every member complete): interval it was asked for, or 'inflight'. */
+  tempClear: number | 'inflight' = 0;
+  /** Earliest time of the next clear attempt after a refused one. */
+  tempClearRetryMs = 0;
+  /** Peers sent ACTIVATE mode 2 (complete) whose acknowledgement has not arrived. */
+  readonly completing = new Set<OsdId>();
   // Primary-side state.
   readonly queue: ClientOp[] = [];
   readonly objWait = new Map<string, ClientOp[]>();
@@ -116,7 +124,7 @@ export class Pg {
   }
   /** Forgets what peering learnt (new interval or re-peer). */
   clearPeeringResults(): void {
-    this.selfMissing.clear(); this.peerMissing.clear(); this.peerInfos.clear(); this.backfillPending.clear(); this.incompletePeers.clear();
+    this.selfMissing.clear(); this.peerMissing.clear(); this.peerInfos.clear(); this.backfillPending.clear(); this.incompletePeers.clear(); this.completing.clear();
   }
 }
 
@@ -134,6 +142,11 @@ export function isSelfBackfilling(pg: Pg): boolean {
   return pg.state === SELF_BACKFILL_STATE;
 }
 
+/** Acting ≠ up: a pg_temp is in effect (the PG is served by a temporary acting set). */
+export function isRemapped(pg: Pg): boolean {
+  return pg.up.length !== pg.acting.length || pg.up.some((x, i) => pg.acting[i] !== x);
+}
+
 /** ACTIVE plus modifiers from the recovery bookkeeping. */
 export function activeState(pg: Pg): number {
   let s: number = PgState.ACTIVE;
@@ -143,6 +156,7 @@ export function activeState(pg: Pg): number {
     s |= PgState.DEGRADED;
     if (pg.backfillPending.size > 0) s |= PgState.BACKFILLING; else s |= PgState.RECOVERING;
   }
+  if (isRemapped(pg)) s |= PgState.REMAPPED;
   if (pg.inconsistent) s |= PgState.INCONSISTENT;
   if (pg.scrubbing) s |= PgState.SCRUBBING;
   if ((s & ~(PgState.INCONSISTENT | PgState.SCRUBBING)) === PgState.ACTIVE) s |= PgState.CLEAN;

@@ -36,7 +36,7 @@ import type { Need, Pg } from './pg.js';
 
 /** What recovery uses from the rest of the OSD. */
 export type RecoveryContext = Pick<OsdContext,
-  'id' | 'env' | 'log' | 'store' | 'stats' | 'map' | 'peerRequest' | 'setState' | 'repeer' | 'runObject' | 'kickAll'>;
+  'id' | 'env' | 'log' | 'store' | 'stats' | 'map' | 'peerRequest' | 'setState' | 'repeer' | 'runObject' | 'kickAll' | 'maybeClearPgTemp'>;
 
 export class Recovery {
   constructor(private readonly c: RecoveryContext, private readonly concurrency: number) {}
@@ -74,11 +74,15 @@ export class Recovery {
       pg.incompletePeers.delete(osd);
       const gen = pg.peeringGen;
       const info: PgInfo = { ...pg.info, lastUpdate: pg.log.head, lastComplete: pg.log.head, backfilling: false };
+      pg.completing.add(osd);
       this.c.peerRequest(osd, MsgType.MSG_OSD_PG_ACTIVATE, encodePgActivate({ pg: pg.key, interval: pg.interval, mode: 2, info, tail: pg.log.tail, entries: [] }), undefined, (e) => {
         if (pg.peeringGen !== gen) return;
+        pg.completing.delete(osd);
         if (e !== null) { this.c.repeer(pg); return; }
         this.c.setState(pg, activeState(pg));
         this.maybeLogRecovered(pg);
+        // A remapped PG may hand over to its up set once every member acknowledged being complete.
+        this.c.maybeClearPgTemp(pg);
       });
     }
     if (pg.selfMissing.size === 0 && !pg.backfillPending.has(this.c.id) && compareVersion(pg.info.lastComplete, pg.log.head) < 0 && pg.recovering.size === 0) {

@@ -17,6 +17,9 @@
  *   │  DOWN    │ acting < min_size / prior set   └──────────────┘  (repair clears it)
  *   └──────────┘
  *
+ * `remapped` = acting ≠ up (a pg_temp: the complete OSD serves I/O as primary while the up
+ * members backfill; never `clean` — the primary asks the monitor to clear the pg_temp once
+ * every member is complete, and the PG goes clean on its up set).
  * `degraded` = some acting member misses objects or acting < pool size; `recovering` = log
  * based pushes/pulls in progress; `backfilling` = a peer whose log does not overlap is being
  * filled from a full scan. `incomplete+backfilling` (no client I/O): every acting member needs
@@ -37,11 +40,13 @@ export const PgState = {
   DOWN: 0x100,
   UNDERSIZED: 0x200,
   SCRUBBING: 0x400,
+  /** Acting ≠ up: a pg_temp keeps a complete OSD acting while the up members backfill. Never clean. */
+  REMAPPED: 0x800,
 } as const;
 
 const NAMES: [number, string][] = [
   [PgState.PEERING, 'peering'], [PgState.DOWN, 'down'], [PgState.INCOMPLETE, 'incomplete'], [PgState.ACTIVE, 'active'],
-  [PgState.CLEAN, 'clean'], [PgState.UNDERSIZED, 'undersized'], [PgState.DEGRADED, 'degraded'], [PgState.RECOVERING, 'recovering'],
+  [PgState.CLEAN, 'clean'], [PgState.REMAPPED, 'remapped'], [PgState.UNDERSIZED, 'undersized'], [PgState.DEGRADED, 'degraded'], [PgState.RECOVERING, 'recovering'],
   [PgState.BACKFILLING, 'backfilling'], [PgState.SCRUBBING, 'scrubbing'], [PgState.INCONSISTENT, 'inconsistent'],
 ];
 
@@ -53,7 +58,7 @@ export function pgStateString(s: number): string {
 
 /** The base of a state: exactly one of these bits is set in every legal state. */
 const BASES = PgState.PEERING | PgState.ACTIVE | PgState.DOWN | PgState.INCOMPLETE;
-const ACTIVE_MODIFIERS = PgState.CLEAN | PgState.DEGRADED | PgState.RECOVERING | PgState.BACKFILLING | PgState.INCONSISTENT | PgState.UNDERSIZED | PgState.SCRUBBING;
+const ACTIVE_MODIFIERS = PgState.CLEAN | PgState.DEGRADED | PgState.RECOVERING | PgState.BACKFILLING | PgState.INCONSISTENT | PgState.UNDERSIZED | PgState.SCRUBBING | PgState.REMAPPED;
 
 /** Allowed base → base moves (0 = the initial state of a PG object). */
 const TRANSITIONS: Record<number, readonly number[]> = {
@@ -71,7 +76,7 @@ export function assertValidState(s: number): void {
   // INCOMPLETE may carry BACKFILLING: the primary backfills itself before activation.
   const allowed = base === PgState.INCOMPLETE ? PgState.INCONSISTENT | PgState.BACKFILLING : PgState.INCONSISTENT;
   if (base !== PgState.ACTIVE) assert((s & ACTIVE_MODIFIERS & ~allowed) === 0, `modifiers without active: ${pgStateString(s)}`);
-  if ((s & PgState.CLEAN) !== 0) assert((s & (PgState.DEGRADED | PgState.RECOVERING | PgState.BACKFILLING | PgState.UNDERSIZED)) === 0, `clean with pending work: ${pgStateString(s)}`);
+  if ((s & PgState.CLEAN) !== 0) assert((s & (PgState.DEGRADED | PgState.RECOVERING | PgState.BACKFILLING | PgState.UNDERSIZED | PgState.REMAPPED)) === 0, `clean with pending work: ${pgStateString(s)}`);
 }
 
 /** Checks `from → to` against the table; an illegal transition is an assertion failure. */
