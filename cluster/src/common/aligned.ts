@@ -17,7 +17,7 @@ export const DIRECT_ALIGN_BYTES = 4096;
 export const ALIGNED_MIN_BYTES = 64 * 1024;
 
 /** An uninitialised 4096-aligned view of `n` bytes (its buffer is 4095 bytes longer). */
-function alignedBytes(n: number): Uint8Array {
+export function alignedBytes(n: number): Uint8Array {
   // Why allocUnsafeSlow: no zero fill (every caller overwrites it all), and not from Node's
   // shared 8 KiB pool (the buffer is ours alone).
   const b = Buffer.allocUnsafeSlow(n + DIRECT_ALIGN_BYTES - 1);

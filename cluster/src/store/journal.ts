@@ -22,6 +22,7 @@
  * store then waits for a checkpoint (backpressure) and calls `trim`.
  */
 import { copyBytes } from '../common/codec.js';
+import { alignedBytes } from '../common/aligned.js';
 import { assert } from '../common/assert.js';
 import type { DiskError, Env, Fd } from '../env/env.js';
 import { HEADER_BYTES, RECORD_ALIGN, RecordKind, encodeRecord, parseRecord, recordBytes } from './journal-format.js';
@@ -51,6 +52,13 @@ export interface JournalParams {
   readonly dsync?: boolean;
   /** With `dsync`: write batches with `disk.pwriteInline` (on this thread) when the disk has it. */
   readonly inline?: boolean;
+  /**
+   * With `dsync`: a second fd on the journal opened O_DSYNC | O_DIRECT, which batches are
+   * written through (from 4096-aligned buffers; records are 512-aligned in length and offset).
+   * No copy into the page cache: ~40 against ~60-80 µs of CPU per 4.5 KiB durable write here,
+   * and a shorter wait (docs/object-store.md, "Journal I/O"). `fd` stays the reading fd.
+   */
+  readonly directFd?: Fd;
 }
 
 /** Largest record payload a journal of `journalBytes` accepts (half the ring, minus slack). */
@@ -68,6 +76,9 @@ export class Journal {
   private readonly syncData: (cb: DurableCb) => void;
   private readonly dsync: boolean;
   private readonly inline: boolean;
+  /** Where dsync batches are written: the O_DIRECT fd when there is one. */
+  private readonly writeFd: Fd;
+  private readonly direct: boolean;
   private start: number;
   private head: number;
   private nextSeqValue: number;
@@ -85,6 +96,8 @@ export class Journal {
     this.syncData = p.syncData;
     this.dsync = p.dsync === true;
     this.inline = this.dsync && p.inline === true && p.env.disk.pwriteInline !== undefined;
+    this.direct = this.dsync && p.directFd !== undefined;
+    this.writeFd = this.direct ? p.directFd! : p.fd;
     this.ringEnd = p.journalBytes;
     assert(p.journalBytes % RECORD_ALIGN === 0, 'journal size alignment');
     assert(p.head >= this.ringStart && p.head < this.ringEnd, 'journal head in ring');
@@ -156,7 +169,7 @@ export class Journal {
   }
 
   private writeBatch(batch: Pending[]): void {
-    const runs = contiguousRuns(batch);
+    const runs = contiguousRuns(batch, this.direct);
     if (this.dsync) return this.writeBatchDsync(batch, runs);
     let left = runs.length;
     let failed: DiskError | null = null;
@@ -180,10 +193,10 @@ export class Journal {
     if (dataSync) this.syncData(one);
     if (this.inline) {
       // Runs inside the batch's setImmediate, so callbacks still never fire inside `append`.
-      for (const run of runs) one(this.env.disk.pwriteInline!(this.fd, run.bytes, run.offset));
+      for (const run of runs) one(this.env.disk.pwriteInline!(this.writeFd, run.bytes, run.offset));
       return;
     }
-    for (const run of runs) this.env.disk.pwrite(this.fd, run.bytes, run.offset, one);
+    for (const run of runs) this.env.disk.pwrite(this.writeFd, run.bytes, run.offset, one);
   }
 
   private syncBatch(batch: Pending[], writeErr: DiskError | null): void {
@@ -218,7 +231,8 @@ export class Journal {
 }
 
 /** Merges records that are adjacent on disk into single writes. */
-function contiguousRuns(batch: readonly Pending[]): { offset: number; bytes: Uint8Array }[] {
+/** Batch records joined into runs of adjacent offsets; `aligned`: every run in a 4096-aligned buffer (O_DIRECT). */
+function contiguousRuns(batch: readonly Pending[], aligned: boolean): { offset: number; bytes: Uint8Array }[] {
   const runs: { offset: number; parts: Uint8Array[]; end: number }[] = [];
   for (const p of batch) {
     const last = runs[runs.length - 1];
@@ -229,11 +243,11 @@ function contiguousRuns(batch: readonly Pending[]): { offset: number; bytes: Uin
       runs.push({ offset: p.offset, parts: [p.bytes], end: p.offset + p.bytes.length });
     }
   }
-  return runs.map((r) => ({ offset: r.offset, bytes: r.parts.length === 1 ? r.parts[0]! : concat(r.parts, r.end - r.offset) }));
+  return runs.map((r) => ({ offset: r.offset, bytes: r.parts.length === 1 && !aligned ? r.parts[0]! : concat(r.parts, r.end - r.offset, aligned) }));
 }
 
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
+function concat(parts: readonly Uint8Array[], total: number, aligned: boolean): Uint8Array {
+  const out = aligned ? alignedBytes(total) : new Uint8Array(total);
   let pos = 0;
   for (const p of parts) { out.set(p, pos); pos += p.length; }
   return out;

@@ -51,6 +51,8 @@ export interface StoreStats {
   readonly queued: number;
   /** Direct writes go to the data file with O_DIRECT. */
   readonly directIo: boolean;
+  /** Journal batches are written through an O_DSYNC | O_DIRECT fd (no page-cache copy). */
+  readonly journalDirectIo: boolean;
   /** Direct writes copied first because their buffer was not 4096-aligned. */
   readonly unalignedDirectWrites: number;
 }
@@ -355,6 +357,7 @@ export class ObjectStore {
       dataFileBlocks: s.allocator.highWaterBlocks,
       queued: this.queue.length,
       directIo: s.dataDirectFd !== undefined,
+      journalDirectIo: s.journalDirectFd !== undefined,
       unalignedDirectWrites: this.unalignedDirect,
     };
   }
@@ -373,7 +376,10 @@ export class ObjectStore {
         const disk = this.env.disk;
         const directFd = this.s.dataDirectFd;
         const closeDirect = (): void => (directFd === undefined ? cb(err) : disk.close(directFd, () => cb(err)));
-        disk.close(this.s.journalFd, () => disk.close(this.s.dataFd, closeDirect));
+        const journalDirectFd = this.s.journalDirectFd;
+        const closeData = (): void => disk.close(this.s.dataFd, closeDirect);
+        const closeJournalDirect = (): void => (journalDirectFd === undefined ? closeData() : disk.close(journalDirectFd, closeData));
+        disk.close(this.s.journalFd, closeJournalDirect);
       };
       if (this.broken !== undefined) return finish(this.broken);
       this.checkpoint(finish);

@@ -21,7 +21,7 @@ import { BlockAllocator, InflightGate } from './allocator.js';
 import { Checkpointer } from './checkpoint.js';
 import { readWholeFile, writeFileAtomic } from '../env/disk-file.js';
 import { ioError, readBlocks } from './disk-io.js';
-import { HEADER_BYTES, decodeJournalHeader, encodeJournalHeader } from './journal-format.js';
+import { HEADER_BYTES, RECORD_ALIGN, decodeJournalHeader, encodeJournalHeader } from './journal-format.js';
 import { Journal, journalPayloadMax, readJournal } from './journal.js';
 import type { ReplayRecord } from './journal.js';
 import { decodeMeta, encodeMeta } from './meta-codec.js';
@@ -30,6 +30,7 @@ import { ObjectIndex } from './object-index.js';
 import { OpType, decodeTxnPayload } from './resolved-ops.js';
 import type { ResolvedOp } from './resolved-ops.js';
 import { BLOCK_BYTES } from './types.js';
+import { alignedBytes } from '../common/aligned.js';
 
 /** Everything an open store runs on. */
 export interface OpenedStore {
@@ -40,6 +41,8 @@ export interface OpenedStore {
   readonly dataGate: InflightGate;
   readonly readGate: InflightGate;
   readonly journalFd: Fd;
+  /** The journal opened O_DSYNC | O_DIRECT, which batches are written through, when allowed. */
+  readonly journalDirectFd: Fd | undefined;
   readonly dataFd: Fd;
   /** The data file opened O_DIRECT for direct writes, when asked for and allowed. */
   readonly dataDirectFd: Fd | undefined;
@@ -160,6 +163,7 @@ function loadStore(env: Env, dir: string, io: { inlineJournal: boolean; directDa
             syncData: (done) => gates.dataGate.afterCurrent(() => disk.fdatasync(fds.dataFd, done)),
             dsync: disk.dsyncWrites === true,
             inline: io.inlineJournal,
+            ...(fds.journalDirectFd !== undefined ? { directFd: fds.journalDirectFd } : {}),
           });
           checkpointer.attach(journal, gen);
           const stopReason = stop === undefined ? scan.stopReason : 'direct-crc';
@@ -176,7 +180,7 @@ function loadStore(env: Env, dir: string, io: { inlineJournal: boolean; directDa
   });
 }
 
-interface StoreFds { journalFd: Fd; dataFd: Fd; dataDirectFd: Fd | undefined; journalBytes: number }
+interface StoreFds { journalFd: Fd; journalDirectFd: Fd | undefined; dataFd: Fd; dataDirectFd: Fd | undefined; journalBytes: number }
 
 function openFiles(env: Env, dir: string, pos: MetaPosition, directData: boolean, cb: (err: ClusterError | null, fds?: StoreFds) => void): void {
   const disk = env.disk;
@@ -197,14 +201,37 @@ function openFiles(env: Env, dir: string, pos: MetaPosition, directData: boolean
       }
       disk.open(joinPath(dir, 'data'), {}, (err3, dataFd) => {
         if (err3) return cb(ioError('open data', err3));
-        if (!directData || disk.directIo !== true) return cb(null, { journalFd, dataFd, dataDirectFd: undefined, journalBytes });
+        if (!directData || disk.directIo !== true) return cb(null, { journalFd, journalDirectFd: undefined, dataFd, dataDirectFd: undefined, journalBytes });
         disk.open(joinPath(dir, 'data'), { direct: true }, (err4, directFd) => {
           // Why not fail: tmpfs before Linux 6.6 (and some FUSE file systems) refuse O_DIRECT with EINVAL; buffered
           // writes are correct everywhere, only slower for big writes.
           if (err4) env.log.info({ dir, errno: err4.code }, 'object store: O_DIRECT refused for the data file; buffered data writes');
-          cb(null, { journalFd, dataFd, dataDirectFd: err4 ? undefined : directFd, journalBytes });
+          openJournalDirect(env, dir, hdr, (journalDirectFd) => {
+            cb(null, { journalFd, journalDirectFd, dataFd, dataDirectFd: err4 ? undefined : directFd, journalBytes });
+          });
         });
       });
+    });
+  });
+}
+
+/**
+ * The journal's O_DSYNC | O_DIRECT write fd (`JournalParams.directFd`), or undefined where the
+ * disk cannot: no O_DSYNC, O_DIRECT refused at open, or refused for 512-byte-aligned writes (a
+ * device whose logical block is 4 KiB; journal records are 512-aligned). The probe writes the
+ * header block back unchanged through the new fd: harmless at any moment, even if we crash.
+ */
+function openJournalDirect(env: Env, dir: string, hdr: Uint8Array, cb: (fd: Fd | undefined) => void): void {
+  const disk = env.disk;
+  if (disk.dsyncWrites !== true) return cb(undefined);
+  disk.open(joinPath(dir, 'journal'), { dsync: true, direct: true }, (err, fd) => {
+    if (err) { env.log.info({ dir, errno: err.code }, 'object store: O_DIRECT refused for the journal; page-cache journal writes'); return cb(undefined); }
+    const probe = alignedBytes(RECORD_ALIGN);
+    probe.set(hdr.subarray(0, RECORD_ALIGN));
+    disk.pwrite(fd, probe, 0, (err2) => {
+      if (err2 === null) return cb(fd);
+      env.log.info({ dir, errno: err2.code }, 'object store: O_DIRECT refused for 512-byte journal writes; page-cache journal writes');
+      disk.close(fd, () => cb(undefined));
     });
   });
 }

@@ -25,7 +25,7 @@ const WRITER = join(fileURLToPath(import.meta.url), '../store-writer.js');
 
 interface Submit { id: number; obj: number; sector: number; count: number }
 
-function runWriter(dir: string, firstId: number, seed: number, killAfterMs: number, journalIo: 'pool' | 'inline', dataIo: 'direct' | 'buffered'): Promise<{ submits: Submit[]; committed: Set<number> }> {
+function runWriter(dir: string, firstId: number, seed: number, killAfterMs: number, journalIo: 'pool' | 'inline', dataIo: 'direct' | 'buffered'): Promise<{ submits: Submit[]; committed: Set<number>; info: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [WRITER, dir, String(firstId), String(seed), journalIo, dataIo], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -44,12 +44,14 @@ function runWriter(dir: string, firstId: number, seed: number, killAfterMs: numb
       if (signal !== 'SIGKILL') return reject(new Error(`writer exited ${code} ${signal}: ${errText}`));
       const submits: Submit[] = [];
       const committed = new Set<number>();
+      let info = '';
       for (const line of out.split('\n')) {
+        if (line.startsWith('I ')) info = line.slice(2);
         const f = line.split(' ');
         if (f[0] === 'S' && f.length === 5) submits.push({ id: Number(f[1]), obj: Number(f[2]), sector: Number(f[3]), count: Number(f[4]) });
         if (f[0] === 'C' && f.length === 2 && f[1] !== '') committed.add(Number(f[1]));
       }
-      resolve({ submits, committed });
+      resolve({ submits, committed, info });
     });
   });
 }
@@ -93,6 +95,7 @@ test(`kill -9 during a write storm loses no committed write and tears no sector 
       const r = await runWriter(dir, round * 10_000_000 + 1, 1000 + round, 200 + Math.floor(Math.random() * 800), journalIo, DATA_IO);
       submits.push(...r.submits);
       for (const id of r.committed) committed.add(id);
+      if (round === 0) t.log(`store I/O: ${r.info}`);
       const store = await openReal(dir);
       const allowed = allowedIds(submits, committed);
       let checked = 0;

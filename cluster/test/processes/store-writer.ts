@@ -43,6 +43,7 @@ function main(): void {
   const env = createRealEnv({ log: pino({ level: 'warn' }, pino.destination(2)), net });
   ObjectStore.open(env, { dir, journalBytes: 8 * 1024 * 1024, directWriteBytes: 64 * 1024, journalIo, dataIo }, (err, store) => {
     if (err || store === undefined) { process.stderr.write(`open failed: ${String(err)}\n`); process.exit(2); }
+    writeSync(1, `I journalDirect=${store.stats().journalDirectIo} dataDirect=${store.stats().directIo}\n`);
     let inflight = 0;
     const submitOne = (): void => {
       const obj = rand(OBJECTS);
