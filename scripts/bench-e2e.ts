@@ -12,7 +12,7 @@
 //
 //   npx tsc -p tsconfig.json && node dist/scripts/bench-e2e.js [--runtime 8] [--warmup 2] [--jobs a,b]
 //        [--backends strata-file,strata-cluster,qsd-file,qsd-rbd] [--disk-mib 512]
-//        [--ceph-dir DIR (a Ceph already kept by bench-ceph.sh; default: start one)] [--json FILE]
+//        [--ceph-dir DIR (a Ceph kept by bench-ceph.sh --keep; its daemons are started if stopped; default: bring one up)] [--json FILE]
 //
 // The job list, fio files and guest run are bench-vhost.ts's (scripts/bench-guest.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -115,9 +115,15 @@ async function main(): Promise<void> {
         }
         const conf = path.join(cephDir, 'ceph', 'ceph.conf');
         if (!fs.existsSync(conf)) throw new Error(`no Ceph config at ${conf}`);
-        if (startedCeph) {
-          // bench-ceph.sh --keep keeps the data but its exit trap stops the daemons: start them
-          // again from the kept configuration (they daemonize; pid files in ceph/run).
+        // bench-ceph.sh --keep keeps the data but its exit trap stops the daemons — also those of
+        // a --ceph-dir kept by an earlier bench-ceph.sh run: start them again from the kept
+        // configuration (they daemonize; pid files in ceph/run) unless they answer already.
+        let running = false;
+        if (!startedCeph) {
+          try { execFileSync('ceph', ['-c', conf, '--connect-timeout', '5', 'osd', 'stat', '-f', 'json'], { stdio: 'ignore', timeout: 15_000 }); running = true; } catch { /* stopped */ }
+        }
+        if (!running) {
+          startedCeph = true; // Ours to stop at the end.
           process.stderr.write('bench-e2e: qsd-rbd: starting the kept Ceph daemons (mon.a, mgr.x, osd.0-2)\n');
           execFileSync('ceph-mon', ['-c', conf, '-i', 'a'], { stdio: 'ignore', timeout: 60_000 });
           execFileSync('ceph-mgr', ['-c', conf, '-i', 'x'], { stdio: 'ignore', timeout: 60_000 });
