@@ -9,9 +9,9 @@
 import test from 'ava';
 import { Reader, Writer } from '../src/common/codec.js';
 import { crc32c } from '../src/common/crc32c.js';
-import { ClusterError } from '../src/common/errors.js';
+import { ClusterError, clusterErrorToWire } from '../src/common/errors.js';
 import { capsAllow } from '../src/auth/caps.js';
-import { authPolicy } from '../src/auth/handshake.js';
+import { authPolicy, decodeReject, encodeReject } from '../src/auth/handshake.js';
 import type { ClientCredentials } from '../src/auth/handshake.js';
 import { OSD_SERVICE_ENTITY, makeKeyringEntry } from '../src/auth/keyring.js';
 import type { Keyring } from '../src/auth/keyring.js';
@@ -173,4 +173,14 @@ test('a tampered frame with valid CRCs is rejected by its signature and the conn
   tap.fn = null;
   t.is(await op(s, 'a', false), null, 'the client reconnects with a fresh signed session');
   for (const m of [client, mon.msgr, o.msgr]) m.shutdown();
+});
+
+test('an error reply carries its stable reason; a reply without one (older sender) decodes as before', (t) => {
+  const e = decodeReject(encodeReject(new ClusterError('CLU_ERR_PERM', 'instance-mismatch: op of a on b', { details: { reason: 'instance-mismatch', other: 1 } })));
+  t.is(e.code, 'CLU_ERR_PERM');
+  t.is(e.message, 'instance-mismatch: op of a on b');
+  t.deepEqual(e.details, { remote: true, reason: 'instance-mismatch' });
+  const old = new Writer(64).u16(clusterErrorToWire('CLU_ERR_NOT_FOUND')).str('no such object').finish();
+  t.deepEqual(decodeReject(old).details, { remote: true });
+  t.is(decodeReject(old).code, 'CLU_ERR_NOT_FOUND');
 });

@@ -39,6 +39,8 @@ const resetOf = (s: Session): Promise<void> => new Promise((resolve) => s.once('
 
 const mismatch = (t: { true: (v: boolean, m?: string) => void }, r: number | ClusterError, what: string): void => {
   t.true(r instanceof ClusterError && r.code === 'CLU_ERR_PERM' && r.message.startsWith('instance-mismatch'), `${what}: ${String(r)}`);
+  // The stable reason travels with the error reply (encodeReject), not only in the message.
+  t.true(r instanceof ClusterError && r.details?.['reason'] === 'instance-mismatch' && r.details['remote'] === true, `${what}: reason ${JSON.stringify(r instanceof ClusterError ? r.details : null)}`);
 };
 
 test.serial('ops must name the instance their session presented; blocklisting cannot be escaped by another nonce', async (t) => {

@@ -164,15 +164,25 @@ export function decodeHello(payload: Uint8Array): Hello | ClusterError {
 
 /** Encodes MSG_AUTH_REJECT (also used for error replies): u16 wire code, str message. */
 export function encodeReject(err: ClusterError): Uint8Array {
-  return new Writer(64).u16(clusterErrorToWire(err.code)).str(err.message.slice(0, 512)).finish();
+  const w = new Writer(64).u16(clusterErrorToWire(err.code)).str(err.message.slice(0, 512));
+  // The stable reason (e.g. `instance-mismatch`, `blocklisted`), so the peer can act on it
+  // without parsing the message. Appended: older decoders stop after the message.
+  const reason = err.details?.['reason'];
+  if (typeof reason === 'string' && reason.length > 0) w.str(reason.slice(0, 64));
+  return w.finish();
 }
 
-/** Decodes an error payload written by `encodeReject`; unknown codes map to CLU_ERR_AUTH. */
+/**
+ * Decodes an error payload written by `encodeReject`; unknown codes map to CLU_ERR_AUTH. The
+ * result's `details` carry `remote: true` and the sender's `reason` when it sent one.
+ */
 export function decodeReject(payload: Uint8Array, fallback: ClusterError['code'] = 'CLU_ERR_AUTH'): ClusterError {
   try {
     const r = new Reader(payload);
     const code = clusterErrorFromWire(r.u16()) ?? fallback;
-    return new ClusterError(code, r.str(1024), { details: { remote: true } });
+    const message = r.str(1024);
+    const reason = r.remaining > 0 ? r.str(64) : '';
+    return new ClusterError(code, message, { details: reason === '' ? { remote: true } : { remote: true, reason } });
   } catch {
     return new ClusterError(fallback, 'malformed error payload', { details: { remote: true } });
   }
