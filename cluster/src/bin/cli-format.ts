@@ -20,9 +20,41 @@ export function formatCommandResult(prefix: string, r: R): string {
     case 'pool create': return `pool created (id ${String(r['poolId'])}, epoch ${String(r['epoch'])})`;
     case 'auth rm': return `removed ${String(r['removed'])}`;
     case 'osd blocklist ls': return formatBlocklist(r);
+    case 'pg ls': return formatPgLs(r);
+    case 'osd pg-temp ls': return formatPgTempLs(r);
+    case 'osd pg-temp rm': return `pg_temp of ${String(r['pg'])} removed (epoch ${String(r['epoch'])}); its primary may ask for it again`;
     case 'osd blocklist add': return `blocklisted ${String(r['instance'])} until ${new Date(Number(r['expiresMs'])).toISOString()} (epoch ${String(r['epoch'])})`;
     default: return r['epoch'] === undefined ? JSON.stringify(r) : `done (epoch ${String(r['epoch'])})`;
   }
+}
+
+const osdSet = (ids: readonly number[] | undefined): string => `[${(ids ?? []).join(',')}]`;
+
+/** Left-aligned columns, two spaces apart. */
+function table(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((c, i) => { widths[i] = Math.max(widths[i] ?? 0, c.length); });
+  return rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  '));
+}
+
+/** `strata pg ls`: a table, acting sets from a pg_temp marked `*`, then a count line. */
+function formatPgLs(r: R): string {
+  const pgs = (r['pgs'] as { pg: string; state: string; up: number[]; acting: number[]; primary: number; pgTemp?: number[]; lastReportAgeMs?: number }[] | undefined) ?? [];
+  const rows = [['PG', 'STATE', 'UP', 'ACTING', 'PRIMARY', 'REPORTED']];
+  for (const p of pgs) {
+    rows.push([p.pg, p.state, osdSet(p.up), osdSet(p.acting) + (p.pgTemp === undefined ? '' : '*'), p.primary < 0 ? '-' : `osd.${p.primary}`,
+      p.lastReportAgeMs === undefined ? '-' : `${(p.lastReportAgeMs / 1000).toFixed(1)}s ago`]);
+  }
+  const temp = pgs.some((p) => p.pgTemp !== undefined) ? '; * acting set from a pg_temp' : '';
+  const staleS = (Number(r['staleMs']) / 1000).toFixed(1);
+  return [...(pgs.length === 0 ? [] : table(rows)), `${pgs.length} pgs (epoch ${String(r['epoch'])}${temp}; stale = no report from the primary for ${staleS} s)`].join('\n');
+}
+
+/** `strata osd pg-temp ls`. */
+function formatPgTempLs(r: R): string {
+  const entries = (r['pgTemp'] as { pg: string; osds: number[]; up: number[]; acting: number[] }[] | undefined) ?? [];
+  const rows = [['PG', 'PG_TEMP', 'UP', 'ACTING'], ...entries.map((e) => [e.pg, osdSet(e.osds), osdSet(e.up), osdSet(e.acting)])];
+  return [...(entries.length === 0 ? [] : table(rows)), `${entries.length} pg_temp entries (epoch ${String(r['epoch'])})`].join('\n');
 }
 
 function formatBlocklist(r: R): string {

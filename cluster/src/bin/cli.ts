@@ -3,7 +3,8 @@
  * create|ls|set|rm`, `strata auth add|caps|ls|get|rm`, `strata object stat` (a client
  * op through an OSD, to check tickets and caps end to end) and `strata pg scrub PGID
  * [--repair]` (an admin request to the PG's primary OSD), `strata balancer run|status`
- * (pg_upmap_items balancer in the monitor). Each run: resolve the config,
+ * (pg_upmap_items balancer in the monitor), `strata pg ls` and `strata osd pg-temp ls|rm`
+ * (per-PG state and pg_temp entries, from the monitor). Each run: resolve the config,
  * load the keyring, authenticate to the monitor with the entity's key, send one
  * `MSG_MON_COMMAND`, print the result (text, or `--json`), exit with a documented code
  * (bin-util.ts `EXIT`).
@@ -18,6 +19,7 @@ import type { ClusterMap } from '../map/cluster-map.js';
 import { poolByName } from '../map/cluster-map.js';
 import { MonClient } from '../mon/mon-client.js';
 import { SEALED_KEYRING_AAD } from '../mon/mon-commands.js';
+import { PG_LS_STATE_WORDS } from '../mon/pg-list.js';
 import { decodeOsdStatReply, encodeOsdStat } from '../mon/mon-protocol.js';
 import { MsgType } from '../msg/types.js';
 import { objectToPg, pgToOsds } from '../placement/placement.js';
@@ -41,6 +43,9 @@ export const CLI_USAGE = `Admin commands (talk to the monitor):
   strata auth caps ENTITY 'mon=…' 'osd=…' | auth ls | auth get ENTITY [-o FILE] | auth rm ENTITY
   strata object stat POOL OBJECT                               (client op through the PG's primary OSD)
   strata pg scrub PGID [--repair]                              (PGID = POOL.SEED, e.g. 1.1f; compare replicas, repair from the authoritative copy)
+  strata pg ls [POOL] [--state WORD]                           (one row per PG: state its primary reported, up, acting, primary, report age;
+                                                                WORD e.g. degraded, undersized, remapped, backfilling, peering, incomplete, down, inconsistent, stale, unknown)
+  strata osd pg-temp ls | osd pg-temp rm PGID                  (pg_temp entries with their up and acting sets; rm: mon 'allow rw', the OSD may ask again)
   strata balancer run [--max-changes N] [--max-deviation N]    (pg_upmap_items: even out replicas per OSD; default 1000 moves, ±1 replica)
   strata balancer status                                       (per-pool, per-OSD replica counts vs weight-proportional target)
 Common options:
@@ -52,7 +57,7 @@ Common options:
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 exists, 5 auth/permission denied, 6 monitor/OSD unavailable`;
 
 /** `strata osd` words that are admin commands (anything else is the OSD daemon). */
-export const OSD_ADMIN_WORDS = ['tree', 'dump', 'out', 'in', 'down', 'rm', 'blocklist'] as const;
+export const OSD_ADMIN_WORDS = ['tree', 'dump', 'out', 'in', 'down', 'rm', 'blocklist', 'pg-temp'] as const;
 
 interface CliOptions {
   json: boolean; timeoutMs: number; output: string | undefined;
@@ -60,6 +65,8 @@ interface CliOptions {
   caps: string[];
   repair: boolean;
   maxChanges: number | undefined; maxDeviation: number | undefined;
+  /** `pg ls --state WORD`. */
+  state?: string;
 }
 
 /** Runs one admin command; `words` are the positional words after `strata`. */
@@ -72,6 +79,7 @@ export function runCli(argv: string[], exit: (code: number) => void): void {
       'min-size': { type: 'string' }, 'pg-num': { type: 'string' }, 'failure-domain': { type: 'string' },
       caps: { type: 'string', multiple: true }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       repair: { type: 'boolean' }, 'max-changes': { type: 'string' }, 'max-deviation': { type: 'string' },
+      state: { type: 'string' },
     },
   });
   if (values.help === true) { process.stdout.write(CLI_USAGE + '\n'); exit(EXIT.OK); return; }
@@ -84,6 +92,7 @@ export function runCli(argv: string[], exit: (code: number) => void): void {
     repair: values.repair === true,
     maxChanges: values['max-changes'] === undefined ? undefined : parseIntOption(values['max-changes'], '--max-changes', 0),
     maxDeviation: values['max-deviation'] === undefined ? undefined : parseIntOption(values['max-deviation'], '--max-deviation', 1),
+    ...(values.state === undefined ? {} : { state: values.state }),
   };
   const built = buildCommand(positionals, opts);
   // Why: `strata … | head` closes stdout early; that is not an error of the command.
@@ -135,6 +144,21 @@ export function buildCommand(words: string[], o: CliOptions): Built {
     const pg = parsePgId(id ?? '');
     if (pg === undefined) throw new UsageError(`bad PGID '${id ?? ''}' (want POOL.SEED, e.g. 1.1f)`);
     return { kind: 'pg-scrub', pg };
+  }
+  if (w0 === 'pg' && w1 === 'ls') {
+    if (rest.length > 1) throw new UsageError('usage: strata pg ls [POOL] [--state WORD]');
+    const [pool] = rest;
+    if (o.state !== undefined && !PG_LS_STATE_WORDS.includes(o.state)) throw new UsageError(`bad --state '${o.state}' (one of ${PG_LS_STATE_WORDS.join(', ')})`);
+    return mon({ prefix: 'pg ls', ...(pool === undefined ? {} : { pool }), ...(o.state === undefined ? {} : { state: o.state }) });
+  }
+  if (w0 === 'osd' && w1 === 'pg-temp') {
+    const [verb, pg, ...extra] = rest;
+    if (verb === 'ls' && pg === undefined) return mon({ prefix: 'osd pg-temp ls' });
+    if (verb === 'rm' && pg !== undefined && extra.length === 0) {
+      if (parsePgId(pg) === undefined) throw new UsageError(`bad PGID '${pg}' (want POOL.SEED, e.g. 1.1f)`);
+      return mon({ prefix: 'osd pg-temp rm', pg });
+    }
+    throw new UsageError('usage: strata osd pg-temp ls | osd pg-temp rm PGID');
   }
   if (w0 === 'status' && w1 === undefined) return mon({ prefix: 'status' });
   if (w0 === 'osd' && (w1 === 'tree' || w1 === 'dump')) { need(0, `osd ${w1}`); return mon({ prefix: `osd ${w1}` }); }

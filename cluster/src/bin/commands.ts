@@ -4,7 +4,7 @@
  *   strata mon …                   monitor daemon (bin/mon.ts)
  *   strata osd --id N …            OSD placeholder daemon (bin/osd.ts)
  *   strata osd tree|dump|out|…     admin commands (bin/cli.ts)
- *   strata status | pool … | auth … | object stat … | pg scrub … | balancer run|status
+ *   strata status | pool … | auth … | object stat … | pg scrub|ls … | balancer run|status
  *   strata image … | bench …       images and benchmarks (bin/image-cli.ts)
  *
  * `strata osd` is dispatched by its second word: an admin word (`tree`, `out`, …) is a CLI
@@ -18,7 +18,7 @@ import { OSD_USAGE, runOsd } from './osd.js';
 
 /** Usage lines for the top-level `strata` help. */
 export const CLUSTER_USAGE = `  mon       run the cluster monitor (strata mon --help)
-  osd       run an OSD (strata osd --help) or an OSD admin command (tree, dump, out, in, down, rm)
+  osd       run an OSD (strata osd --help) or an OSD admin command (tree, dump, out, in, down, rm, blocklist, pg-temp)
   status    cluster health; also: pool, auth, object, pg, balancer (see below)
 
 ${CLI_USAGE}

@@ -1,6 +1,6 @@
 /**
  * Admin command execution on the monitor (`strata status`, `osd tree`, `pool create`, `auth
- * add`, …): one flat dispatch from a validated `MonCommand` to the monitor core or the auth
+ * add`, `pg ls`, `osd pg-temp ls|rm`, …): one flat dispatch from a validated `MonCommand` to the monitor core or the auth
  * database, with a JSON-able result. Run to completion; answers through `cb`.
  *
  * Key material (`auth add`, `auth get`) is never returned in clear: the keyring text is sealed
@@ -13,14 +13,13 @@ import { parseCaps } from '../auth/caps.js';
 import { isValidEntityName, serializeKeyring } from '../auth/keyring.js';
 import type { KeyringEntry } from '../auth/keyring.js';
 import { seal } from '../auth/ticket.js';
-import { parsePgId } from '../common/ids.js';
-import { pgToOsds } from '../placement/placement.js';
 import { BLOCKLIST_DEFAULT_MS } from '../map/cluster-map.js';
 import type { ClusterMap } from '../map/cluster-map.js';
 import type { PoolChanges } from '../map/incremental.js';
 import type { AuthDb } from './auth-db.js';
 import type { MonCommand } from './mon-protocol.js';
 import type { EpochCallback, MonitorCore } from './monitor-core.js';
+import { pgTempEntries } from './pg-list.js';
 
 /** AAD of a sealed keyring in an `auth add` / `auth get` reply. */
 export const SEALED_KEYRING_AAD = new TextEncoder().encode('strata-keyring-v1');
@@ -91,6 +90,12 @@ export function executeMonCommand(ctx: MonCommandContext, cmd: MonCommand, cb: C
       const entries = [...map.blocklist].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([instance, expiresMs]) => ({ instance, expiresMs }));
       return cb(null, { epoch: map.epoch, blocklist: entries });
     }
+    case 'pg ls': {
+      const r = core.pgLs({ ...(cmd.pool === undefined ? {} : { pool: cmd.pool }), ...(cmd.state === undefined ? {} : { state: cmd.state }) });
+      return r instanceof ClusterError ? failSoon(ctx, cb, r) : cb(null, { ...r });
+    }
+    case 'osd pg-temp ls': return cb(null, { epoch: core.map().epoch, pgTemp: pgTempEntries(core.map()) });
+    case 'osd pg-temp rm': return core.pgTempRemove(cmd.pg, (err, r) => (err !== null ? cb(err) : cb(null, { epoch: r?.epoch, pg: cmd.pg })));
     case 'auth rm':
       return ctx.auth.remove(cmd.entity, (err) => {
         if (err !== null) return cb(err);
@@ -153,12 +158,6 @@ export function mapToJson(map: ClusterMap): Result {
     pools: [...map.pools.values()].sort((a, b) => a.id - b.id),
     ...(map.blocklist.size === 0 ? {} : { blocklist: [...map.blocklist].sort(([a], [b]) => (a < b ? -1 : 1)).map(([instance, expiresMs]) => ({ instance, expiresMs })) }),
     // pg_temp with the acting set it gives (docs/replication.md §4 step 5a).
-    ...(map.pgTemp.size === 0 ? {} : {
-      pgTemp: [...map.pgTemp].map(([pg, osds]) => {
-        const id = parsePgId(pg);
-        const m = id === undefined ? undefined : pgToOsds(map, id);
-        return { pg, osds: [...osds], up: m === undefined ? [] : [...m.up], acting: m === undefined ? [] : [...m.acting] };
-      }).sort((a, b) => (a.pg < b.pg ? -1 : a.pg > b.pg ? 1 : 0)),
-    }),
+    ...(map.pgTemp.size === 0 ? {} : { pgTemp: pgTempEntries(map) }),
   };
 }

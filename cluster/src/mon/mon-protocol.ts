@@ -12,7 +12,7 @@
 import { CodecError, Reader, Writer } from '../common/codec.js';
 import { ClusterError } from '../common/errors.js';
 import type { Epoch, OsdId } from '../common/ids.js';
-import { ID_MAX } from '../common/ids.js';
+import { ID_MAX, parsePgId } from '../common/ids.js';
 import { monCapsAllow } from '../auth/caps.js';
 import type { Caps } from '../auth/caps.js';
 import { PG_TEMP_MAX, validateClientInstance } from '../map/cluster-map.js';
@@ -20,6 +20,7 @@ import type { ClusterMap, FailureDomain, OsdLocation } from '../map/cluster-map.
 import type { Incremental } from '../map/incremental.js';
 import { decodeIncremental, decodeMap, encodeIncremental, encodeMap } from '../map/map-codec.js';
 import type { FailureKind, MapUpdate, OsdBootRequest } from './monitor-core.js';
+import { PG_LS_STATE_WORDS } from './pg-list.js';
 
 const NO_ID = 0xffff_ffff;
 /** Largest map or incremental accepted in a push (a 64-OSD map is a few KiB). */
@@ -326,13 +327,18 @@ export type MonCommand =
   /** Ceph `osd blocklist add ADDR [EXPIRE]`: `expireSeconds` default 3600. */
   | { readonly prefix: 'osd blocklist add'; readonly instance: string; readonly expireSeconds?: number }
   | { readonly prefix: 'osd blocklist rm'; readonly instance: string }
-  | { readonly prefix: 'osd blocklist ls' };
+  | { readonly prefix: 'osd blocklist ls' }
+  /** `pg ls [POOL] [--state WORD]`: POOL a name (or id); WORD one of PG_LS_STATE_WORDS. */
+  | { readonly prefix: 'pg ls'; readonly pool?: string; readonly state?: string }
+  | { readonly prefix: 'osd pg-temp ls' }
+  | { readonly prefix: 'osd pg-temp rm'; readonly pg: string };
 
 /** Every command prefix, for usage text and validation. */
 export const MON_COMMAND_PREFIXES = [
   'status', 'osd tree', 'osd dump', 'osd out', 'osd in', 'osd down', 'osd rm',
   'pool create', 'pool ls', 'pool set', 'pool rm', 'auth add', 'auth caps', 'auth ls', 'auth get', 'auth rm',
   'balancer status', 'balancer run', 'osd blocklist add', 'osd blocklist rm', 'osd blocklist ls',
+  'pg ls', 'osd pg-temp ls', 'osd pg-temp rm',
 ] as const;
 
 /** Longest blocklist lifetime accepted (a year), in seconds. */
@@ -341,7 +347,7 @@ export const BLOCKLIST_EXPIRE_SECONDS_MAX = 366 * 24 * 3600;
 /** Mon caps a command needs: reads need `allow r`; changes and anything showing keys need `allow rw`. */
 export function monCommandNeedsWrite(cmd: MonCommand): boolean {
   return !(cmd.prefix === 'status' || cmd.prefix === 'osd tree' || cmd.prefix === 'osd dump' || cmd.prefix === 'pool ls' || cmd.prefix === 'auth ls'
-    || cmd.prefix === 'balancer status' || cmd.prefix === 'osd blocklist ls');
+    || cmd.prefix === 'balancer status' || cmd.prefix === 'osd blocklist ls' || cmd.prefix === 'pg ls' || cmd.prefix === 'osd pg-temp ls');
 }
 
 /**
@@ -399,7 +405,21 @@ export function parseMonCommand(json: unknown): MonCommand | ClusterError {
       return id instanceof ClusterError ? id : { prefix, id: id as OsdId };
     }
     case 'pool create': return parsePoolCreate(o);
-    case 'osd blocklist ls': return { prefix };
+    case 'osd blocklist ls': case 'osd pg-temp ls': return { prefix };
+    case 'pg ls': {
+      const pool = o['pool'] === undefined ? undefined : str(o, 'pool');
+      if (pool instanceof ClusterError) return pool;
+      const state = o['state'];
+      if (state !== undefined && (typeof state !== 'string' || !PG_LS_STATE_WORDS.includes(state))) {
+        return invalid(`argument "state" must be one of ${PG_LS_STATE_WORDS.join(', ')}`);
+      }
+      return { prefix, ...(pool === undefined ? {} : { pool }), ...(state === undefined ? {} : { state }) };
+    }
+    case 'osd pg-temp rm': {
+      const pg = str(o, 'pg');
+      if (pg instanceof ClusterError) return pg;
+      return parsePgId(pg) === undefined ? invalid(`bad pgid "${pg}" (want POOL.SEED, e.g. 1.1f)`) : { prefix, pg };
+    }
     case 'osd blocklist add': case 'osd blocklist rm': {
       const instance = str(o, 'instance');
       if (instance instanceof ClusterError) return instance;

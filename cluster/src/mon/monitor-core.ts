@@ -50,6 +50,8 @@ import { computeUpmaps, poolBalances } from '../placement/balancer.js';
 import type { BalancerOptions, PoolBalance } from '../placement/balancer.js';
 import { FailureDetector } from './failure-detector.js';
 import { checkPgTempRequest, staleTempOps } from './pg-temp.js';
+import { listPgs, resolvePg, resolvePool } from './pg-list.js';
+import type { PgReport, PgRow } from './pg-list.js';
 import type { MonStore } from './mon-store.js';
 import { computeStatus } from './mon-status.js';
 import type { MonStatus } from './mon-status.js';
@@ -74,6 +76,11 @@ export interface MonitorCoreOptions {
   balancerAutoMaxChanges?: number;
   /** Called once when the store fails: the process must exit (state is no longer trusted). */
   onFatal?: (err: Error) => void;
+  /**
+   * `strata pg ls` shows a PG `stale+…` when its primary's last report is older than this
+   * (primaries re-report every second); default `osdGraceMs`.
+   */
+  pgReportStaleMs?: number;
 }
 
 /** What a subscriber receives. */
@@ -153,7 +160,7 @@ export class MonitorCore {
   private tickTimer: TimerHandle | undefined;
   private lastProposalMs = -Infinity;
   private readonly subscribers = new Set<{ haveEpoch: number; cb: (u: MapUpdate) => void }>();
-  private readonly pgStates = new Map<string, { state: string; osd: OsdId }>();
+  private readonly pgStates = new Map<string, PgReport>();
   private fatal: Error | undefined;
 
   constructor(private readonly init: MonitorCoreOptions) {
@@ -168,6 +175,7 @@ export class MonitorCore {
       balancerAuto: init.balancerAuto ?? false,
       balancerSettleMs: init.balancerSettleMs ?? 60_000,
       balancerAutoMaxChanges: init.balancerAutoMaxChanges ?? 50,
+      pgReportStaleMs: init.pgReportStaleMs ?? init.osdGraceMs ?? 3000,
     };
     this.detector = new FailureDetector(this.options);
   }
@@ -231,6 +239,19 @@ export class MonitorCore {
     // unreported until its new primary speaks.
     for (const [pg, s] of this.pgStates) if (this.primaryOf(map, pg) === s.osd) reported.set(pg, s.state);
     return computeStatus(map, reported);
+  }
+
+  /**
+   * `strata pg ls [POOL] [--state WORD]`: one row per PG of the committed map (pg-list.ts for
+   * what the state means). `CLU_ERR_NOT_FOUND` for an unknown pool.
+   */
+  pgLs(o: { pool?: string; state?: string } = {}): { epoch: Epoch; staleMs: number; pgs: PgRow[] } | ClusterError {
+    const map = this.map();
+    const pool = o.pool === undefined ? undefined : resolvePool(map, o.pool);
+    if (pool instanceof ClusterError) return pool;
+    const staleMs = this.options.pgReportStaleMs;
+    const pgs = listPgs(map, this.pgStates, this.env.nowMs(), { staleMs, ...(pool === undefined ? {} : { pool }), ...(o.state === undefined ? {} : { state: o.state }) });
+    return { epoch: map.epoch, staleMs, pgs };
   }
 
   // ───────────────────────────── OSD inputs ─────────────────────────────
@@ -308,7 +329,7 @@ export class MonitorCore {
     const map = this.map();
     for (const [pg, s] of this.pgStates) if (s.osd === osd && states[pg] === undefined) this.pgStates.delete(pg);
     for (const [pg, state] of Object.entries(states)) {
-      if (this.primaryOf(map, pg) === osd) this.pgStates.set(pg, { state, osd });
+      if (this.primaryOf(map, pg) === osd) this.pgStates.set(pg, { state, osd, atMs: this.env.nowMs() });
     }
   }
 
@@ -372,6 +393,21 @@ export class MonitorCore {
     }
     this.env.log.info({ pg: pgKey, osd, osds }, osds.length > 0 ? 'pg_temp set' : 'pg_temp cleared');
     this.stageAndWait([d.op], cb);
+  }
+
+  /**
+   * `strata osd pg-temp rm PGID` (operator escape hatch): drops the PG's pg_temp in the next
+   * epoch. `CLU_ERR_INVALID` malformed, `CLU_ERR_NOT_FOUND` no such PG or no entry. The up
+   * primary asks again (MSG_MON_PG_TEMP) if its up set still has no complete member.
+   */
+  pgTempRemove(pgKey: string, cb: EpochCallback): void {
+    const map = this.projectedMap();
+    const pg = resolvePg(map, pgKey);
+    if (pg instanceof ClusterError) return this.failSoon(cb, pg);
+    const key = pgIdToString(pg);
+    if (!map.pgTemp.has(key)) return this.failSoon(cb, new ClusterError('CLU_ERR_NOT_FOUND', `pg ${key} has no pg_temp`, { details: { pg: key } }));
+    this.env.log.warn({ pg: key, osds: map.pgTemp.get(key) }, 'pg_temp removed by an operator');
+    this.stageAndWait([{ op: 'pg-temp-rm', pg }], cb);
   }
 
   private primaryOf(map: ClusterMap, pg: string): number {

@@ -50,6 +50,9 @@ const NAMES: [number, string][] = [
   [PgState.BACKFILLING, 'backfilling'], [PgState.SCRUBBING, 'scrubbing'], [PgState.INCONSISTENT, 'inconsistent'],
 ];
 
+/** Every word a state text can hold (`strata pg ls --state WORD` accepts these). */
+export const PG_STATE_WORDS: readonly string[] = NAMES.map(([, n]) => n);
+
 /** "active+clean" style text (Ceph's pg_state_string). */
 export function pgStateString(s: number): string {
   const parts = NAMES.filter(([bit]) => (s & bit) !== 0).map(([, n]) => n);

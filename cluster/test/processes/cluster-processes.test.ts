@@ -1,6 +1,7 @@
 /**
  * Multi-process cluster test: real `strata` processes (one monitor, OSD placeholders, the CLI)
- * over real TCP on 127.0.0.1 and real files in a temp dir. Ports are chosen free; every wait
+ * over real TCP on 127.0.0.1 and real files in a temp dir. `strata pg ls` / `osd pg-temp`
+ * are checked on the clean cluster and while an OSD is down. Ports are chosen free; every wait
  * is bounded; every child is killed in teardown. Serial: each step builds on the previous one.
  *
  * Measured (printed with t.log): down detection after kill -9 (peers' ECONNREFUSED reports)
@@ -147,6 +148,35 @@ test.serial('strata pg scrub PGID [--repair] asks the primary to scrub and print
   t.is((await cli(['pg', 'scrub', `${vms.id}.ff`])).code, 3, 'seed beyond pg_num: not found');
 });
 
+interface PgRowJson { pg: string; state: string; up: number[]; acting: number[]; primary: number; pgTemp?: number[]; lastReportAgeMs?: number }
+
+test.serial('strata pg ls: every PG active+clean with acting = up, sorted by pgid; osd pg-temp ls empty; exit codes', async (t) => {
+  dumpLogsOnFailure(t);
+  const pools = ((await cliJson(['osd', 'dump'])).pools as { id: number; name: string }[]).sort((a, b) => a.id - b.id);
+  const want = pools.flatMap((p) => Array.from({ length: 32 }, (_, seed) => `${p.id}.${seed.toString(16)}`));
+  const ls = await cliJson(['pg', 'ls']);
+  const rows = ls['pgs'] as PgRowJson[];
+  t.deepEqual(rows.map((r) => r.pg), want, 'one row per PG, sorted by pool then seed');
+  for (const r of rows) {
+    t.is(r.state, 'active+clean', r.pg);
+    t.deepEqual(r.acting, r.up, r.pg);
+    t.is(r.primary, r.up[0]!);
+    t.is(r.acting.length, 3);
+    t.is(r.pgTemp, undefined);
+    t.true(r.lastReportAgeMs !== undefined && r.lastReportAgeMs < (ls['staleMs'] as number), `${r.pg} reported ${String(r.lastReportAgeMs)} ms ago`);
+  }
+  t.deepEqual((await cliJson(['osd', 'pg-temp', 'ls']))['pgTemp'], []);
+  const vms = pools.find((p) => p.name === 'vms')!;
+  const text = await cli(['pg', 'ls', 'vms']);
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, new RegExp(`^PG\\s+STATE\\s+UP\\s+ACTING\\s+PRIMARY\\s+REPORTED\\n${vms.id}\\.0\\s+active\\+clean\\s+\\[\\d,\\d,\\d\\]`));
+  t.regex(text.stdout, /\n32 pgs \(epoch \d+; stale = no report from the primary for 3\.0 s\)\n$/);
+  t.is((await cli(['pg', 'ls', 'nopool'])).code, 3, 'unknown pool: not found');
+  t.is((await cli(['pg', 'ls', '--state', 'sad'])).code, 2, 'unknown state word: usage');
+  t.is((await cli(['osd', 'pg-temp', 'rm', `${vms.id}.0`])).code, 3, 'no pg_temp entry: not found');
+  t.is((await cli(['osd', 'pg-temp', 'rm', 'nope'])).code, 2, 'malformed PGID: usage');
+});
+
 test.serial('kill -9 an OSD: marked down within the grace; restarted: marked up again', async (t) => {
   dumpLogsOnFailure(t);
   const killedAt = Date.now();
@@ -158,6 +188,18 @@ test.serial('kill -9 an OSD: marked down within the grace; restarted: marked up 
   t.log(`osd.1 kill -9 → marked down in ${downMs} ms (grace ${GRACE_MS} ms)`);
   t.true(downMs <= GRACE_MS + 1500, `down after ${downMs} ms`);
   t.is((await osdCounts())?.up, 2);
+  // strata pg ls: the PGs that lost osd.1 show undersized+degraded on their two survivors.
+  let degraded: PgRowJson[] = [];
+  await until('pg ls shows undersized PGs', 10_000, async () => {
+    degraded = (await cliJson(['pg', 'ls', '--state', 'undersized']))['pgs'] as PgRowJson[];
+    return degraded.length > 0;
+  });
+  t.log(`after osd.1 went down: ${degraded.length} of 64 pgs undersized (${degraded[0]!.pg} ${degraded[0]!.state})`);
+  for (const r of degraded) {
+    t.regex(r.state, /(^|\+)degraded(\+|$)/, r.pg);
+    t.is(r.acting.length, 2, r.pg);
+    t.false(r.acting.includes(1), r.pg);
+  }
 
   const restartedAt = Date.now();
   startOsd(1);
@@ -209,6 +251,12 @@ test.serial('a client with caps on pool vms cannot stat objects of pool other th
   }
   const adminOnly = await cli(['pool', 'create', 'x'], { keyringPath: ring, name: 'client.a' });
   t.is(adminOnly.code, 5, 'mon caps r cannot create pools');
+  // Per-PG views are reads: mon 'allow r' lists PGs and pg_temp entries but may not remove one.
+  t.is((await cli(['pg', 'ls', 'vms', '--json'], { keyringPath: ring, name: 'client.a' })).code, 0);
+  t.is((await cli(['osd', 'pg-temp', 'ls'], { keyringPath: ring, name: 'client.a' })).code, 0);
+  const rmTemp = await cli(['osd', 'pg-temp', 'rm', '0.0'], { keyringPath: ring, name: 'client.a' });
+  t.is(rmTemp.code, 5, rmTemp.stderr);
+  t.regex(rmTemp.stderr, /lacks mon caps for 'osd pg-temp rm'/);
 });
 
 test.serial('kill -9 the monitor: after a restart the map (epoch, pools, OSDs) and auth survived', async (t) => {
