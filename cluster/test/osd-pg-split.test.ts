@@ -9,6 +9,7 @@
  */
 import test from 'ava';
 import type { OsdId, PoolId } from '../src/common/ids.js';
+import type { ClusterMap } from '../src/map/cluster-map.js';
 import { nextMap } from '../src/map/map-builder.js';
 import { pgIdToString, pgSeed } from '../src/common/ids.js';
 import { compareVersion } from '../src/osd/osd-protocol.js';
@@ -20,6 +21,17 @@ import { OsdHarness } from './osd-harness.js';
 
 function block(seed: number, n = 4096): Uint8Array { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (seed * 31 + i * 7) & 0xff; return b; }
 const names = Array.from({ length: 40 }, (_, i) => `split-obj-${i}`);
+
+/** The objects whose child PG (pool 1 split 2 → 16) shares no acting OSD with its parent's. */
+function movedToNewOsds(before: ClusterMap, after: ClusterMap, objects: readonly string[]): string[] {
+  const pool = after.pools.get(1 as never)!;
+  return objects.filter((n) => {
+    const child = objectToPg(pool, n);
+    if (child.seed < 2) return false;
+    const parentActing = pgToOsds(before, { pool: child.pool, seed: pgSeed(splitParent(child.seed, 2)) }).acting;
+    return !pgToOsds(after, child).acting.some((x) => parentActing.includes(x));
+  });
+}
 
 async function readAll(h: OsdHarness, want: (i: number) => Uint8Array): Promise<string[]> {
   const bad: string[] = [];
@@ -41,12 +53,7 @@ test.serial('pgNum growth: every object reads back from its child PG, also where
     h.splitPool(16);
     const pool = h.map.pools.get(1 as never)!;
     // The interesting case must occur: a child whose acting set shares no OSD with its parent's.
-    const moved = names.filter((n) => {
-      const child = objectToPg(pool, n);
-      if (child.seed < 2) return false;
-      const parentActing = pgToOsds(before, { pool: child.pool, seed: pgSeed(splitParent(child.seed, 2)) }).acting;
-      return !pgToOsds(h.map, child).acting.some((x) => parentActing.includes(x));
-    });
+    const moved = movedToNewOsds(before, h.map, names);
     t.true(moved.length > 0, 'some child maps to OSDs that never held its objects');
     const child = objectToPg(pool, moved[0]!);
     const parentKey = pgIdToString({ pool: child.pool, seed: pgSeed(splitParent(child.seed, 2)) });
@@ -118,12 +125,7 @@ test.serial('fallback without pg_temp (monitor refuses): a child whose whole act
     };
     h.splitPool(16);
     const pool = h.map.pools.get(1 as never)!;
-    const moved = names.filter((n) => {
-      const child = objectToPg(pool, n);
-      if (child.seed < 2) return false;
-      const parentActing = pgToOsds(before, { pool: child.pool, seed: pgSeed(splitParent(child.seed, 2)) }).acting;
-      return !pgToOsds(h.map, child).acting.some((x) => parentActing.includes(x));
-    });
+    const moved = movedToNewOsds(before, h.map, names);
     t.true(moved.length > 0, 'some child maps to OSDs that never held its objects');
     t.deepEqual(await readAll(h, (i) => block(i + 1)), [], 'every acknowledged write reads back after the split');
     await waitFor(() => h.allClean(), 20_000);
