@@ -9,8 +9,9 @@ import { ClusterError } from '../src/common/errors.js';
 import { crc32c } from '../src/common/crc32c.js';
 import { alignmentOf } from '../../native/index.js';
 import {
-  FRAME_F_REQUEST, FRAME_HEADER_BYTES, FrameDecoder, decodeFrameHeader, encodeFrame,
+  FRAME_F_REQUEST, FRAME_F_SIGNED, FRAME_HEADER_BYTES, FrameDecoder, decodeFrameHeader, encodeFrame,
 } from '../src/msg/frame.js';
+import { FrameSigner } from '../src/auth/frame-signer.js';
 import type { Frame, OutboundFrame } from '../src/msg/frame.js';
 import { MsgType, msgTypeName } from '../src/msg/types.js';
 
@@ -195,14 +196,36 @@ test('message type numbers are unique and named', (t) => {
   t.is(msgTypeName(0x7777), 'MSG_UNKNOWN_0x7777');
 });
 
-test('a precomputed dataCrc is written as given (computed once for a message sent to several peers)', (t) => {
-  const computed = concat(encodeFrame(sample));
-  const given = concat(encodeFrame({ ...sample, dataCrc: crc32c(concat(sample.data)) }));
-  t.deepEqual(given, computed);
-  const { frames, err } = decodeAll(given, []);
-  t.is(err, null);
-  t.is(frames.length, 1);
-  // Taken verbatim: a wrong one fails the receiver's data check.
-  const wrong = concat(encodeFrame({ ...sample, dataCrc: 1234 }));
-  t.is(decodeAll(wrong, []).err?.details?.['reason'], 'data-crc');
+test('a signed frame carries no data CRC; a decoder of a signed session checks none for it, and the GMAC catches what a CRC would', (t) => {
+  const key = new Uint8Array(32).fill(9);
+  const tx = new FrameSigner(key, key);
+  const signed = concat(encodeFrame(sample, tx.sign));
+  t.is(Buffer.from(signed.buffer, signed.byteOffset).readUInt32LE(36), 0, 'dataCrc field is 0');
+  t.true((Buffer.from(signed.buffer, signed.byteOffset).readUInt32LE(8) & FRAME_F_SIGNED) !== 0);
+  // A decoder not told its session is signed checks the CRC, and 0 does not match.
+  t.is(decodeAll(signed, []).err?.details?.['reason'], 'data-crc');
+  const decode = (wire: Uint8Array): Frame[] => {
+    const frames: Frame[] = [];
+    const dec = new FrameDecoder({ onFrame: (f) => frames.push(f), onError: (e) => t.fail(e.message) });
+    dec.signedData = true;
+    dec.push(wire);
+    return frames;
+  };
+  const ok = decode(signed);
+  t.is(ok.length, 1);
+  t.true(new FrameSigner(key, key).verify(ok[0]!));
+  // Corrupt one data byte: the frame decodes, and the session's signature check refuses it.
+  const bad = Uint8Array.from(signed);
+  bad[64 + sample.payload.length + 3]! ^= 0x40;
+  const got = decode(bad);
+  t.is(got.length, 1);
+  t.false(new FrameSigner(key, key).verify(got[0]!));
+  // Unsigned frames on such a decoder still have their CRC checked.
+  const unsignedBad = concat(encodeFrame(sample));
+  unsignedBad[64 + sample.payload.length + 3]! ^= 0x40;
+  const errs: ClusterError[] = [];
+  const dec = new FrameDecoder({ onFrame: () => t.fail('corrupt unsigned frame delivered'), onError: (e) => errs.push(e) });
+  dec.signedData = true;
+  dec.push(unsignedBad);
+  t.is(errs[0]?.details?.['reason'], 'data-crc');
 });

@@ -28,6 +28,8 @@
  * All integers are little-endian. `tid` sits at offset 16 so it is 8-byte aligned. The header
  * CRC is last so it covers everything else, signature included; the signature covers bytes
  * 0..39 plus the payload and data bytes themselves (not just their CRCs: a CRC is not a MAC).
+ * A signed frame's dataCrc is 0: its GMAC already covers the data, so neither side makes a
+ * CRC pass over it (the payload keeps its CRC: it is small).
  *
  * Errors: every malformed input yields a `ClusterError` with code `CLU_ERR_DECODE` and a
  * `details.reason` (`bad-magic`, `bad-version`, `header-crc`, `payload-crc`, `data-crc`,
@@ -119,8 +121,6 @@ export interface OutboundFrame {
   tid: number;
   payload: Uint8Array;
   data: readonly Uint8Array[];
-  /** crc32c of `data` when the caller already computed it (one message sent to several peers). */
-  dataCrc?: number | undefined;
 }
 
 /**
@@ -164,7 +164,9 @@ export function encodeFrame(f: OutboundFrame, sign?: FrameSignFn): Uint8Array[] 
   h.writeUInt32LE(f.payload.length, 24);
   h.writeUInt32LE(dataLen, 28);
   h.writeUInt32LE(crc32c(f.payload), 32);
-  h.writeUInt32LE(dataLen === 0 ? 0 : (f.dataCrc ?? crc32cChunks(f.data)), 36);
+  // A signed frame's data is covered by its GMAC (a stronger check than a CRC, over the same
+  // bytes): its data CRC is 0 and not computed — one pass over the data less on each side.
+  h.writeUInt32LE(dataLen === 0 || sign !== undefined ? 0 : crc32cChunks(f.data), 36);
   h.fill(0, FRAME_SIGNATURE_OFFSET, 60);
   if (sign !== undefined) {
     const sig = sign(h.subarray(0, FRAME_SIGNED_HEADER_BYTES), f.payload, f.data);
@@ -265,6 +267,12 @@ export class FrameDecoder {
   private sinkLost = false;
   /** CRC of the data received so far (computed over the arriving bytes, not the destination). */
   private dataCrc = 0;
+  /**
+   * Set by the session once its frames must be signed (the signer is installed): a frame with
+   * `SIGNED` then carries no data CRC (its GMAC covers the data, checked by the session before
+   * the frame is used), so none is computed or checked here.
+   */
+  signedData = false;
   private failed = false;
 
   constructor(
@@ -308,7 +316,7 @@ export class FrameDecoder {
       if (this.dataFill < h.dataLen) {
         const k = Math.min(h.dataLen - this.dataFill, n - pos);
         const src = chunk.subarray(pos, pos + k);
-        this.dataCrc = crc32c(src, this.dataCrc);
+        if (!this.signedData || (h.flags & FRAME_F_SIGNED) === 0) this.dataCrc = crc32c(src, this.dataCrc);
         if (this.sink !== null) this.toSink(src);
         else {
           if (this.dataFill + k > this.data.length) this.growData(this.dataFill + k, h.dataLen);
@@ -391,7 +399,8 @@ export class FrameDecoder {
       this.fail(decodeError('payload-crc', 'frame payload crc mismatch', { type: h.type, tid: h.tid }));
       return;
     }
-    if (dataCrc !== h.dataCrc) {
+    const crcChecked = !this.signedData || (h.flags & FRAME_F_SIGNED) === 0;
+    if (crcChecked && dataCrc !== h.dataCrc) {
       this.fail(decodeError('data-crc', 'frame data crc mismatch', { type: h.type, tid: h.tid }));
       return;
     }

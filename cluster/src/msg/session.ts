@@ -53,8 +53,6 @@ export interface OutboundMessage {
   type: number;
   payload?: Uint8Array;
   data?: readonly Uint8Array[];
-  /** crc32c of `data`, when the caller sends the same data to several peers (computed once). */
-  dataCrc?: number;
   epoch?: number;
 }
 
@@ -487,6 +485,7 @@ export class Session extends EventEmitter<SessionEvents> {
         if (r instanceof ClusterError) { this.reject(conn, r); return; }
         this.writeRaw(conn, MsgType.MSG_AUTH_DONE, 0, 0, r.reply);
         conn.signer = new FrameSigner(r.keys.tx, r.keys.rx);
+        conn.decoder.signedData = true;
         this.becomeReady(conn, r.peer);
         return;
       }
@@ -496,6 +495,7 @@ export class Session extends EventEmitter<SessionEvents> {
         const r = hs.onAuthDone(f.payload);
         if (r instanceof ClusterError) { this.dropConn(conn, r, 'handshake failed'); return; }
         conn.signer = new FrameSigner(r.keys.tx, r.keys.rx);
+        conn.decoder.signedData = true;
         this.becomeReady(conn, { entity: r.serverEntity, method: conn.method, caps: { mon: 'none', osd: [] }, expiresWallMs: null, instance: null });
         return;
       }
@@ -612,7 +612,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (conn !== null && this.stateValue === 'ready') {
       while (!conn.blocked && this.replyMsgs.length > 0) {
         const r = this.replyMsgs.shift()!;
-        this.writeRaw(conn, r.msg.type, r.flags, r.tid, r.msg.payload ?? EMPTY, r.msg.data ?? NO_DATA, r.msg.epoch ?? 0, r.msg.dataCrc);
+        this.writeRaw(conn, r.msg.type, r.flags, r.tid, r.msg.payload ?? EMPTY, r.msg.data ?? NO_DATA, r.msg.epoch ?? 0);
       }
       this.pumpQueue(conn);
     }
@@ -633,14 +633,14 @@ export class Session extends EventEmitter<SessionEvents> {
       this.queuedBytes -= item.sizeBytes;
       if (isRequest) { this.unackedBytes += item.sizeBytes; item.state = 'sent'; } else item.state = 'done';
       const m = item.msg;
-      this.writeRaw(conn, m.type, isRequest ? FRAME_F_REQUEST : 0, item.tid, m.payload ?? EMPTY, m.data ?? NO_DATA, m.epoch ?? 0, m.dataCrc);
+      this.writeRaw(conn, m.type, isRequest ? FRAME_F_REQUEST : 0, item.tid, m.payload ?? EMPTY, m.data ?? NO_DATA, m.epoch ?? 0);
     }
     if (this.queueHead === this.queue.length) { this.queue.length = 0; this.queueHead = 0; }
     else if (this.queueHead > 1024) { this.queue = this.queue.slice(this.queueHead); this.queueHead = 0; }
   }
 
-  private writeRaw(conn: Conn, type: number, flags: number, tid: number, payload: Uint8Array, data: readonly Uint8Array[] = NO_DATA, epoch = 0, dataCrc?: number): void {
-    const chunks = encodeFrame({ type, flags, epoch, tid, payload, data, dataCrc }, conn.signer === null ? undefined : conn.signer.sign);
+  private writeRaw(conn: Conn, type: number, flags: number, tid: number, payload: Uint8Array, data: readonly Uint8Array[] = NO_DATA, epoch = 0): void {
+    const chunks = encodeFrame({ type, flags, epoch, tid, payload, data }, conn.signer === null ? undefined : conn.signer.sign);
     if (!conn.socket.write(chunks)) conn.blocked = true;
   }
 }

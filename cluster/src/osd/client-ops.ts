@@ -24,7 +24,6 @@
  *   map (a client that waited for a blocklist epoch relies on it), then gets UNAVAILABLE.
  */
 import { capsAllow } from '../auth/caps.js';
-import { crc32cChunks } from '../common/crc32c.js';
 import { ClusterError, clusterErrorToWire } from '../common/errors.js';
 import type { ClusterErrorCode } from '../common/errors.js';
 import { stableMod } from '../common/hash.js';
@@ -352,13 +351,12 @@ export class ClientOps {
       done(this.c.id, err);
       if (pg.localPending === 0 && pg.state === (PgState.PEERING as number)) this.c.startPeering(pg);
     });
+    // The data needs no CRC on the way: peer sessions are signed, and the GMAC covers it.
     const enc = encodeRepOp({ pg: pg.key, interval: pg.interval, entry, ops });
-    // Why once: every replica's frame carries the same data, so the same crc.
-    const dataCrc = enc.data.length > 0 && pg.acting.length > 2 ? crc32cChunks(enc.data) : undefined;
     for (const osd of pg.acting) {
       if (osd === this.c.id) continue;
       this.c.stats.repops++;
-      this.c.peerRequest(osd, MsgType.MSG_OSD_REPOP, enc.payload, enc.data, (err) => done(osd, err), dataCrc);
+      this.c.peerRequest(osd, MsgType.MSG_OSD_REPOP, enc.payload, enc.data, (err) => done(osd, err));
     }
   }
 

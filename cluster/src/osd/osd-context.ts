@@ -46,7 +46,7 @@ export interface OsdContext {
   /** True once `OsdCore.stop()` ran: no new peering round starts (its requests would all fail). */
   stopped(): boolean;
   /** A request to another OSD (peers.ts); fails with UNAVAILABLE when it is not up. */
-  peerRequest(id: OsdId, type: number, payload: Uint8Array, data: Uint8Array[] | undefined, cb: PeerCallback, dataCrc?: number): void;
+  peerRequest(id: OsdId, type: number, payload: Uint8Array, data: Uint8Array[] | undefined, cb: PeerCallback): void;
   /** Checked state transition + coalesced report to the monitor (pg-report.ts). */
   setState(pg: Pg, state: number): void;
   /** OsdCoreOptions.recordPgHistory. */

@@ -127,7 +127,7 @@ export class OsdCore {
       id: o.id, env: o.env, log: o.log, store: o.store, stats: this.stats, pgs: this.pgs,
       map: () => this.map,
       stopped: () => this.stopped,
-      peerRequest: (id, type, payload, data, cb, dataCrc) => this.peers.request(id, type, payload, data, cb, dataCrc),
+      peerRequest: (id, type, payload, data, cb) => this.peers.request(id, type, payload, data, cb),
       setState: (pg, s) => this.reporter.setState(pg, s),
       recordPgHistory: (key, op, set, cb) => o.recordPgHistory(key, op, set, cb),
       requestPgTemp: (key, osds, cb) => o.requestPgTemp(key, osds, cb),

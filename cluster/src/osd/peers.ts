@@ -64,12 +64,11 @@ export class PeerSessions {
     return session;
   }
 
-  /** `dataCrc`: crc32c of `data`, when the same data goes to several peers (computed once). */
-  request(id: OsdId, type: number, payload: Uint8Array, data: Uint8Array[] | undefined, cb: PeerCallback, dataCrc?: number): void {
+  request(id: OsdId, type: number, payload: Uint8Array, data: Uint8Array[] | undefined, cb: PeerCallback): void {
     const s = this.session(id);
     if (s === undefined) { this.o.env.setImmediate(() => cb(errOf('CLU_ERR_UNAVAILABLE', `osd.${id} not up`))); return; }
     const epoch = this.o.map()?.epoch ?? 0;
-    const msg: OutboundMessage = data === undefined ? { type, payload, epoch } : dataCrc === undefined ? { type, payload, data, epoch } : { type, payload, data, dataCrc, epoch };
+    const msg: OutboundMessage = data === undefined ? { type, payload, epoch } : { type, payload, data, epoch };
     s.request(msg, { timeoutMs: this.o.timeoutMs }, cb);
   }
 }
