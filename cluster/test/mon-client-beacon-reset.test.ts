@@ -11,19 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClusterError } from '../src/common/errors.js';
 import type { OsdId } from '../src/common/ids.js';
-import { generateKey, makeKeyringEntry } from '../src/auth/keyring.js';
-import type { Keyring, KeyringEntry } from '../src/auth/keyring.js';
+import type { Keyring } from '../src/auth/keyring.js';
 import { FileMonStore } from '../src/mon/file-mon-store.js';
 import { MonClient } from '../src/mon/mon-client.js';
 import { MonServer, monMkfs } from '../src/mon/mon-server.js';
-import { seededRng, testEnv, waitFor } from './msg-test-env.js';
+import { testEnv, testKeyringEntry, waitFor } from './msg-test-env.js';
 import { tcpRelay } from './tcp-relay.js';
 
-function entry(name: string, mon: string, osd = ''): KeyringEntry {
-  const e = makeKeyringEntry(name, generateKey(seededRng(name.length * 7919 + name.charCodeAt(name.length - 1))), { mon, osd });
-  if (e instanceof ClusterError) throw e;
-  return e;
-}
+const entry = testKeyringEntry;
 
 test('two beacon timeouts in a row reset a half-open monitor session; it reconnects and beacons resume', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'strata-mon-beacon-'));

@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { CodecError } from '../src/common/codec.js';
 import { ClusterError } from '../src/common/errors.js';
 import type { OsdId } from '../src/common/ids.js';
-import { generateKey, makeKeyringEntry } from '../src/auth/keyring.js';
-import type { Keyring, KeyringEntry } from '../src/auth/keyring.js';
+import type { Keyring } from '../src/auth/keyring.js';
 import { openTicket } from '../src/auth/ticket.js';
 import { buildMap, evenOsds } from '../src/map/map-builder.js';
 import { encodeMap } from '../src/map/map-codec.js';
@@ -23,7 +22,7 @@ import {
   encodeMapUpdate, encodeOsdBoot, encodePgHistory, encodePgStates, parseMonCommand,
 } from '../src/mon/mon-protocol.js';
 import { MonServer, monMkfs } from '../src/mon/mon-server.js';
-import { seededRng, testEnv, waitFor } from './msg-test-env.js';
+import { testEnv, testKeyringEntry, waitFor } from './msg-test-env.js';
 
 test('codecs round-trip and reject hostile input', (t) => {
   const boot = { uuid: 'u-1', addr: '127.0.0.1:6800', location: { host: 'h', rack: 'r1' }, osdId: 3, weight: 0x20000 };
@@ -60,11 +59,7 @@ test('admin commands are validated into typed commands', (t) => {
   t.is((parseMonCommand({ prefix: 'rm -rf' }) as ClusterError).code, 'CLU_ERR_UNSUPPORTED');
 });
 
-function entry(name: string, mon: string, osd = ''): KeyringEntry {
-  const e = makeKeyringEntry(name, generateKey(seededRng(name.length * 7919 + name.charCodeAt(name.length - 1))), { mon, osd });
-  if (e instanceof ClusterError) throw e;
-  return e;
-}
+const entry = testKeyringEntry;
 
 test('MonServer + MonClient: auth, caps, boot, beacons, subscription, tickets, service secret', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'strata-mon-'));

@@ -13,8 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClusterError } from '../src/common/errors.js';
-import { generateKey, makeKeyringEntry } from '../src/auth/keyring.js';
-import type { Keyring, KeyringEntry } from '../src/auth/keyring.js';
+import type { Keyring } from '../src/auth/keyring.js';
 import { FileMonStore } from '../src/mon/file-mon-store.js';
 import { MonClient } from '../src/mon/mon-client.js';
 import { MonServer, monMkfs } from '../src/mon/mon-server.js';
@@ -23,7 +22,7 @@ import type { Session } from '../src/msg/session.js';
 import { MsgType } from '../src/msg/types.js';
 import { OSD_FLAG_WRITE, decodeOsdOpReply, encodeOsdOpRequest } from '../src/osd/osd-protocol.js';
 import { objectToPg } from '../src/placement/placement.js';
-import { seededRng, testEnv, waitFor } from './msg-test-env.js';
+import { testEnv, testKeyringEntry, waitFor } from './msg-test-env.js';
 import { OsdHarness } from './osd-harness.js';
 import { tcpRelay } from './tcp-relay.js';
 
@@ -31,11 +30,7 @@ const INTERVAL = 100;
 const TIMEOUT = 800;
 const LIMITS = { keepaliveIntervalMs: INTERVAL, keepaliveTimeoutMs: TIMEOUT };
 
-function entry(name: string, mon: string, osd = ''): KeyringEntry {
-  const e = makeKeyringEntry(name, generateKey(seededRng(name.length * 7919 + name.charCodeAt(name.length - 1))), { mon, osd });
-  if (e instanceof ClusterError) throw e;
-  return e;
-}
+const entry = testKeyringEntry;
 
 test('a client whose monitor went silent resets the session after the keepalive timeout and learns the maps it missed', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'strata-keepalive-mon-'));

@@ -4,6 +4,9 @@
  * that lets a test rewrite outgoing chunks (tampering, corruption).
  */
 import pino from 'pino';
+import { generateKey, makeKeyringEntry } from '../src/auth/keyring.js';
+import type { KeyringEntry } from '../src/auth/keyring.js';
+import { ClusterError } from '../src/common/errors.js';
 import type { Logger } from 'pino';
 import type { Env, Rng } from '../src/env/env.js';
 import type { Net, NetSocket } from '../src/env/net.js';
@@ -69,4 +72,11 @@ export function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
     };
     tick();
   });
+}
+
+/** A keyring entry with a key derived from its name (reproducible), for tests that run a monitor. */
+export function testKeyringEntry(name: string, mon: string, osd = ''): KeyringEntry {
+  const e = makeKeyringEntry(name, generateKey(seededRng(name.length * 7919 + name.charCodeAt(name.length - 1))), { mon, osd });
+  if (e instanceof ClusterError) throw e;
+  return e;
 }

@@ -227,35 +227,13 @@ function readTempSet(r: Reader): OsdId[] {
   return set;
 }
 
-/** pg_temp entries in canonical order (pool, then seed), with parsed ids. */
-function sortedTemps(map: ClusterMap): { pg: PgId; osds: readonly OsdId[] }[] {
-  const out: { pg: PgId; osds: readonly OsdId[] }[] = [];
-  for (const [key, osds] of map.pgTemp) {
+/** A map's per-PG entries (pg_upmap_items, PG history, pg_temp) in canonical order (pool, then seed), keys parsed. */
+function sortedByPg<T>(entries: ReadonlyMap<string, T>, what: string): { pg: PgId; value: T }[] {
+  const out: { pg: PgId; value: T }[] = [];
+  for (const [key, value] of entries) {
     const pg = parsePgId(key);
-    if (pg === undefined) throw new CodecError(`bad pg_temp key ${key}`);
-    out.push({ pg, osds });
-  }
-  return out.sort((a, b) => (a.pg.pool - b.pg.pool) || (a.pg.seed - b.pg.seed));
-}
-
-/** History entries in canonical order (pool, then seed), with parsed ids. */
-function sortedHistory(map: ClusterMap): { pg: PgId; sets: readonly PgHistorySet[] }[] {
-  const out: { pg: PgId; sets: readonly PgHistorySet[] }[] = [];
-  for (const [key, sets] of map.pgHistory) {
-    const pg = parsePgId(key);
-    if (pg === undefined) throw new CodecError(`bad history key ${key}`);
-    out.push({ pg, sets });
-  }
-  return out.sort((a, b) => (a.pg.pool - b.pg.pool) || (a.pg.seed - b.pg.seed));
-}
-
-/** Upmap entries in canonical order (pool, then seed), with parsed ids. */
-function sortedUpmaps(map: ClusterMap): { pg: PgId; items: readonly UpmapItem[] }[] {
-  const out: { pg: PgId; items: readonly UpmapItem[] }[] = [];
-  for (const [key, items] of map.pgUpmapItems) {
-    const pg = parsePgId(key);
-    if (pg === undefined) throw new CodecError(`bad upmap key ${key}`);
-    out.push({ pg, items });
+    if (pg === undefined) throw new CodecError(`bad ${what} key ${key}`);
+    out.push({ pg, value });
   }
   return out.sort((a, b) => (a.pg.pool - b.pg.pool) || (a.pg.seed - b.pg.seed));
 }
@@ -273,20 +251,20 @@ export function encodeMap(map: ClusterMap): Uint8Array {
   w.u32(pools.length);
   for (const p of pools) writePool(w, p);
   if (version >= 2) {
-    const upmaps = sortedUpmaps(map);
+    const upmaps = sortedByPg(map.pgUpmapItems, 'upmap');
     w.u32(upmaps.length);
     for (const u of upmaps) {
       writePg(w, u.pg);
-      writeUpmapItems(w, u.items);
+      writeUpmapItems(w, u.value);
     }
   }
   if (version >= 3) {
-    const hist = sortedHistory(map);
+    const hist = sortedByPg(map.pgHistory, 'history');
     w.u32(hist.length);
     for (const h of hist) {
       writePg(w, h.pg);
-      w.u32(h.sets.length);
-      for (const set of h.sets) writeHistorySet(w, set);
+      w.u32(h.value.length);
+      for (const set of h.value) writeHistorySet(w, set);
     }
   }
   if (version >= 4) {
@@ -295,11 +273,11 @@ export function encodeMap(map: ClusterMap): Uint8Array {
     for (const [instance, expiresMs] of entries) w.str(instance).u64(expiresMs);
   }
   if (version >= 6) {
-    const temps = sortedTemps(map);
+    const temps = sortedByPg(map.pgTemp, 'pg_temp');
     w.u32(temps.length);
     for (const t of temps) {
       writePg(w, t.pg);
-      writeTempSet(w, t.osds);
+      writeTempSet(w, t.value);
     }
   }
   return w.finish().slice();

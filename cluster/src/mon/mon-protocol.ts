@@ -228,12 +228,7 @@ export function decodePgTemp(payload: Uint8Array): PgTempRequest {
   const n = r.u8();
   if (osdId > ID_MAX) throw new CodecError(`bad osd id ${osdId}`);
   if (n > PG_TEMP_MAX) throw new CodecError(`bad pg_temp size ${n}`);
-  const osds: OsdId[] = [];
-  for (let i = 0; i < n; i++) {
-    const id = r.u32();
-    if (id > ID_MAX) throw new CodecError(`bad osd id ${id}`);
-    osds.push(id as OsdId);
-  }
+  const osds = readOsdIds(r, n);
   r.end();
   return { osdId: osdId as OsdId, pg, osds };
 }
@@ -247,14 +242,20 @@ export function decodePgHistory(payload: Uint8Array): PgHistoryRequest {
   if (osdId > ID_MAX) throw new CodecError(`bad osd id ${osdId}`);
   if (opCode !== 1 && opCode !== 2) throw new CodecError(`bad pg history op ${opCode}`);
   if (n < 1 || n > 10) throw new CodecError(`bad pg history set size ${n}`);
-  const set: OsdId[] = [];
+  const set = readOsdIds(r, n);
+  r.end();
+  return { osdId: osdId as OsdId, pg, op: opCode === 1 ? 'add' : 'reset', set };
+}
+
+/** `n` OSD ids (u32 each, checked against ID_MAX). */
+function readOsdIds(r: Reader, n: number): OsdId[] {
+  const ids: OsdId[] = [];
   for (let i = 0; i < n; i++) {
     const id = r.u32();
     if (id > ID_MAX) throw new CodecError(`bad osd id ${id}`);
-    set.push(id as OsdId);
+    ids.push(id as OsdId);
   }
-  r.end();
-  return { osdId: osdId as OsdId, pg, op: opCode === 1 ? 'add' : 'reset', set };
+  return ids;
 }
 
 // ───────────────────────────── OSD messages used by the placeholder ─────────────────────────────
