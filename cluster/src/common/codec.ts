@@ -53,14 +53,22 @@ export class Writer {
   private view: DataView;
   private pos = 0;
 
-  constructor(initialSizeBytes = 256) {
-    this.buf = new Uint8Array(initialSizeBytes);
-    this.view = new DataView(this.buf.buffer);
+  constructor(initialSizeBytes = 256, target?: Uint8Array) {
+    this.buf = target ?? new Uint8Array(initialSizeBytes);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+  }
+
+  /**
+   * A writer that encodes into `target` (from its start). Should the bytes outgrow it, the
+   * writer moves to a buffer of its own as usual: callers check `finish()` is still in `target`.
+   */
+  static into(target: Uint8Array): Writer {
+    return new Writer(0, target);
   }
 
   private reserve(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
+    let size = Math.max(this.buf.length * 2, 64);
     while (size < this.pos + n) size *= 2;
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.pos));
@@ -89,7 +97,9 @@ export class Writer {
   /** u32 length prefix + UTF-8, encoded in place (no intermediate buffer). */
   str(v: string): this {
     // Why in place: a TextEncoder.encode() per string was one ArrayBuffer per object name per frame.
-    this.reserve(4 + v.length * 3);
+    // Why byteLength when the worst case (3 bytes per UTF-16 unit) does not fit: growing for
+    // it doubled the buffer (a second allocation) for names that were plain ASCII.
+    if (this.pos + 4 + v.length * 3 > this.buf.length) this.reserve(4 + Buffer.byteLength(v, 'utf8'));
     const { written } = textEncoder.encodeInto(v, this.buf.subarray(this.pos + 4));
     this.view.setUint32(this.pos, written, true);
     this.pos += 4 + written;

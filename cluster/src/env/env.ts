@@ -52,8 +52,9 @@ export interface OpenOptions {
    */
   dsync?: boolean;
   /**
-   * O_DIRECT: writes bypass the page cache. Every pwrite on this fd must use a 4096-aligned
-   * buffer, offset and length (common/aligned.ts). Only honoured when `Disk.directIo` is true;
+   * O_DIRECT: writes bypass the page cache. Every pwrite on this fd must use a buffer, offset
+   * and length aligned to the device's logical block: data writes use 4096 (common/aligned.ts),
+   * the journal 512, after a probe at open (store-open.ts). Only honoured when `Disk.directIo` is true;
    * a file system that refuses O_DIRECT (tmpfs before Linux 6.6) fails the open with EINVAL.
    */
   direct?: boolean;

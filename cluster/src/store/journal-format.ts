@@ -95,16 +95,29 @@ export function decodeJournalHeader(buf: Uint8Array): JournalHeader {
 /** Builds one aligned record around `payload`. Pair assertion: the crc is checked back. */
 export function encodeRecord(seq: number, gen: number, kind: number, payload: Uint8Array): Uint8Array {
   const buf = new Uint8Array(recordBytes(payload.length));
-  const v = new DataView(buf.buffer);
+  buf.set(payload, RECORD_HEADER_BYTES);
+  sealRecord(buf, seq, gen, kind, payload.length);
+  return buf;
+}
+
+/**
+ * Completes a record whose payload is already in place at `rec[RECORD_HEADER_BYTES..]`
+ * (`rec` is exactly `recordBytes(payloadBytes)` long): header fields, zeroed padding, crc.
+ * Why in place: the journal encodes a transaction straight into its staging memory.
+ */
+export function sealRecord(rec: Uint8Array, seq: number, gen: number, kind: number, payloadBytes: number): void {
+  const end = RECORD_HEADER_BYTES + payloadBytes;
+  if (rec.length !== recordBytes(payloadBytes)) throw new RangeError(`record view of ${rec.length} bytes for a ${payloadBytes}-byte payload`);
+  const v = new DataView(rec.buffer, rec.byteOffset, RECORD_HEADER_BYTES);
   v.setUint32(0, RECORD_MAGIC, true);
   v.setBigUint64(8, BigInt(seq), true);
   v.setUint32(16, gen, true);
   v.setUint16(20, kind, true);
   v.setUint16(22, 0, true);
-  v.setUint32(24, payload.length, true);
-  buf.set(payload, RECORD_HEADER_BYTES);
-  v.setUint32(4, crc32c(buf.subarray(8, RECORD_HEADER_BYTES + payload.length)), true);
-  return buf;
+  v.setUint32(24, payloadBytes, true);
+  rec.fill(0, 28, RECORD_HEADER_BYTES);
+  rec.fill(0, end);
+  v.setUint32(4, crc32c(rec.subarray(8, end)), true);
 }
 
 /** Why a record was rejected (for logs and tests). */

@@ -24,7 +24,7 @@ import type { Env, TimerHandle } from '../env/env.js';
 import { envWithLog } from '../env/env.js';
 import { ioError, readBlocks } from './disk-io.js';
 import type { BlockRead } from './disk-io.js';
-import { encodeTxnPayload } from './resolved-ops.js';
+import { encodeTxnPayloadInto, txnPayloadBound } from './resolved-ops.js';
 import { openStore } from './store-open.js';
 import type { OpenedStore } from './store-open.js';
 import { baseKey, baseReadsNeeded, checkTxnShape, checkTxnState, resolveAndApply, txnBounds } from './txn-resolver.js';
@@ -221,10 +221,9 @@ export class ObjectStore {
     const q = this.dequeue();
     const { ops, dataWrites } = resolveAndApply(this.ctx, q.txn);
     this.bases.clear();
-    const payload = encodeTxnPayload(ops);
     for (const dw of dataWrites) this.writeDirect(dw);
     const j = this.s.journal;
-    j.append(payload, dataWrites.length > 0, (err) => q.cb(err ? this.setBroken(ioError('journal commit', err)) : null));
+    j.append(txnPayloadBound(ops), (into) => encodeTxnPayloadInto(ops, into), dataWrites.length > 0, (err) => q.cb(err ? this.setBroken(ioError('journal commit', err)) : null));
     if (j.usedBytes > this.o.checkpointFill * j.ringBytes && !this.s.checkpointer.isRunning) {
       this.s.checkpointer.request((e) => { if (e) this.setBroken(ioError('checkpoint', e)); });
     }

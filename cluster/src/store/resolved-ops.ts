@@ -92,11 +92,24 @@ export function encodeOp(w: Writer, op: ResolvedOp): void {
   }
 }
 
-/** Encodes a whole TXN payload. */
-export function encodeTxnPayload(ops: readonly ResolvedOp[]): Uint8Array {
+/** Upper bound of `encodeTxnPayload(ops).length`. */
+export function txnPayloadBound(ops: readonly ResolvedOp[]): number {
   let bound = 2;
   for (const op of ops) bound += encodedOpBound(op);
-  const w = new Writer(bound);
+  return bound;
+}
+
+/** Encodes a whole TXN payload. */
+export function encodeTxnPayload(ops: readonly ResolvedOp[]): Uint8Array {
+  return encodeTxnPayloadInto(ops, new Uint8Array(txnPayloadBound(ops)));
+}
+
+/**
+ * Encodes a whole TXN payload into `target` (at least `txnPayloadBound(ops)` long) and answers
+ * the view of `target` it occupies (a buffer of its own only if the bound was wrong).
+ */
+export function encodeTxnPayloadInto(ops: readonly ResolvedOp[], target: Uint8Array): Uint8Array {
+  const w = Writer.into(target);
   w.u16(ops.length);
   for (const op of ops) encodeOp(w, op);
   return w.finish();

@@ -218,7 +218,8 @@ function openFiles(env: Env, dir: string, pos: MetaPosition, directData: boolean
 /**
  * The journal's O_DSYNC | O_DIRECT write fd (`JournalParams.directFd`), or undefined where the
  * disk cannot: no O_DSYNC, O_DIRECT refused at open, or refused for 512-byte-aligned writes (a
- * device whose logical block is 4 KiB; journal records are 512-aligned). The probe writes the
+ * device whose logical block is 4 KiB; journal records are 512-aligned in offset, length and
+ * memory address). The probe writes the
  * header block back unchanged through the new fd: harmless at any moment, even if we crash.
  */
 function openJournalDirect(env: Env, dir: string, hdr: Uint8Array, cb: (fd: Fd | undefined) => void): void {
@@ -226,7 +227,9 @@ function openJournalDirect(env: Env, dir: string, hdr: Uint8Array, cb: (fd: Fd |
   if (disk.dsyncWrites !== true) return cb(undefined);
   disk.open(joinPath(dir, 'journal'), { dsync: true, direct: true }, (err, fd) => {
     if (err) { env.log.info({ dir, errno: err.code }, 'object store: O_DIRECT refused for the journal; page-cache journal writes'); return cb(undefined); }
-    const probe = alignedBytes(RECORD_ALIGN);
+    // From a 512- but not 4096-aligned address: batches are views of the staging ring at any
+    // record boundary (journal.ts), so the device must take those too.
+    const probe = alignedBytes(2 * RECORD_ALIGN).subarray(RECORD_ALIGN);
     probe.set(hdr.subarray(0, RECORD_ALIGN));
     disk.pwrite(fd, probe, 0, (err2) => {
       if (err2 === null) return cb(fd);

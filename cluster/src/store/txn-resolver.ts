@@ -213,6 +213,9 @@ function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: 
     const lastBlock = Math.ceil(end / BLOCK_BYTES) - 1;
     let run: Uint8Array[] = [];
     let runFirst = firstBlock;
+    // A handed-off write whose data is a buffer of its own (a received frame's data) lends its
+    // whole blocks to the index as views: no copy, and what they pin is that one write.
+    const wholeData = handOff && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
     for (let b = firstBlock; b <= lastBlock; b++) {
       if (b === direct.first && direct.count > 0) {
         emitBlocks(obj, runFirst, run, emit);
@@ -225,7 +228,7 @@ function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: 
       const blockStart = b * BLOCK_BYTES;
       const from = Math.max(offset, blockStart);
       const to = Math.min(end, blockStart + BLOCK_BYTES);
-      const image = to - from === BLOCK_BYTES ? copyBytes(data, from - offset, to - offset) : baseImage(ctx, o, b);
+      const image = to - from === BLOCK_BYTES ? (wholeData ? data.subarray(from - offset, to - offset) : copyBytes(data, from - offset, to - offset)) : baseImage(ctx, o, b);
       if (to - from !== BLOCK_BYTES) image.set(data.subarray(from - offset, to - offset), from - blockStart);
       run.push(image);
     }
