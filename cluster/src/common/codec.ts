@@ -6,6 +6,7 @@
  * `Writer` grows a buffer; `Reader` reads from a view and throws `CodecError` (code
  * `CLU_ERR_DECODE`) on truncation, so a corrupt payload from the network is a clean error.
  */
+import { smallBytes } from './slab.js';
 
 /** Thrown by `Reader` when input is truncated or malformed. */
 export class CodecError extends Error {
@@ -54,7 +55,7 @@ export class Writer {
   private pos = 0;
 
   constructor(initialSizeBytes = 256, target?: Uint8Array) {
-    this.buf = target ?? new Uint8Array(initialSizeBytes);
+    this.buf = target ?? smallBytes(initialSizeBytes);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
@@ -70,10 +71,10 @@ export class Writer {
     if (this.pos + n <= this.buf.length) return;
     let size = Math.max(this.buf.length * 2, 64);
     while (size < this.pos + n) size *= 2;
-    const next = new Uint8Array(size);
+    const next = smallBytes(size);
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
   u8(v: number): this { this.reserve(1); this.view.setUint8(this.pos, v); this.pos += 1; return this; }

@@ -38,6 +38,7 @@
  */
 import { ClusterError } from '../common/errors.js';
 import { bulkBytes } from '../common/aligned.js';
+import { smallBytes } from '../common/slab.js';
 import { crc32c, crc32cChunks } from '../common/crc32c.js';
 
 /** Size of the fixed header. */
@@ -299,7 +300,7 @@ export class FrameDecoder {
         const h = decodeFrameHeader(this.headerBytes, this.limits);
         if (h instanceof ClusterError) { this.fail(h); return; }
         this.header = h;
-        this.payload = h.payloadLen === 0 ? EMPTY : new Uint8Array(h.payloadLen);
+        this.payload = h.payloadLen === 0 ? EMPTY : smallBytes(h.payloadLen);
         const sink = h.dataLen > 0 && (h.flags & FRAME_F_REPLY) !== 0 && this.handlers.replySink !== undefined
           ? this.handlers.replySink(h.tid, h.dataLen) : null;
         if (sink !== null && sink.active && viewsLength(sink.views) >= h.dataLen) this.sink = sink;

@@ -103,7 +103,8 @@ export function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
 // --- MSG_OSD_REPOP ---
 export interface RepOp { pg: string; interval: number; entry: PgLogEntry; ops: TxnOp[] }
 export function encodeRepOp(m: RepOp): { payload: Uint8Array; data: Uint8Array[] } {
-  const w = new Writer(128);
+  // Why 512: a 4k write's repop is ~300 bytes (log entry, object name twice); 128 grew twice.
+  const w = new Writer(512);
   const data: Uint8Array[] = [];
   header(w, m.pg, m.interval);
   writeLogEntry(w, m.entry);

@@ -107,10 +107,10 @@ export function readLogEntry(r: Reader): PgLogEntry {
   return { version, object, op, client: r.str(), tid: r.u64(), result: r.u16() };
 }
 export function encodeLogEntry(e: PgLogEntry): Uint8Array {
-  const w = new Writer(64 + e.object.length);
+  const w = new Writer(64 + (e.object.length + e.client.length) * 3);
   w.u8(1);
   writeLogEntry(w, e);
-  return w.finish().slice();
+  return w.finish();
 }
 export function decodeLogEntry(b: Uint8Array): PgLogEntry {
   const r = new Reader(b);

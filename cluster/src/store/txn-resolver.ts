@@ -168,8 +168,8 @@ export function resolveAndApply(ctx: ResolveContext, txn: Transaction): { ops: R
   const ops: ResolvedOp[] = [];
   const dataWrites: DataWrite[] = [];
   const emit = (op: ResolvedOp): void => { ctx.index.apply(op); ops.push(op); };
-  // A handed-off value that is a whole buffer of its own (a PG-log record the OSD just encoded)
-  // is kept as is; a view into a larger buffer (a received frame) is copied, never pinned.
+  // A handed-off value that is a whole buffer of its own is kept as is; a view into a larger
+  // buffer (a received frame, a slab) is copied, never pinned.
   const keep = (v: Uint8Array): Uint8Array => (txn.handOff && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength ? v : copyBytes(v));
   for (const op of txn.ops) {
     switch (op.op) {
@@ -181,7 +181,8 @@ export function resolveAndApply(ctx: ResolveContext, txn: Transaction): { ops: R
       case 'setattr': emit({ t: OpType.ATTR, obj: op.obj, name: op.key, value: keep(op.value) }); break;
       case 'rmattr': emit({ t: OpType.ATTR, obj: op.obj, name: op.key, value: null }); break;
       case 'version': emit({ t: OpType.VERSION, obj: op.obj, version: { epoch: op.version.epoch, seq: op.version.seq } }); break;
-      case 'pgput': emit({ t: OpType.PG, pg: op.pg, key: op.key, value: keep(op.value) }); break;
+      // Not kept: the index stores PG records as strings (pg-records.ts), so any view will do.
+      case 'pgput': emit({ t: OpType.PG, pg: op.pg, key: op.key, value: op.value }); break;
       case 'pgrm': emit({ t: OpType.PG, pg: op.pg, key: op.key, value: null }); break;
     }
   }
