@@ -42,7 +42,7 @@ export function tappedNet(inner: Net, tap: { fn: WriteTap | null }): Net {
   const wrap = (s: NetSocket): NetSocket => ({
     get remoteAddress() { return s.remoteAddress; },
     write: (chunks) => s.write(tap.fn === null ? chunks : tap.fn(chunks)),
-    onData: (cb) => s.onData(cb),
+    onData: (cb, target) => s.onData(cb, target),
     onDrain: (cb) => s.onDrain(cb),
     onClose: (cb) => s.onClose(cb),
     close: () => s.close(),

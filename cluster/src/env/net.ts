@@ -26,8 +26,13 @@ export interface NetSocket {
    * buffer is above its high-water mark: wait for `onDrain` before writing more.
    */
   write(chunks: readonly Uint8Array[]): boolean;
-  /** Sets the data handler; chunks are owned by the receiver. */
-  onData(cb: (chunk: Uint8Array) => void): void;
+  /**
+   * Sets the data handler; chunks are owned by the receiver. `readTarget`, when given, is asked
+   * before each read where the next bytes may go directly: a view the receiver owns (e.g. the
+   * rest of a big frame's data buffer), or null for the usual chunk. The chunk passed to `cb`
+   * is then a prefix of that view, already in place. A Net that cannot read into it ignores it.
+   */
+  onData(cb: (chunk: Uint8Array) => void, readTarget?: () => Uint8Array | null): void;
   onDrain(cb: () => void): void;
   /** Called once when the stream is closed for any reason; `err` when abnormal. */
   onClose(cb: (err: Error | undefined) => void): void;

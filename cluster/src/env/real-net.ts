@@ -17,6 +17,10 @@
  *   is written from. Before, every read allocated a backing store (16 per MiB received), and
  *   their turnover drove V8's full GCs. One buffer serves every socket: a read's callback runs to
  *   completion on the main thread before libuv performs the next read.
+ *   A receiver may name its own read target instead (`onData`'s `readTarget`): while a big
+ *   frame's data arrives, the decoder offers the rest of that frame's buffer, so those bytes go
+ *   from the kernel straight to where the store writes them from (no copy out of the shared
+ *   buffer: 7 % of an OSD's CPU under 1 MiB writes).
  *   Accepted sockets: `net.Server` has no `onread` option, so the server pauses each new socket
  *   before its first read (`pauseOnConnect`) and wraps its handle in a `net.Socket` that has one
  *   (`handle` is the option Node's own cluster and child_process use to pass sockets); the
@@ -40,9 +44,11 @@ const READ_BUFFER = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
  */
 class ReadSink {
   cb: ((chunk: Uint8Array) => void) | null = null;
+  target: (() => Uint8Array | null) | null = null;
   early: Uint8Array[] = [];
   readonly onread = {
-    buffer: READ_BUFFER,
+    // Asked by Node before every read (the function form of `onread.buffer`).
+    buffer: (): Uint8Array => (this.target !== null ? this.target() : null) ?? READ_BUFFER,
     callback: (nread: number, buf: Uint8Array): boolean => {
       const view = new Uint8Array(buf.buffer, buf.byteOffset, nread);
       if (this.cb !== null) this.cb(view); else this.early.push(view.slice());
@@ -82,11 +88,13 @@ class RealNetSocket implements NetSocket {
     return !sock.writableNeedDrain;
   }
 
-  onData(cb: (chunk: Uint8Array) => void): void {
-    // The chunk is a view of the shared read buffer, valid during `cb` only (see the header).
+  onData(cb: (chunk: Uint8Array) => void, readTarget?: () => Uint8Array | null): void {
+    // The chunk is a view of the shared read buffer, valid during `cb` only (see the header),
+    // or of the receiver's own read target.
     const early = this.sink.early;
     this.sink.early = [];
     this.sink.cb = cb;
+    this.sink.target = readTarget ?? null;
     // Why a later turn for early bytes: `Net` callbacks never run inside the registering call.
     if (early.length > 0) process.nextTick(() => { for (const c of early) cb(c); });
   }

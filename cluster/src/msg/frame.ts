@@ -243,6 +243,9 @@ export interface FrameDecoderHandlers {
  */
 const DATA_PREALLOC_BYTES = 4 * 1024 * 1024;
 
+/** A frame's data is read straight into its buffer while at least this much of it is missing. */
+const IN_PLACE_MIN_BYTES = 64 * 1024;
+
 /**
  * Incremental decoder over arriving chunks. It copies every byte it keeps, so a chunk is only
  * read during `push` (the real network reads into one reused buffer: env/real-net.ts). The
@@ -280,6 +283,21 @@ export class FrameDecoder {
     private readonly handlers: FrameDecoderHandlers,
     private readonly limits: Readonly<FrameLimits> = DEFAULT_FRAME_LIMITS,
   ) {}
+
+  /**
+   * Where the next received bytes may go directly (`NetSocket.onData`'s read target): the rest
+   * of the current frame's data buffer while at least IN_PLACE_MIN_BYTES of it are missing,
+   * else null. The decoder owns that buffer until it delivers the frame, and a read into the
+   * view cannot pass the frame's end; `push` then finds the bytes in place and copies nothing.
+   * Never a reply sink's views: a sink can be revoked between this call and the read.
+   */
+  readTarget(): Uint8Array | null {
+    const h = this.header;
+    if (this.failed || h === null || this.sink !== null || this.payloadFill < h.payloadLen) return null;
+    const end = Math.min(h.dataLen, this.data.length);
+    if (end - this.dataFill < IN_PLACE_MIN_BYTES) return null;
+    return this.data.subarray(this.dataFill, end);
+  }
 
   /** Bytes received but not yet part of a delivered frame. */
   get bufferedBytes(): number { return this.headerFill + this.payloadFill + this.dataFill; }
@@ -321,7 +339,8 @@ export class FrameDecoder {
         if (this.sink !== null) this.toSink(src);
         else {
           if (this.dataFill + k > this.data.length) this.growData(this.dataFill + k, h.dataLen);
-          this.data.set(src, this.dataFill);
+          // Read in place (`readTarget`): the bytes are already where they belong.
+          if (src.buffer !== this.data.buffer || src.byteOffset !== this.data.byteOffset + this.dataFill) this.data.set(src, this.dataFill);
         }
         this.dataFill += k;
         pos += k;

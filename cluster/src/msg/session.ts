@@ -312,7 +312,7 @@ export class Session extends EventEmitter<SessionEvents> {
       if (this.conn !== conn) return;
       conn.lastRxMs = this.init.env.nowMs(); // Keepalive: any byte is liveness (a big frame too).
       conn.decoder.push(chunk);
-    });
+    }, () => (this.conn === conn ? conn.decoder.readTarget() : null));
     socket.onDrain(() => { if (this.conn === conn) { conn.blocked = false; this.pump(); } });
     socket.onClose((err) => this.onSocketClose(conn, err));
     const hsMs = this.init.limits.handshakeTimeoutMs;
