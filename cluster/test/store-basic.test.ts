@@ -6,40 +6,16 @@
  * TestEnv by hand, crash MemDisk where durability matters, reopen and compare.
  */
 import test from 'ava';
-import type { ObjectName, PoolId } from '../src/common/ids.js';
 import { ObjectStore } from '../src/store/object-store.js';
 import { Transaction } from '../src/store/types.js';
-import type { ObjectId, ObjectStoreOptions } from '../src/store/types.js';
+import type { ObjectStoreOptions } from '../src/store/types.js';
 import { TestEnv } from './sim-env.js';
+import { STORE_DIR, bytes, commitTxn, oid, openStore, readStore } from './store-test-env.js';
 
-const DIR = '/osd';
-const oid = (name: string, pool = 1): ObjectId => ({ pool: pool as PoolId, name: name as ObjectName });
-
-function open(env: TestEnv, opts: Partial<ObjectStoreOptions> = {}): ObjectStore {
-  let out: ObjectStore | undefined;
-  let error: Error | null = null;
-  ObjectStore.open(env, { dir: DIR, journalBytes: 256 * 1024, ...opts }, (err, s) => { error = err; out = s; });
-  for (let i = 0; i < 100 && out === undefined && error === null; i++) env.advance(1);
-  if (error !== null) throw error;
-  if (out === undefined) throw new Error('open did not finish');
-  return out;
-}
-
-function commit(env: TestEnv, store: ObjectStore, txn: Transaction): Error | null {
-  let res: Error | null | undefined;
-  store.submit(txn, (e) => { res = e; });
-  for (let i = 0; i < 100 && res === undefined; i++) env.advance(1);
-  if (res === undefined) throw new Error('commit did not finish');
-  return res;
-}
-
-function read(env: TestEnv, store: ObjectStore, obj: ObjectId, off: number, len: number): Uint8Array | Error {
-  let res: Uint8Array | Error | undefined;
-  store.read(obj, off, len, (e, d) => { res = e ?? d; });
-  for (let i = 0; i < 100 && res === undefined; i++) env.advance(1);
-  if (res === undefined) throw new Error('read did not finish');
-  return res;
-}
+const DIR = STORE_DIR;
+const open = (env: TestEnv, opts: Partial<ObjectStoreOptions> = {}): ObjectStore => openStore(env, { journalBytes: 256 * 1024, ...opts });
+const commit = commitTxn;
+const read = readStore;
 
 function checkpoint(env: TestEnv, store: ObjectStore): void {
   let done = false;
@@ -47,7 +23,6 @@ function checkpoint(env: TestEnv, store: ObjectStore): void {
   for (let i = 0; i < 100 && !done; i++) env.advance(1);
 }
 
-const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 7 + 1) & 0xff);
 
 test('sparse object: holes read as zeros, reads past the size are short, missing object is NOT_FOUND', (t) => {
   const env = new TestEnv();

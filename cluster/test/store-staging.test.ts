@@ -6,14 +6,12 @@
  * crashed and replayed.
  */
 import test from 'ava';
-import type { ObjectName, PoolId } from '../src/common/ids.js';
 import { StagingRing } from '../src/store/staging-ring.js';
 import type { Staged } from '../src/store/staging-ring.js';
 import { STAGING_BYTES_DEFAULT } from '../src/store/journal.js';
-import { ObjectStore } from '../src/store/object-store.js';
 import { Transaction } from '../src/store/types.js';
-import type { ObjectId, ObjectStoreOptions } from '../src/store/types.js';
 import { TestEnv } from './sim-env.js';
+import { bytes, commitTxn, oid, openStore, readStore } from './store-test-env.js';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -69,32 +67,10 @@ test('staging ring: live pieces never overlap, FIFO release adds up, refusals on
   }
 });
 
-const DIR = '/osd';
-const oid = (name: string): ObjectId => ({ pool: 1 as PoolId, name: name as ObjectName });
-const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 7 + 1) & 0xff);
-
-function open(env: TestEnv, opts: Partial<ObjectStoreOptions>): ObjectStore {
-  let out: ObjectStore | undefined;
-  let error: Error | null = null;
-  ObjectStore.open(env, { dir: DIR, ...opts }, (err, s) => { error = err; out = s; });
-  for (let i = 0; i < 100 && out === undefined && error === null; i++) env.advance(1);
-  if (error !== null) throw error;
-  if (out === undefined) throw new Error('open did not finish');
-  return out;
-}
-
-function read(env: TestEnv, store: ObjectStore, obj: ObjectId, off: number, len: number): Uint8Array | Error {
-  let res: Uint8Array | Error | undefined;
-  store.read(obj, off, len, (e, d) => { res = e ?? d; });
-  for (let i = 0; i < 100 && res === undefined; i++) env.advance(1);
-  if (res === undefined) throw new Error('read did not finish');
-  return res;
-}
-
 test('a burst larger than the staging ring commits (records spill into their own buffers) and replays after a crash', (t) => {
   const env = new TestEnv();
   const opts = { journalBytes: 16 * 1024 * 1024, directWriteBytes: 1024 * 1024 };
-  const s = open(env, opts);
+  const s = openStore(env, opts);
   const N = 100;
   const SIZE = 36 * 1024 + 512; // not block-aligned: read-modify-write of the last block
   t.true(N * SIZE > STAGING_BYTES_DEFAULT, 'the burst does not fit the ring');
@@ -118,20 +94,12 @@ test('a burst larger than the staging ring commits (records spill into their own
     next.set(bytes(SIZE, i), (i % 3) * 4096);
     expect.set(name, next);
   }
-  for (const [name, data] of expect) t.deepEqual(read(env, s, oid(name), 0, data.length), data, `live ${name}`);
+  for (const [name, data] of expect) t.deepEqual(readStore(env, s, oid(name), 0, data.length), data, `live ${name}`);
   env.dropTimers();
   env.disk.crash();
-  const r = open(env, opts);
-  for (const [name, data] of expect) t.deepEqual(read(env, r, oid(name), 0, data.length), data, `replayed ${name}`);
+  const r = openStore(env, opts);
+  for (const [name, data] of expect) t.deepEqual(readStore(env, r, oid(name), 0, data.length), data, `replayed ${name}`);
   // And the ring keeps working after it was full.
-  t.is(commitOne(env, r, new Transaction().write(oid('after'), 0, bytes(4096, 9))), null);
-  t.deepEqual(read(env, r, oid('after'), 0, 4096), bytes(4096, 9));
+  t.is(commitTxn(env, r, new Transaction().write(oid('after'), 0, bytes(4096, 9))), null);
+  t.deepEqual(readStore(env, r, oid('after'), 0, 4096), bytes(4096, 9));
 });
-
-function commitOne(env: TestEnv, store: ObjectStore, txn: Transaction): Error | null {
-  let res: Error | null | undefined;
-  store.submit(txn, (e) => { res = e; });
-  for (let i = 0; i < 100 && res === undefined; i++) env.advance(1);
-  if (res === undefined) throw new Error('commit did not finish');
-  return res;
-}
