@@ -32,7 +32,8 @@ const warmupSeconds = process.argv.indexOf('--warmup') >= 0 ? Math.max(0, Number
 // `--only w1,w16,r1,r16,seq,rseq`: run a subset of the phases (e.g. to profile one of them).
 const onlyArg = process.argv.indexOf('--only') >= 0 ? process.argv[process.argv.indexOf('--only') + 1] ?? '' : '';
 const only = onlyArg === '' ? null : new Set(onlyArg.split(','));
-// `--verbose`: also print CPU µs/op per process (client, osd.0..2) after each phase.
+// `--verbose`: also print CPU µs/op per process (client, osd.0..2) and each OSD's RSS split
+// into anonymous and file-backed pages after each phase.
 const verbose = process.argv.includes('--verbose');
 // `--size N`: pool size (default 3; min_size = min(2, N)); 1 measures the OSD without replication.
 const poolSize = Math.min(3, Math.max(1, Number(process.argv[process.argv.indexOf('--size') + 1] ?? 3) || 3));
@@ -65,8 +66,8 @@ function cpuTicks(pid: number): number {
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
   return Number(rest[11]) + Number(rest[12]); // utime + stime (fields 14, 15)
 }
-function rssMib(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+function rssMib(pid: number, field = 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m === null ? 0 : Number(m[1]) / 1024;
 }
 const TICK_US = 1e6 / 100; // CLK_TCK = 100 on Linux
@@ -173,6 +174,9 @@ async function main(): Promise<void> {
     if (verbose) {
       const per = osds.map((p, i) => `osd.${i} ${((cpuTicks(p.pid!) - per0[i]!) * TICK_US / lat.length).toFixed(0)}`);
       process.stdout.write(`    CPU µs/op: client ${((self.user + self.system) / lat.length).toFixed(0)} (user ${(self.user / lat.length).toFixed(0)}), ${per.join(', ')}\n`);
+      // RssFile is mostly the node binary's own pages, shared by every node process; RssAnon is the OSD's own memory.
+      const mem = osds.map((o, i) => `osd.${i} ${rssMib(o.pid!).toFixed(0)} (anon ${rssMib(o.pid!, 'RssAnon').toFixed(0)}, file ${rssMib(o.pid!, 'RssFile').toFixed(0)})`);
+      process.stdout.write(`    RSS MiB: ${mem.join(', ')}\n`);
     }
   };
   process.stdout.write('| test                   | qd |   IOPS |  MiB/s | p50 µs | p99 µs | CPU µs/op | OSD RSS MiB |\n|---|---|---|---|---|---|---|---|\n');
