@@ -131,7 +131,7 @@ export function encodeInfo(i: PgInfo): Uint8Array {
   const w = new Writer(64);
   w.u8(1);
   writeInfo(w, i);
-  return w.finish().slice();
+  return w.finish();
 }
 export function decodeInfo(b: Uint8Array): PgInfo {
   const r = new Reader(b);

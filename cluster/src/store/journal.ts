@@ -179,7 +179,7 @@ export class Journal {
     const inPlace = payload.buffer === staged.view.buffer && payload.byteOffset === staged.view.byteOffset + RECORD_HEADER_BYTES && total <= max;
     if (inPlace) {
       const kept = staged.cost > 0 ? this.staging.shrinkLast(staged, max - total) : { view: staged.view.subarray(0, total), cost: 0 };
-      return { ...kept, payloadBytes };
+      return { view: kept.view, cost: kept.cost, payloadBytes };
     }
     // The bound was wrong (a bug, but not worth losing the write for): a record of its own.
     if (staged.cost > 0) this.staging.shrinkLast(staged, staged.view.length);
