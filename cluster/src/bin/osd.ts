@@ -32,7 +32,7 @@ import { readWholeFile, writeFileAtomic } from '../env/disk-file.js';
 import { MonClient } from '../mon/mon-client.js';
 import { decodeOsdPing, decodeOsdStat, encodeOsdPing, encodeOsdStatReply } from '../mon/mon-protocol.js';
 import { uuidFromBytes } from '../mon/monitor-core.js';
-import { Messenger } from '../msg/messenger.js';
+import { DEFAULT_SESSION_LIMITS, Messenger } from '../msg/messenger.js';
 import type { InboundMessage, Session } from '../msg/session.js';
 import { MsgType } from '../msg/types.js';
 import { PeerHeartbeats } from '../osd/peer-heartbeats.js';
@@ -57,6 +57,10 @@ export const OSD_USAGE = `Usage: strata osd --id N --data DIR --addr HOST:PORT -
   --heartbeat-interval-ms N  peer ping period (default 1000)
   --heartbeat-grace-ms N     report a silent peer after N ms (default 3000)
   --scrub-interval-ms N      scrub one PG every N ms (default 0 = off)
+  --ms-keepalive-interval-ms N   ping a session silent for N ms (default 1000; 0 = off)
+  --ms-keepalive-timeout-ms N    reset a session silent for N ms (default the larger of
+                             10000 and 3 x the heartbeat grace; must exceed the grace, so
+                             failure detection acts before a session reset)
   --journal-mib N            journal size of a new store (default 64)
   --journal-io inline|pool   journal writes on the event loop's thread (default: no thread
                              hand-offs) or through the I/O thread pool (slow disks, where
@@ -70,9 +74,11 @@ interface OsdArgs {
   id: OsdId; data: string; addr: { host: string; port: number }; mon: { host: string; port: number }; keyring: string;
   host: string; rack: string | undefined; weight: number; beaconMs: number; hbIntervalMs: number; hbGraceMs: number; logLevel: string;
   scrubMs: number; journalMib: number; journalIo: 'pool' | 'inline'; dataIo: 'direct' | 'buffered';
+  keepaliveIntervalMs: number; keepaliveTimeoutMs: number;
 }
 
-function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
+/** Parses `strata osd` arguments (exported for tests); throws UsageError on bad input. */
+export function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -80,7 +86,8 @@ function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
       host: { type: 'string' }, rack: { type: 'string' }, weight: { type: 'string' }, 'beacon-interval-ms': { type: 'string' },
       'heartbeat-interval-ms': { type: 'string' }, 'heartbeat-grace-ms': { type: 'string' }, 'log-level': { type: 'string' },
       'scrub-interval-ms': { type: 'string' }, 'journal-mib': { type: 'string' }, 'journal-io': { type: 'string' },
-      'data-io': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'data-io': { type: 'string' }, 'ms-keepalive-interval-ms': { type: 'string' }, 'ms-keepalive-timeout-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help === true) return 'help';
@@ -91,12 +98,20 @@ function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
   const dataIo = values['data-io'] ?? 'direct';
   if (dataIo !== 'direct' && dataIo !== 'buffered') throw new UsageError('--data-io must be direct or buffered');
   if (!(weight > 0 && weight < 65536)) throw new UsageError('--weight must be a positive number');
+  const hbGraceMs = parseIntOption(values['heartbeat-grace-ms'], '--heartbeat-grace-ms', 3000);
+  const keepaliveIntervalMs = parseIntOption(values['ms-keepalive-interval-ms'], '--ms-keepalive-interval-ms', DEFAULT_SESSION_LIMITS.keepaliveIntervalMs);
+  const keepaliveTimeoutMs = parseIntOption(values['ms-keepalive-timeout-ms'], '--ms-keepalive-timeout-ms',
+    Math.max(DEFAULT_SESSION_LIMITS.keepaliveTimeoutMs, 3 * hbGraceMs));
+  // Why: a session reset before the heartbeat grace would hide a dead peer from failure detection.
+  if (keepaliveIntervalMs > 0 && !(keepaliveTimeoutMs > keepaliveIntervalMs && keepaliveTimeoutMs > hbGraceMs)) {
+    throw new UsageError('--ms-keepalive-timeout-ms must exceed --ms-keepalive-interval-ms and --heartbeat-grace-ms');
+  }
   return {
     id: parseIntOption(values.id, '--id', 0) as OsdId, data: values.data!, addr: parseHostPort(values.addr!, '--addr'),
     mon: parseHostPort(values.mon!, '--mon'), keyring: values.keyring!, host: values.host!, rack: values.rack,
     weight: Math.round(weight * WEIGHT_ONE), beaconMs: parseIntOption(values['beacon-interval-ms'], '--beacon-interval-ms', 1000),
     hbIntervalMs: parseIntOption(values['heartbeat-interval-ms'], '--heartbeat-interval-ms', 1000),
-    hbGraceMs: parseIntOption(values['heartbeat-grace-ms'], '--heartbeat-grace-ms', 3000), logLevel: values['log-level'] ?? 'info',
+    hbGraceMs, logLevel: values['log-level'] ?? 'info', keepaliveIntervalMs, keepaliveTimeoutMs,
     scrubMs: parseIntOption(values['scrub-interval-ms'], '--scrub-interval-ms', 0), journalMib: parseIntOption(values['journal-mib'], '--journal-mib', 64),
     journalIo, dataIo,
   };
@@ -166,6 +181,7 @@ class Osd {
     private readonly uuid: string, private readonly store: ObjectStore, private readonly fail: (err: unknown) => void) {
     this.msgr = new Messenger({
       env, entity: `osd.${a.id}`,
+      limits: { keepaliveIntervalMs: a.keepaliveIntervalMs, keepaliveTimeoutMs: a.keepaliveTimeoutMs },
       auth: authPolicy({ allowUnauthenticated: false, serviceSecret: () => this.secret }),
       credentials: () => {
         const t = this.mon.currentTicket();
