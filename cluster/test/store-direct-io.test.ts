@@ -83,12 +83,18 @@ async function exercise(t: ExecutionContext, dir: string, opts: Partial<ObjectSt
   await close(r);
 }
 
-test('dataIo direct (default) on os.tmpdir(): O_DIRECT fd, bytes intact across reopen', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'strata-direct-'));
+/** A fresh directory named from `prefix` (removed after the test) and whether a store there gets O_DIRECT. */
+async function probedDir(t: ExecutionContext, prefix: string): Promise<{ dir: string; direct: boolean }> {
+  const dir = mkdtempSync(prefix);
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const probe = await open({ dir: join(dir, 'probe') });
   const direct = probe.stats().directIo;
   await close(probe);
+  return { dir, direct };
+}
+
+test('dataIo direct (default) on os.tmpdir(): O_DIRECT fd, bytes intact across reopen', async (t) => {
+  const { dir, direct } = await probedDir(t, join(tmpdir(), 'strata-direct-'));
   if (!direct) t.log('os.tmpdir() refuses O_DIRECT: checking the fallback only');
   await exercise(t, join(dir, 'store'), {}, direct);
 });
@@ -101,11 +107,7 @@ test('dataIo buffered never uses O_DIRECT', async (t) => {
 
 test('on tmpfs (/dev/shm) the store uses O_DIRECT where the kernel allows it (Linux ≥ 6.6), else buffered', async (t) => {
   if (!existsSync('/dev/shm')) return t.pass();
-  const dir = mkdtempSync('/dev/shm/strata-direct-');
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const probe = await open({ dir: join(dir, 'probe') });
-  const direct = probe.stats().directIo;
-  await close(probe);
+  const { dir, direct } = await probedDir(t, '/dev/shm/strata-direct-');
   t.log(`tmpfs O_DIRECT: ${direct ? 'accepted' : 'refused'}`);
   await exercise(t, join(dir, 'store'), {}, direct);
 });
@@ -127,11 +129,7 @@ test('a file system that refuses O_DIRECT (EINVAL at open) leaves the store on b
 });
 
 test('a device that refuses 512-byte O_DIRECT writes (4 KiB logical blocks) keeps the journal on page-cache writes, data direct', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'strata-4kn-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const probe = await open({ dir: join(dir, 'probe') });
-  const direct = probe.stats().directIo;
-  await close(probe);
+  const { dir, direct } = await probedDir(t, join(tmpdir(), 'strata-4kn-'));
   if (!direct) return t.pass('os.tmpdir() refuses O_DIRECT');
   // The real disk, except that O_DIRECT fds refuse writes not aligned to 4096, as on a 4Kn device.
   const directFds = new Set<Fd>();
