@@ -271,6 +271,8 @@ export class FrameDecoder {
   private sinkLost = false;
   /** CRC of the data received so far (computed over the arriving bytes, not the destination). */
   private dataCrc = 0;
+  /** The current frame's data CRC is computed and checked (not a signed frame on a signed session). */
+  private checkDataCrc = true;
   /**
    * Set by the session once its frames must be signed (the signer is installed): a frame with
    * `SIGNED` then carries no data CRC (its GMAC covers the data, checked by the session before
@@ -318,6 +320,7 @@ export class FrameDecoder {
         const h = decodeFrameHeader(this.headerBytes, this.limits);
         if (h instanceof ClusterError) { this.fail(h); return; }
         this.header = h;
+        this.checkDataCrc = !this.signedData || (h.flags & FRAME_F_SIGNED) === 0;
         this.payload = h.payloadLen === 0 ? EMPTY : smallBytes(h.payloadLen);
         const sink = h.dataLen > 0 && (h.flags & FRAME_F_REPLY) !== 0 && this.handlers.replySink !== undefined
           ? this.handlers.replySink(h.tid, h.dataLen) : null;
@@ -335,7 +338,7 @@ export class FrameDecoder {
       if (this.dataFill < h.dataLen) {
         const k = Math.min(h.dataLen - this.dataFill, n - pos);
         const src = chunk.subarray(pos, pos + k);
-        if (!this.signedData || (h.flags & FRAME_F_SIGNED) === 0) this.dataCrc = crc32c(src, this.dataCrc);
+        if (this.checkDataCrc) this.dataCrc = crc32c(src, this.dataCrc);
         if (this.sink !== null) this.toSink(src);
         else {
           if (this.dataFill + k > this.data.length) this.growData(this.dataFill + k, h.dataLen);
@@ -411,6 +414,7 @@ export class FrameDecoder {
       : this.sink !== null ? this.sinkData(h.dataLen)
         : [this.data.length === h.dataLen ? this.data : this.data.subarray(0, h.dataLen)];
     const dataCrc = this.dataCrc;
+    const checkDataCrc = this.checkDataCrc;
     const inSink = this.sink !== null && h.dataLen > 0;
     this.reset();
     this.headerBytes = new Uint8Array(FRAME_HEADER_BYTES);
@@ -419,8 +423,7 @@ export class FrameDecoder {
       this.fail(decodeError('payload-crc', 'frame payload crc mismatch', { type: h.type, tid: h.tid }));
       return;
     }
-    const crcChecked = !this.signedData || (h.flags & FRAME_F_SIGNED) === 0;
-    if (crcChecked && dataCrc !== h.dataCrc) {
+    if (checkDataCrc && dataCrc !== h.dataCrc) {
       this.fail(decodeError('data-crc', 'frame data crc mismatch', { type: h.type, tid: h.tid }));
       return;
     }

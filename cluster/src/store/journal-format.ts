@@ -92,14 +92,6 @@ export function decodeJournalHeader(buf: Uint8Array): JournalHeader {
   };
 }
 
-/** Builds one aligned record around `payload`. Pair assertion: the crc is checked back. */
-export function encodeRecord(seq: number, gen: number, kind: number, payload: Uint8Array): Uint8Array {
-  const buf = new Uint8Array(recordBytes(payload.length));
-  buf.set(payload, RECORD_HEADER_BYTES);
-  sealRecord(buf, seq, gen, kind, payload.length);
-  return buf;
-}
-
 /**
  * Completes a record whose payload is already in place at `rec[RECORD_HEADER_BYTES..]`
  * (`rec` is exactly `recordBytes(payloadBytes)` long): header fields, zeroed padding, crc.

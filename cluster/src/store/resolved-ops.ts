@@ -92,16 +92,11 @@ export function encodeOp(w: Writer, op: ResolvedOp): void {
   }
 }
 
-/** Upper bound of `encodeTxnPayload(ops).length`. */
+/** Upper bound of the encoded length of a TXN payload of `ops`. */
 export function txnPayloadBound(ops: readonly ResolvedOp[]): number {
   let bound = 2;
   for (const op of ops) bound += encodedOpBound(op);
   return bound;
-}
-
-/** Encodes a whole TXN payload. */
-export function encodeTxnPayload(ops: readonly ResolvedOp[]): Uint8Array {
-  return encodeTxnPayloadInto(ops, new Uint8Array(txnPayloadBound(ops)));
 }
 
 /**

@@ -219,8 +219,8 @@ function openFiles(env: Env, dir: string, pos: MetaPosition, directData: boolean
  * The journal's O_DSYNC | O_DIRECT write fd (`JournalParams.directFd`), or undefined where the
  * disk cannot: no O_DSYNC, O_DIRECT refused at open, or refused for 512-byte-aligned writes (a
  * device whose logical block is 4 KiB; journal records are 512-aligned in offset, length and
- * memory address). The probe writes the
- * header block back unchanged through the new fd: harmless at any moment, even if we crash.
+ * memory address). The probe writes the header block back unchanged through the new fd:
+ * harmless at any moment, even if we crash.
  */
 function openJournalDirect(env: Env, dir: string, hdr: Uint8Array, cb: (fd: Fd | undefined) => void): void {
   const disk = env.disk;

@@ -163,6 +163,11 @@ export function checkTxnState(index: ObjectIndex, txn: Transaction): ClusterErro
   return null;
 }
 
+/** True when `v` is the whole of its buffer (nothing else can be pinned through it). */
+function ownsBuffer(v: Uint8Array): boolean {
+  return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength;
+}
+
 /** Applies the transaction; returns the resolved ops (for the journal) and direct data writes. */
 export function resolveAndApply(ctx: ResolveContext, txn: Transaction): { ops: ResolvedOp[]; dataWrites: DataWrite[] } {
   const ops: ResolvedOp[] = [];
@@ -170,7 +175,7 @@ export function resolveAndApply(ctx: ResolveContext, txn: Transaction): { ops: R
   const emit = (op: ResolvedOp): void => { ctx.index.apply(op); ops.push(op); };
   // A handed-off value that is a whole buffer of its own is kept as is; a view into a larger
   // buffer (a received frame, a slab) is copied, never pinned.
-  const keep = (v: Uint8Array): Uint8Array => (txn.handOff && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength ? v : copyBytes(v));
+  const keep = (v: Uint8Array): Uint8Array => (txn.handOff && ownsBuffer(v) ? v : copyBytes(v));
   for (const op of txn.ops) {
     switch (op.op) {
       case 'write': resolveWrite(ctx, op.obj, op.offset, op.data, emit, dataWrites, txn.handOff); break;
@@ -216,7 +221,7 @@ function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: 
     let runFirst = firstBlock;
     // A handed-off write whose data is a buffer of its own (a received frame's data) lends its
     // whole blocks to the index as views: no copy, and what they pin is that one write.
-    const wholeData = handOff && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+    const wholeData = handOff && ownsBuffer(data);
     for (let b = firstBlock; b <= lastBlock; b++) {
       if (b === direct.first && direct.count > 0) {
         emitBlocks(obj, runFirst, run, emit);
