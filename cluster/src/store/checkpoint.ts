@@ -41,6 +41,11 @@ export interface CheckpointDeps {
   readonly readGate: InflightGate;
 }
 
+/** True when `b` starts where `a` ends, in the same buffer. */
+function follows(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset + a.length === b.byteOffset;
+}
+
 interface Flushed { readonly o: ObjState; readonly b: number; readonly image: Uint8Array; readonly loc: number }
 
 /** Runs one checkpoint at a time; requests made during one are served by the next. */
@@ -101,34 +106,49 @@ export class Checkpointer {
     });
   }
 
+  /**
+   * A data block per journal-resident block. Why allocate in slot order: a run of blocks that
+   * are adjacent both in the pool and in the data file is written as one view of the pool.
+   */
   private allocateFlush(): Flushed[] {
-    const out: Flushed[] = [];
+    const pool = this.deps.index.pool;
+    const picked: { o: ObjState; b: number; image: Uint8Array; key: number }[] = [];
     for (const o of this.deps.index.dirty) {
       for (const [b, image] of o.mem) {
         if (o.locOf(b) !== NO_LOC) continue;
-        out.push({ o, b, image, loc: this.deps.allocator.alloc() });
+        picked.push({ o, b, image, key: pool.slotOrder(image) });
       }
     }
+    picked.sort((x, y) => x.key - y.key);
+    const out: Flushed[] = picked.map((p) => ({ o: p.o, b: p.b, image: p.image, loc: this.deps.allocator.alloc() }));
     out.sort((x, y) => x.loc - y.loc);
     return out;
   }
 
-  /** Writes flushed blocks, one pwrite per run of consecutive locations. */
+  /**
+   * Writes flushed blocks straight from their pool slots, one pwrite per run of consecutive
+   * locations whose slots are adjacent too. The pool is pinned until every pwrite completed,
+   * so a slot freed meanwhile (its block overwritten) is not reused under the write.
+   */
   private writeFlushed(flushed: readonly Flushed[], cb: (err: DiskError | null) => void): void {
+    const pool = this.deps.index.pool;
+    pool.pin();
     let pending = 1;
     let failed: DiskError | null = null;
     const one = (err: DiskError | null): void => {
       if (err && failed === null) failed = err;
-      if (--pending === 0) cb(failed);
+      if (--pending > 0) return;
+      pool.unpin();
+      cb(failed);
     };
     let i = 0;
     while (i < flushed.length) {
+      const first = flushed[i]!.image;
       let j = i + 1;
-      while (j < flushed.length && flushed[j]!.loc === flushed[j - 1]!.loc + 1) j++;
-      const buf = new Uint8Array((j - i) * BLOCK_BYTES);
-      for (let k = i; k < j; k++) buf.set(flushed[k]!.image, (k - i) * BLOCK_BYTES);
+      while (j < flushed.length && flushed[j]!.loc === flushed[j - 1]!.loc + 1 && follows(flushed[j - 1]!.image, flushed[j]!.image)) j++;
+      const view = j - i === 1 ? first : new Uint8Array(first.buffer, first.byteOffset, (j - i) * BLOCK_BYTES);
       pending++;
-      this.deps.env.disk.pwrite(this.deps.dataFd, buf, flushed[i]!.loc * BLOCK_BYTES, one);
+      this.deps.env.disk.pwrite(this.deps.dataFd, view, flushed[i]!.loc * BLOCK_BYTES, one);
       i = j;
     }
     // Why defer the final decrement: keep the callback asynchronous even with nothing to write.

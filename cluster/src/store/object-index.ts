@@ -16,6 +16,7 @@
  * it may be).
  */
 import { assert } from '../common/assert.js';
+import { BlockPool } from './block-pool.js';
 import { PgRecords } from './pg-records.js';
 import { OpType } from './resolved-ops.js';
 import type { ResolvedOp } from './resolved-ops.js';
@@ -34,7 +35,10 @@ export class ObjState {
   loc = new Int32Array(0);
   /** crc32c of each block's 4 KiB image. */
   crc = new Uint32Array(0);
-  /** Block images held in memory: journal-resident blocks, and direct writes in flight. */
+  /**
+   * Block images held in memory: journal-resident blocks (slots of the index's BlockPool), and
+   * direct writes in flight (the write's own data).
+   */
   readonly mem = new Map<number, Uint8Array>();
   /** Blocks that hold data (not holes). */
   usedBlocks = 0;
@@ -82,7 +86,8 @@ export class ObjectIndex {
   /** Bytes of journal-resident block images (bounded by the journal size). */
   residentBlocks = 0;
 
-  constructor(private readonly release: ReleaseFn) {}
+  /** `pool`: where journal-resident images are kept (each OSD store has its own). */
+  constructor(private readonly release: ReleaseFn, readonly pool = new BlockPool()) {}
 
   get(obj: ObjectId): ObjState | undefined {
     return this.objects.get(objectKey(obj));
@@ -151,7 +156,10 @@ export class ObjectIndex {
     if (o.isHole(b)) return;
     const loc = o.loc[b]!;
     if (loc !== NO_LOC) this.release(loc);
-    else this.residentBlocks--;
+    else {
+      this.residentBlocks--;
+      this.pool.free(o.mem.get(b)!);
+    }
     o.loc[b] = NO_LOC;
     o.mem.delete(b);
     o.usedBlocks--;
@@ -162,7 +170,7 @@ export class ObjectIndex {
     assert(image.length === BLOCK_BYTES, 'block image size');
     o.ensure(b);
     this.dropBlock(o, b);
-    o.mem.set(b, image);
+    o.mem.set(b, this.pool.copyIn(image));
     o.crc[b] = crc;
     o.usedBlocks++;
     this.liveBlocks++;
@@ -204,6 +212,7 @@ export class ObjectIndex {
     o.loc[b] = loc;
     o.mem.delete(b);
     this.residentBlocks--;
+    this.pool.free(image);
     return true;
   }
 

@@ -46,6 +46,8 @@ export interface StoreStats {
   readonly checkpoints: number;
   readonly liveBlocks: number;
   readonly residentBlocks: number;
+  /** Bytes of pool chunks holding journal-resident block images (block-pool.ts). */
+  readonly residentPoolBytes: number;
   readonly heldBlocks: number;
   readonly dataFileBlocks: number;
   readonly queued: number;
@@ -352,6 +354,7 @@ export class ObjectStore {
       checkpoints: s.checkpointer.completed,
       liveBlocks: s.index.liveBlocks,
       residentBlocks: s.index.residentBlocks,
+      residentPoolBytes: s.index.pool.heldBytes,
       heldBlocks: s.allocator.heldBlocks,
       dataFileBlocks: s.allocator.highWaterBlocks,
       queued: this.queue.length,
