@@ -38,6 +38,7 @@
  */
 import { ClusterError } from '../common/errors.js';
 import { bulkBytes } from '../common/aligned.js';
+import { takeBulk } from '../common/bulk-pool.js';
 import { smallBytes } from '../common/slab.js';
 import { crc32c, crc32cChunks } from '../common/crc32c.js';
 
@@ -325,7 +326,7 @@ export class FrameDecoder {
         const sink = h.dataLen > 0 && (h.flags & FRAME_F_REPLY) !== 0 && this.handlers.replySink !== undefined
           ? this.handlers.replySink(h.tid, h.dataLen) : null;
         if (sink !== null && sink.active && viewsLength(sink.views) >= h.dataLen) this.sink = sink;
-        else this.data = h.dataLen === 0 ? EMPTY : bulkBytes(Math.min(h.dataLen, DATA_PREALLOC_BYTES));
+        else this.data = h.dataLen === 0 ? EMPTY : takeBulk(Math.min(h.dataLen, DATA_PREALLOC_BYTES));
       }
       const h = this.header;
       if (this.payloadFill < h.payloadLen) {

@@ -45,6 +45,7 @@ import {
 } from './osd-protocol.js';
 import type { EVersion, LockState, OsdOpOut, OsdOpRequest } from './osd-protocol.js';
 import { encodeRepOp, joinChunks } from './osd-peer-protocol.js';
+import { giveBulk } from '../common/bulk-pool.js';
 import { activeState, errOf, isActive, pgKeyOf } from './pg.js';
 import type { ClientOp, InflightWrite, Pg } from './pg.js';
 
@@ -88,7 +89,7 @@ export class ClientOps {
       return;
     }
     this.c.stats.clientOps++;
-    const op: ClientOp = { req, s, q, data, arrivedMs: this.c.env.nowMs(), write, replied: false };
+    const op: ClientOp = { req, s, q, data, arrivedMs: this.c.env.nowMs(), write, replied: false, executions: 0 };
     this.trackSession(q.reqId.client, s);
     this.dispatchOp(op);
   }
@@ -310,6 +311,7 @@ export class ClientOps {
   private doWrite(pg: Pg, op: ClientOp): void {
     const map = this.c.map()!;
     const obj: ObjectId = { pool: pg.pool, name: op.q.objectName as ObjectName };
+    op.executions++;
     const built = this.buildWrite(pg, op, obj);
     if (typeof built === 'number') { this.reply(op, built, this.c.store.stat(obj)?.version ?? ZERO_VERSION, [], []); return; }
     const version: EVersion = { epoch: map.epoch, seq: pg.nextSeq++ };
@@ -338,6 +340,11 @@ export class ClientOps {
       const n = (pg.inflightByObj.get(op.q.objectName) ?? 1) - 1;
       if (n === 0) pg.inflightByObj.delete(op.q.objectName); else pg.inflightByObj.set(op.q.objectName, n);
       this.reply(op, 0, version, w.outs, []);
+      // Committed here and on every replica, by this one execution: the local store wrote or
+      // copied the data, and each replica's ack means it read the whole sub-op frame (our socket
+      // holds none of it). A requeued op may still have an earlier execution's sub-ops queued
+      // on a socket, so its buffer is left to the GC.
+      if (op.executions === 1) giveBulk(op.data);
       this.runObject(pg, op.q.objectName);
     };
     const txn = new Transaction();

@@ -34,6 +34,8 @@ export interface ClientOp {
   readonly arrivedMs: number;
   readonly write: boolean;
   replied: boolean;
+  /** Times `doWrite` ran it (a re-peer requeues in-flight writes; see `giveBulk` in client-ops). */
+  executions: number;
 }
 
 /** A client write sent to the acting set, until every acting OSD committed it. */

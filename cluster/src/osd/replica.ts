@@ -19,6 +19,7 @@
  *   only the primary knows). The info record is persisted at activation only (pg.ts `loadPg`
  *   recomputes the rest).
  */
+import { giveBulk } from '../common/bulk-pool.js';
 import { ClusterError } from '../common/errors.js';
 import type { ObjectName, PoolId } from '../common/ids.js';
 import type { InboundMessage, Session } from '../msg/session.js';
@@ -160,7 +161,13 @@ export class Replica {
       while (pg.log.entries.length > 0 && logKey(pg.log.entries[0]!.version) <= trimTo) pg.log.trimOne();
       pg.info.logTail = pg.log.tail;
     }
-    this.c.store.submit(txn, (err) => { if (err !== null) s.replyError(req, err); else s.reply(req, { type: req.type }); });
+    this.c.store.submit(txn, (err) => {
+      if (err !== null) { s.replyError(req, err); return; }
+      s.reply(req, { type: req.type });
+      // Committed: the store copied the data (journal record, resident blocks) or wrote it to the
+      // data file (direct writes complete before the commit), and keeps no view of it.
+      for (const d of req.data) giveBulk(d);
+    });
   }
 
   onPush(req: InboundMessage, s: Session): void {
