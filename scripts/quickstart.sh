@@ -99,7 +99,7 @@ fi
 if ! running; then
   rm -f "$sock"
   # The daemons' node flags (cluster/src/common/daemon-node-flags.ts, kept equal by a test).
-  STRATA_DAEMON_NODE_FLAGS="--initial-old-space-size=64"
+  STRATA_DAEMON_NODE_FLAGS="--initial-old-space-size=64 --max-semi-space-size=4"
   # shellcheck disable=SC2086
   nohup node $STRATA_DAEMON_NODE_FLAGS "$repo/dist/backend/src/main.js" vhost --socket-path "$sock" "${serve[@]}" --num-queues 4 >"$log" 2>&1 &
   echo $! >"$pidfile"

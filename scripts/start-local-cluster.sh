@@ -37,7 +37,7 @@ strata() { node "$repo/dist/backend/src/main.js" "$@"; }
 # --perf-basic-prof; several are refused in NODE_OPTIONS).
 # shellcheck disable=SC2086
 # STRATA_DAEMON_NODE_FLAGS: the daemons' node flags (cluster/src/common/daemon-node-flags.ts, kept equal by a test).
-STRATA_DAEMON_NODE_FLAGS="--initial-old-space-size=64"
+STRATA_DAEMON_NODE_FLAGS="--initial-old-space-size=64 --max-semi-space-size=4"
 daemon() { exec node $STRATA_DAEMON_NODE_FLAGS ${STRATA_NODE_ARGS:-} "$repo/dist/backend/src/main.js" "$@"; }
 mon_addr="127.0.0.1:$port"
 keyring="$dir/keyring"

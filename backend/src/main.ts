@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=64
+#!/usr/bin/env -S node --initial-old-space-size=64 --max-semi-space-size=4
 /**
  * The `strata` command: a thin dispatcher to subcommands. Keep it small (Cloud Hypervisor's
  * main.rs shape): parse, build real dependencies, start.

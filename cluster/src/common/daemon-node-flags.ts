@@ -15,8 +15,14 @@
  * for GC scheduling, not a reservation: an idle daemon's RSS does not grow. It cannot be set
  * after start (`v8.setFlagsFromString` leaves the heap as configured) and Node refuses it in
  * NODE_OPTIONS, hence the launchers.
+ *
+ * `--max-semi-space-size=4` (MiB). Why: V8's young generation grows to three 16 MiB semi-spaces
+ * under a steady allocation rate, and on an OSD under 4k writes that was ~40 MiB of its RSS.
+ * With 4 MiB the scavenges are more frequent but each is smaller: OSD RSS at 4k QD16 176-179 →
+ * 138-151 MiB with no measurable CPU change (three A/B pairs of `osd-bench --only w16`,
+ * docs/benchmarks.md "Session 6").
  */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64'];
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64', '--max-semi-space-size=4'];
 
 /** The log line of a daemon started without them (info: a performance hint, not a fault). */
 export const DAEMON_FLAGS_HINT = 'node started without the daemon node flags: full GCs will be frequent under large I/O (docs/operations.md)';
