@@ -37,8 +37,8 @@ const only = onlyArg === '' ? null : new Set(onlyArg.split(','));
 const verbose = process.argv.includes('--verbose');
 // `--size N`: pool size (default 3; min_size = min(2, N)); 1 measures the OSD without replication.
 const poolSize = Math.min(3, Math.max(1, Number(process.argv[process.argv.indexOf('--size') + 1] ?? 3) || 3));
-// `--journal-io pool|inline`: passed to every OSD (docs/object-store.md, "Journal I/O").
-const journalIo = process.argv.indexOf('--journal-io') >= 0 ? process.argv[process.argv.indexOf('--journal-io') + 1] ?? 'inline' : 'inline';
+// `--journal-io auto|pool|inline`: passed to every OSD (docs/object-store.md, "Journal I/O").
+const journalIo = process.argv.indexOf('--journal-io') >= 0 ? process.argv[process.argv.indexOf('--journal-io') + 1] ?? 'auto' : 'auto';
 // `--data-io direct|buffered`: passed to every OSD (docs/object-store.md, "Data I/O").
 const dataIo = process.argv.indexOf('--data-io') >= 0 ? process.argv[process.argv.indexOf('--data-io') + 1] ?? 'direct' : 'direct';
 // STRATA_BENCH_DIR: where the stores live (default /var/tmp, a real disk; /dev/shm isolates CPU from fsync).

@@ -20,6 +20,7 @@ import { Transaction } from '../cluster/src/store/types.js';
 import type { ObjectId } from '../cluster/src/store/types.js';
 
 const arg = (name: string, dflt: string): string => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
+const journalIoArg = (v: string): 'pool' | 'inline' | 'auto' => (v === 'pool' || v === 'inline' ? v : 'auto');
 const DIR = arg('dir', '/var/tmp/strata-store-bench');
 const OPS = Number(arg('ops', '2000'));
 const OBJECT_BYTES = 4 * 1024 * 1024;
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   results.push(await rawSync(Math.min(OPS, 1000)));
   const env = createRealEnv({ log: pino({ level: 'warn' }), net: {} as Net });
-  const store = await new Promise<ObjectStore>((resolve, reject) => ObjectStore.open(env, { dir: `${DIR}/osd`, journalIo: arg('journal-io', 'inline') === 'pool' ? 'pool' : 'inline' }, (e, s) => (e || !s ? reject(e) : resolve(s))));
+  const store = await new Promise<ObjectStore>((resolve, reject) => ObjectStore.open(env, { dir: `${DIR}/osd`, journalIo: journalIoArg(arg('journal-io', 'auto')) }, (e, s) => (e || !s ? reject(e) : resolve(s))));
   const rnd4k = (): { o: ObjectId; off: number } => ({ o: obj(Math.floor(Math.random() * OBJECTS)), off: Math.floor(Math.random() * (OBJECT_BYTES / 4096)) * 4096 });
   results.push(await writeRun(store, '4k random write QD1', OPS, 1, 4096, rnd4k));
   results.push(await writeRun(store, '4k random write QD16', OPS * 2, 16, 4096, rnd4k));

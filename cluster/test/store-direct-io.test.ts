@@ -167,3 +167,36 @@ test('the O_DIRECT journal survives reopen: records written through it replay', 
   await close(r);
   await close(s).catch(() => undefined);
 });
+
+test("journalIo 'auto' writes a lone record inline and a batch of several through the pool; both replay", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-jauto-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // The real disk, counting journal writes by path: inline (pwriteInline) or pool (pwrite).
+  let inline = 0;
+  let pooled = 0;
+  const journalFds = new Set<Fd>();
+  const counting: Disk = {
+    ...env.disk,
+    open: (path, o, cb) => env.disk.open(path, o, (err, fd) => { if (err === null && path.endsWith('/journal')) journalFds.add(fd); cb(err, fd); }),
+    pwrite: (fd, data, pos, cb) => { if (journalFds.has(fd)) pooled++; env.disk.pwrite(fd, data, pos, cb); },
+    pwriteInline: (fd, data, pos) => { if (journalFds.has(fd)) inline++; return env.disk.pwriteInline!(fd, data, pos); },
+  };
+  const e: Env = { ...env, disk: counting };
+  const o = { dir, journalBytes: 8 * MiB, journalIo: 'auto' as const };
+  const s = await open(o, e);
+  const before = { inline, pooled };
+  // One at a time: every batch holds one record.
+  for (let i = 0; i < 5; i++) await submit(s, new Transaction().write(obj, i * 4096, pattern(4096, i)));
+  t.is(inline - before.inline, 5, 'lone records are written inline');
+  t.is(pooled - before.pooled, 0);
+  // Twenty at once: the first goes alone (inline), the rest queue behind it and form batches of several.
+  const mid = { inline, pooled };
+  await Promise.all(Array.from({ length: 20 }, (_, i) => submit(s, new Transaction().write(obj, (10 + i) * 4096, pattern(4096, 10 + i)))));
+  t.true(pooled - mid.pooled >= 1, 'a batch of several records goes through the pool');
+  t.true(inline - mid.inline + (pooled - mid.pooled) < 20, 'the twenty records were batched');
+  // No close: the next open replays what both paths wrote.
+  const r = await open({ ...o, dir });
+  for (let i = 0; i < 30; i++) if (i < 5 || i >= 10) t.true(same(await read(r, i * 4096, 4096), pattern(4096, i)), `block ${i}`);
+  await close(r);
+  await close(s).catch(() => undefined);
+});

@@ -62,9 +62,11 @@ export const OSD_USAGE = `Usage: strata osd --id N --data DIR --addr HOST:PORT -
                              10000 and 3 x the heartbeat grace; must exceed the grace, so
                              failure detection acts before a session reset)
   --journal-mib N            journal size of a new store (default 64)
-  --journal-io inline|pool   journal writes on the event loop's thread (default: no thread
-                             hand-offs) or through the I/O thread pool (slow disks, where
-                             a blocked loop would delay reads; docs/object-store.md)
+  --journal-io auto|inline|pool  journal writes on the event loop's thread (inline: no
+                             thread hand-offs), through the I/O thread pool (pool: the loop
+                             keeps receiving meanwhile; slow disks), or auto (default):
+                             inline for a lone record, the pool for a batch
+                             (docs/object-store.md, "Journal I/O")
   --data-io direct|buffered  big writes' data-file pwrites with O_DIRECT (default: no copy
                              into the page cache; falls back to buffered where the file
                              system refuses it, e.g. old tmpfs) or buffered (docs/object-store.md)
@@ -73,7 +75,7 @@ export const OSD_USAGE = `Usage: strata osd --id N --data DIR --addr HOST:PORT -
 interface OsdArgs {
   id: OsdId; data: string; addr: { host: string; port: number }; mon: { host: string; port: number }; keyring: string;
   host: string; rack: string | undefined; weight: number; beaconMs: number; hbIntervalMs: number; hbGraceMs: number; logLevel: string;
-  scrubMs: number; journalMib: number; journalIo: 'pool' | 'inline'; dataIo: 'direct' | 'buffered';
+  scrubMs: number; journalMib: number; journalIo: 'pool' | 'inline' | 'auto'; dataIo: 'direct' | 'buffered';
   keepaliveIntervalMs: number; keepaliveTimeoutMs: number;
 }
 
@@ -93,8 +95,8 @@ export function parseOsdArgs(argv: string[]): OsdArgs | 'help' {
   if (values.help === true) return 'help';
   for (const k of ['id', 'data', 'addr', 'mon', 'keyring', 'host'] as const) if (values[k] === undefined) throw new UsageError(`--${k} is required`);
   const weight = values.weight === undefined ? 1 : Number(values.weight);
-  const journalIo = values['journal-io'] ?? 'inline';
-  if (journalIo !== 'pool' && journalIo !== 'inline') throw new UsageError('--journal-io must be pool or inline');
+  const journalIo = values['journal-io'] ?? 'auto';
+  if (journalIo !== 'pool' && journalIo !== 'inline' && journalIo !== 'auto') throw new UsageError('--journal-io must be auto, inline or pool');
   const dataIo = values['data-io'] ?? 'direct';
   if (dataIo !== 'direct' && dataIo !== 'buffered') throw new UsageError('--data-io must be direct or buffered');
   if (!(weight > 0 && weight < 65536)) throw new UsageError('--weight must be a positive number');

@@ -38,6 +38,9 @@ export const STAGING_BYTES_DEFAULT = 2 << 20;
 
 type DurableCb = (err: DiskError | null) => void;
 
+/** Which journal batches are written inline (`Disk.pwriteInline`): see `JournalParams.inline`. */
+export type InlineJournal = 'never' | 'always' | 'single';
+
 interface Pending {
   readonly offset: number;
   readonly bytes: Uint8Array;
@@ -60,8 +63,12 @@ export interface JournalParams {
   readonly syncData: (cb: DurableCb) => void;
   /** The fd was opened with O_DSYNC: a completed pwrite is durable (no fdatasync needed). */
   readonly dsync?: boolean;
-  /** With `dsync`: write batches with `disk.pwriteInline` (on this thread) when the disk has it. */
-  readonly inline?: boolean;
+  /**
+   * With `dsync`, when the disk has `pwriteInline`: which batches are written on this thread
+   * ('always', 'single': a batch of one record) rather than through `disk.pwrite` ('never',
+   * the default).
+   */
+  readonly inline?: InlineJournal;
   /**
    * With `dsync`: a second fd on the journal opened O_DSYNC | O_DIRECT, which batches are
    * written through (views of the 4096-aligned staging ring; records are 512-aligned in
@@ -88,7 +95,7 @@ export class Journal {
   private readonly gen: number;
   private readonly syncData: (cb: DurableCb) => void;
   private readonly dsync: boolean;
-  private readonly inline: boolean;
+  private readonly inline: InlineJournal;
   /** Where dsync batches are written: the O_DIRECT fd when there is one. */
   private readonly writeFd: Fd;
   private readonly direct: boolean;
@@ -109,7 +116,7 @@ export class Journal {
     this.gen = p.gen;
     this.syncData = p.syncData;
     this.dsync = p.dsync === true;
-    this.inline = this.dsync && p.inline === true && p.env.disk.pwriteInline !== undefined;
+    this.inline = this.dsync && p.env.disk.pwriteInline !== undefined ? p.inline ?? 'never' : 'never';
     this.direct = this.dsync && p.directFd !== undefined;
     this.writeFd = this.direct ? p.directFd! : p.fd;
     this.ringEnd = p.journalBytes;
@@ -239,7 +246,9 @@ export class Journal {
       if (--left === 0) this.batchDone(batch, failed);
     };
     if (dataSync) this.syncData(one);
-    if (this.inline) {
+    // 'single': a lone record is a lone client write (QD1), where the thread hand-offs are most
+    // of the cost; with more, the loop had better keep receiving while the device writes.
+    if (this.inline === 'always' || (this.inline === 'single' && batch.length === 1)) {
       // Runs inside the batch's setImmediate, so callbacks still never fire inside `append`.
       for (const run of runs) one(this.env.disk.pwriteInline!(this.writeFd, run.bytes, run.offset));
       return;

@@ -22,6 +22,7 @@ import { Checkpointer } from './checkpoint.js';
 import { readWholeFile, writeFileAtomic } from '../env/disk-file.js';
 import { ioError, readBlocks } from './disk-io.js';
 import { HEADER_BYTES, RECORD_ALIGN, decodeJournalHeader, encodeJournalHeader } from './journal-format.js';
+import type { InlineJournal } from './journal.js';
 import { Journal, journalPayloadMax, readJournal } from './journal.js';
 import type { ReplayRecord } from './journal.js';
 import { decodeMeta, encodeMeta } from './meta-codec.js';
@@ -106,13 +107,13 @@ function zeroFill(disk: Disk, fd: Fd, from: number, to: number, cb: (err: DiskEr
 }
 
 /** Opens (creating when needed) the store in `dir`. */
-export function openStore(env: Env, p: { dir: string; journalBytes: number; inlineJournal?: boolean; directData?: boolean }, cb: Cb<OpenedStore>): void {
+export function openStore(env: Env, p: { dir: string; journalBytes: number; inlineJournal?: InlineJournal; directData?: boolean }, cb: Cb<OpenedStore>): void {
   const disk = env.disk;
   disk.mkdir(p.dir, (err) => {
     if (err) return cb(ioError('mkdir', err));
     disk.readdir(p.dir, (err2, names) => {
       if (err2) return cb(ioError('readdir', err2));
-      const load = (): void => loadStore(env, p.dir, { inlineJournal: p.inlineJournal === true, directData: p.directData === true }, cb);
+      const load = (): void => loadStore(env, p.dir, { inlineJournal: p.inlineJournal ?? 'never', directData: p.directData === true }, cb);
       const afterTmp = (): void => {
         if (names.includes('meta')) return load();
         env.log.info({ dir: p.dir, journalBytes: p.journalBytes }, 'object store created');
@@ -128,7 +129,7 @@ function decodeFailure(what: string, e: unknown): ClusterError {
   return new ClusterErrorClass('CLU_ERR_DECODE', `object store: ${what}: ${(e as Error).message}`, { cause: e });
 }
 
-function loadStore(env: Env, dir: string, io: { inlineJournal: boolean; directData: boolean }, cb: Cb<OpenedStore>): void {
+function loadStore(env: Env, dir: string, io: { inlineJournal: InlineJournal; directData: boolean }, cb: Cb<OpenedStore>): void {
   const disk = env.disk;
   let replaying = true;
   const allocator = new BlockAllocator();

@@ -156,10 +156,12 @@ export interface ObjectStoreOptions {
    * How durable journal writes are issued: 'pool' (default) through the disk's asynchronous
    * `pwrite` (libuv's thread pool: the event loop keeps running during the device write), or
    * 'inline' on the event loop's thread when the disk offers `pwriteInline` and O_DSYNC
-   * (no thread hand-offs; the loop blocks for the device's write latency). See
+   * (no thread hand-offs; the loop blocks for the device's write latency), or 'auto': inline
+   * for a batch of one record (a lone write: nothing else waits on the loop), the pool for
+   * larger batches (a loaded OSD keeps receiving while the device writes). See
    * docs/object-store.md, "Journal I/O".
    */
-  journalIo?: 'pool' | 'inline';
+  journalIo?: 'pool' | 'inline' | 'auto';
   /**
    * How direct writes (the aligned middle of a big write) reach the data file: 'direct'
    * (default) with O_DIRECT through a second fd when the disk and file system allow it (no

@@ -6,7 +6,7 @@
  * writer's exact pattern), every committed write must be visible unless a later write to the
  * same sector replaced it, and only writes submitted after the last committed one may appear
  * instead. Five kills on the same store, bounded to well under 30 s; once with the journal
- * written through the thread pool and once inline (`journalIo`).
+ * written through the thread pool, once inline and once `auto` (`journalIo`).
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
@@ -25,7 +25,7 @@ const WRITER = join(fileURLToPath(import.meta.url), '../store-writer.js');
 
 interface Submit { id: number; obj: number; sector: number; count: number }
 
-function runWriter(dir: string, firstId: number, seed: number, killAfterMs: number, journalIo: 'pool' | 'inline', dataIo: 'direct' | 'buffered'): Promise<{ submits: Submit[]; committed: Set<number>; info: string }> {
+function runWriter(dir: string, firstId: number, seed: number, killAfterMs: number, journalIo: 'pool' | 'inline' | 'auto', dataIo: 'direct' | 'buffered'): Promise<{ submits: Submit[]; committed: Set<number>; info: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [WRITER, dir, String(firstId), String(seed), journalIo, dataIo], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -85,7 +85,7 @@ function allowedIds(submits: readonly Submit[], committed: ReadonlySet<number>):
 }
 
 const DATA_IO = process.env['STRATA_TEST_DATA_IO'] === 'buffered' ? 'buffered' : 'direct';
-for (const journalIo of ['pool', 'inline'] as const) {
+for (const journalIo of ['pool', 'inline', 'auto'] as const) {
 test(`kill -9 during a write storm loses no committed write and tears no sector (journal I/O ${journalIo}, data I/O ${DATA_IO})`, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'strata-store-crash-'));
   const submits: Submit[] = [];

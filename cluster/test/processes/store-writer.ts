@@ -34,7 +34,7 @@ export function sectorPattern(id: number, obj: number, sector: number): Uint8Arr
 function main(): void {
   const [dir, firstIdArg, seedArg, journalIoArg, dataIoArg] = process.argv.slice(2);
   if (dir === undefined) throw new Error('usage: store-writer.js <dir> <firstId> <seed> [pool|inline]');
-  const journalIo = journalIoArg === 'inline' ? 'inline' : 'pool';
+  const journalIo = journalIoArg === 'inline' || journalIoArg === 'auto' ? journalIoArg : 'pool';
   const dataIo = dataIoArg === 'buffered' ? 'buffered' : 'direct';
   let id = Number(firstIdArg ?? 1);
   let rng = Number(seedArg ?? 1) >>> 0 || 1;
