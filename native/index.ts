@@ -63,6 +63,7 @@ interface Binding {
   eventfd(initval: number, nonblock: boolean): number;
   memfdCreate(name: string, sizeBytes: number): number;
   fallocate(fd: number, mode: 'punch-hole' | 'zero-range', offsetBytes: number, lengthBytes: number): void;
+  setMallocMmapThreshold(bytes: number): void;
   alignmentOf(view: Uint8Array): number;
   crc32c(buf: Uint8Array, prev: number): number;
   crc32cBlocks(buf: Uint8Array, blockBytes: number, out: Uint32Array): void;
@@ -161,6 +162,13 @@ export const fallocate: (
   offsetBytes: number,
   lengthBytes: number,
 ) => void = binding.fallocate;
+
+/**
+ * mallopt(M_MMAP_THRESHOLD, bytes): allocations of at least `bytes` get pages of their own, given
+ * back on free, and glibc stops raising the threshold after each large free (which parks
+ * transient megabyte buffers in a heap that cannot shrink). 4096 ≤ bytes ≤ 32 MiB.
+ */
+export const setMallocMmapThreshold: (bytes: number) => void = binding.setMallocMmapThreshold;
 
 /**
  * CRC-32C (Castagnoli) of `buf`, continuing from `prev` (an unsigned 32-bit result over the

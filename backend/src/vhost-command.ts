@@ -21,7 +21,7 @@ import type { DaemonSource } from './daemon.js';
 import { ClusterClient } from '../../cluster/src/client/cluster-client.js';
 import { loadKeyringFile, parseHostPort, realEnv, resolveClientConfig } from '../../cluster/src/bin/bin-util.js';
 import { parseSize } from './size.js';
-import { DAEMON_FLAGS_HINT, DAEMON_NODE_FLAGS, hasDaemonNodeFlags } from '../../cluster/src/common/daemon-node-flags.js';
+import { DAEMON_FLAGS_HINT, DAEMON_NODE_FLAGS, hasDaemonNodeFlags, tuneDaemonProcess } from '../../cluster/src/common/daemon-node-flags.js';
 
 export { parseSize };
 
@@ -117,6 +117,7 @@ export function runVhost(argv: string[], exit: (code: number) => void): void {
 
   const log = pino({ level: values['log-level'], base: { daemon: 'vhost' } });
   if (!hasDaemonNodeFlags()) log.info({ flags: DAEMON_NODE_FLAGS }, '%s', DAEMON_FLAGS_HINT);
+  tuneDaemonProcess();
   if (imageSpec !== undefined) {
     // Why refuse and not "each worker opens its own client": an image has one writer (the
     // exclusive lock), so two workers' clients would fence each other.

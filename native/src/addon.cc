@@ -47,6 +47,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfd", Napi::Function::New(env, event_fd, "eventfd"));
   exports.Set("memfdCreate", Napi::Function::New(env, memfd_create_sized, "memfdCreate"));
   exports.Set("fallocate", Napi::Function::New(env, fallocate_range, "fallocate"));
+  exports.Set("setMallocMmapThreshold", Napi::Function::New(env, set_malloc_mmap_threshold, "setMallocMmapThreshold"));
   exports.Set("crc32c", Napi::Function::New(env, crc32c_js, "crc32c"));
   exports.Set("crc32cBlocks", Napi::Function::New(env, crc32c_blocks, "crc32cBlocks"));
   exports.Set("alignmentOf", Napi::Function::New(env, alignment_of, "alignmentOf"));

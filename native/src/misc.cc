@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -93,6 +94,22 @@ Napi::Value fallocate_range(const Napi::CallbackInfo& info) {
     throw_errno(env, "fallocate", err, err == EOPNOTSUPP ? "EOPNOTSUPP" : nullptr);
     return env.Undefined();
   }
+  return env.Undefined();
+}
+
+// setMallocMmapThreshold(bytes: number): void — mallopt(M_MMAP_THRESHOLD): allocations of at
+// least `bytes` get pages of their own and give them back on free. Why (docs/object-store.md,
+// "Memory"): glibc raises its threshold to the size of every large block freed (up to 32 MiB),
+// after which transient buffers of 1-4 MiB land in the brk heap, which cannot shrink below its
+// highest live block; an OSD's RSS then kept tens of MiB it did not use. Setting it fixes the
+// threshold (no dynamic adjustment).
+Napi::Value set_malloc_mmap_threshold(const Napi::CallbackInfo& info) {
+  Args args(info, "setMallocMmapThreshold");
+  Napi::Env env = info.Env();
+  int64_t bytes = 0;
+  // glibc caps M_MMAP_THRESHOLD at HEAP_MAX/2 (32 MiB on 64-bit).
+  if (!args.integer(0, "bytes", 4096, 32 * 1024 * 1024, &bytes)) return env.Undefined();
+  if (mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes)) != 1) return throw_errno(env, "mallopt", EINVAL);
   return env.Undefined();
 }
 

@@ -13,5 +13,7 @@ Napi::Value event_fd(const Napi::CallbackInfo& info);
 Napi::Value memfd_create_sized(const Napi::CallbackInfo& info);
 // fallocate(fd: number, mode: 'punch-hole' | 'zero-range', offsetBytes: number, lengthBytes: number): void
 Napi::Value fallocate_range(const Napi::CallbackInfo& info);
+// setMallocMmapThreshold(bytes: number): void
+Napi::Value set_malloc_mmap_threshold(const Napi::CallbackInfo& info);
 
 }  // namespace strata

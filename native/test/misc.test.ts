@@ -139,3 +139,16 @@ test('fallocate rejects bad arguments and bad fds', (t) => {
   fs.closeSync(fd);
   t.like(t.throws(() => native.fallocate(fd, 'punch-hole', 0, 4096)), { code: 'EBADF', syscall: 'fallocate' });
 });
+
+test('setMallocMmapThreshold takes 4096..32 MiB: out of range is a RangeError, not a number a TypeError', (t) => {
+  t.notThrows(() => native.setMallocMmapThreshold(128 * 1024));
+  t.notThrows(() => native.setMallocMmapThreshold(32 * 1024 * 1024));
+  for (const bad of [0, 4095, 32 * 1024 * 1024 + 1, -1]) t.throws(() => native.setMallocMmapThreshold(bad), { instanceOf: RangeError }, String(bad));
+  t.throws(() => native.setMallocMmapThreshold(4096.5));
+  t.throws(() => native.setMallocMmapThreshold('1' as unknown as number), { instanceOf: TypeError });
+  // Leave this worker with the daemons' setting.
+  native.setMallocMmapThreshold(128 * 1024);
+  // Large buffers keep working under it (each one its own mapping).
+  const bufs = Array.from({ length: 8 }, (_, i) => Buffer.allocUnsafeSlow(1 << 20).fill(i));
+  t.true(bufs.every((b, i) => b[0] === i && b[(1 << 20) - 1] === i));
+});

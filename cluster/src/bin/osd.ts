@@ -37,7 +37,7 @@ import type { InboundMessage, Session } from '../msg/session.js';
 import { MsgType } from '../msg/types.js';
 import { PeerHeartbeats } from '../osd/peer-heartbeats.js';
 import { objectToPg, pgToOsds } from '../placement/placement.js';
-import { DAEMON_FLAGS_HINT, DAEMON_NODE_FLAGS, hasDaemonNodeFlags } from '../common/daemon-node-flags.js';
+import { DAEMON_FLAGS_HINT, DAEMON_NODE_FLAGS, hasDaemonNodeFlags, tuneDaemonProcess } from '../common/daemon-node-flags.js';
 import { OsdCore } from '../osd/osd-core.js';
 import { ObjectStore } from '../store/object-store.js';
 import { EXIT, UsageError, describeError, flushAndExit, loadKeyringFile, parseHostPort, parseIntOption, realEnv, rootLogger } from './bin-util.js';
@@ -125,6 +125,7 @@ export function runOsd(argv: string[], exit: (code: number) => void): void {
   if (args === 'help') { process.stdout.write(OSD_USAGE + '\n'); exit(EXIT.OK); return; }
   const log = rootLogger({ daemon: 'osd', level: args.logLevel, bindings: { osd: args.id } });
   if (!hasDaemonNodeFlags()) log.info({ flags: DAEMON_NODE_FLAGS }, '%s', DAEMON_FLAGS_HINT);
+  tuneDaemonProcess();
   const env = realEnv(log);
   const fail = (err: unknown): void => {
     const d = describeError(err);

@@ -1,3 +1,5 @@
+import { setMallocMmapThreshold } from '../../../native/index.js';
+
 /**
  * The node flags every long-running strata daemon (mon, osd, vhost) is started with — the one
  * list the launchers share: `scripts/start-local-cluster.sh`, `scripts/quickstart.sh`, the
@@ -23,6 +25,23 @@
  * docs/benchmarks.md "Session 6").
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64', '--max-semi-space-size=4'];
+
+/**
+ * glibc's mmap threshold for the data-path daemons (OSD, vhost): allocations of 128 KiB and more
+ * get pages of their own, returned on free. Why: by default glibc raises the threshold to the
+ * size of each large block freed (up to 32 MiB), after which transient 1-4 MiB buffers (a
+ * checkpoint's meta, a 4 MiB write beyond the bulk pool's cap) are carved from the brk heap, which
+ * never shrinks below its highest live block. osd-bench, two alternating pairs: OSD RSS at 4k
+ * QD16 132-149 → 116-119 MiB, after 1 MiB writes 145-165 → 134-142 MiB, CPU per op within the
+ * noise (docs/benchmarks.md, "Session 6"). Set at start, not by MALLOC_MMAP_THRESHOLD_ in the
+ * environment, so every launcher (systemd included) gets it.
+ */
+export const DAEMON_MMAP_THRESHOLD_BYTES = 128 * 1024;
+
+/** Applies the daemons' in-process tuning (today: the malloc mmap threshold). */
+export function tuneDaemonProcess(): void {
+  setMallocMmapThreshold(DAEMON_MMAP_THRESHOLD_BYTES);
+}
 
 /** The log line of a daemon started without them (info: a performance hint, not a fault). */
 export const DAEMON_FLAGS_HINT = 'node started without the daemon node flags: full GCs will be frequent under large I/O (docs/operations.md)';
