@@ -13,17 +13,7 @@ import { BLOCK_BYTES, Transaction } from '../src/store/types.js';
 import { TestEnv } from './sim-env.js';
 import { HEADER_BYTES } from '../src/store/journal-format.js';
 import type { Fd } from '../src/env/env.js';
-import { STORE_DIR, bytes, commitTxn, oid, openStore, readStore } from './store-test-env.js';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(s ^ (s >>> 15), 1 | s);
-    x ^= x + Math.imul(x ^ (x >>> 7), 61 | x);
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { STORE_DIR, bytes, commitTxn, oid, openStore, readStore, rng } from './store-test-env.js';
 
 /** Zeroes the journal file past its header: replay then stops at the first record. */
 function wipeJournalRecords(env: TestEnv): void {

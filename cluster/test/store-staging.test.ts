@@ -11,17 +11,7 @@ import type { Staged } from '../src/store/staging-ring.js';
 import { STAGING_BYTES_DEFAULT } from '../src/store/journal.js';
 import { Transaction } from '../src/store/types.js';
 import { TestEnv } from './sim-env.js';
-import { bytes, commitTxn, oid, openStore, readStore } from './store-test-env.js';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(s ^ (s >>> 15), 1 | s);
-    x ^= x + Math.imul(x ^ (x >>> 7), 61 | x);
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { bytes, commitTxn, oid, openStore, readStore, rng } from './store-test-env.js';
 
 test('staging ring: live pieces never overlap, FIFO release adds up, refusals only when full', (t) => {
   const SIZE = 64 * 1024;

@@ -40,3 +40,14 @@ export function readStore(env: TestEnv, store: ObjectStore, obj: ObjectId, off: 
   if (res === undefined) throw new Error('read did not finish');
   return res;
 }
+
+/** A seeded pseudo-random source in [0, 1) (mulberry32): random walks that replay from their seed. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(s ^ (s >>> 15), 1 | s);
+    x ^= x + Math.imul(x ^ (x >>> 7), 61 | x);
+    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
