@@ -42,6 +42,23 @@ test.serial('bulk pool: power-of-two classes, aligned, reused after a give, capp
   for (let i = 0; i < many.length; i++) takeBulk(1 << 20);
 });
 
+test.serial('bulk pool: a stale class does not crowd out the one in use (the cap evicts the least recently taken)', (t) => {
+  // A prefill's 4 MiB buffers fill the free list to its cap...
+  const big = Array.from({ length: BULK_FREE_BYTES_MAX / CLASS_MAX_BYTES }, () => takeBulk(CLASS_MAX_BYTES));
+  for (const b of big) giveBulk(b);
+  t.is(bulkFreeBytes(), BULK_FREE_BYTES_MAX);
+  // ...then 1 MiB writes: their buffers are kept and reused, the 4 MiB ones go.
+  const reused = bulkStats.reused;
+  for (let i = 0; i < 20; i++) {
+    const a = takeBulk(1 << 20);
+    const b = takeBulk(1 << 20);
+    giveBulk(a);
+    giveBulk(b);
+  }
+  t.true(bulkStats.reused - reused >= 38, `1 MiB buffers reused (${bulkStats.reused - reused} of 40)`);
+  t.true(bulkFreeBytes() <= BULK_FREE_BYTES_MAX);
+});
+
 test.serial('concurrent large overwrites through three OSDs reuse frame buffers and every replica holds the last acknowledged data', async (t) => {
   const h = new OsdHarness();
   for (let i = 0; i < 3; i++) await h.startOsd(i);

@@ -12,7 +12,8 @@
  * as before. It must only be called once nothing can read or write the buffer again (the OSD
  * calls it when a write op is committed everywhere and was executed exactly once, and when a
  * replica's sub-op is committed: docs/cluster-protocol.md §6, "Reused data buffers"). Sizes are rounded up to a power of
- * two; buffers above CLASS_MAX_BYTES are never pooled.
+ * two; buffers above CLASS_MAX_BYTES are never pooled. Over the cap on free bytes, the class
+ * taken from least recently loses its free buffers first.
  */
 import { ALIGNED_MIN_BYTES, alignedBytes, bulkBytes } from './aligned.js';
 import { assert } from './assert.js';
@@ -33,6 +34,9 @@ interface Entry {
 
 const entries = new WeakMap<ArrayBufferLike, Entry>();
 const freeLists: Uint8Array[][] = Array.from({ length: CLASS_MAX_LOG2 + 1 }, () => []);
+/** When each class was last taken from (a counter of takes): the cap evicts the stalest class. */
+const lastTake: number[] = Array.from({ length: CLASS_MAX_LOG2 + 1 }, () => 0);
+let takes = 0;
 let freeBytes = 0;
 
 /** Counters (tests, benchmarks). */
@@ -52,6 +56,7 @@ export function takeBulk(n: number): Uint8Array {
   if (n < ALIGNED_MIN_BYTES || n > CLASS_MAX_BYTES) return bulkBytes(n);
   bulkStats.taken++;
   const cls = classOf(n);
+  lastTake[cls] = ++takes;
   const reused = freeLists[cls]!.pop();
   if (reused !== undefined) {
     const e = entries.get(reused.buffer)!;
@@ -74,15 +79,22 @@ export function giveBulk(view: Uint8Array): void {
   if (e === undefined) return;
   assert(!e.free, 'bulk pool: buffer given back twice');
   bulkStats.given++;
-  if (freeBytes + e.full.length > BULK_FREE_BYTES_MAX) {
-    // Forgotten: a second give is ignored, and the GC frees it.
-    entries.delete(view.buffer);
-    bulkStats.dropped++;
-    return;
-  }
   e.free = true;
   freeLists[e.cls]!.push(e.full);
   freeBytes += e.full.length;
+  // Over the cap: forget free buffers of the class taken from least recently (a 4 MiB class
+  // left over from a prefill must not crowd out the 1 MiB buffers of the writes that follow).
+  while (freeBytes > BULK_FREE_BYTES_MAX) {
+    let victim = e.cls;
+    for (let c = CLASS_MIN_LOG2; c <= CLASS_MAX_LOG2; c++) {
+      if (freeLists[c]!.length > 0 && lastTake[c]! < lastTake[victim]!) victim = c;
+    }
+    const v = freeLists[victim]!.pop()!;
+    // Forgotten: a later give of it is ignored, and the GC frees it.
+    entries.delete(v.buffer);
+    freeBytes -= v.length;
+    bulkStats.dropped++;
+  }
 }
 
 /** Bytes of free buffers the pool holds. */
