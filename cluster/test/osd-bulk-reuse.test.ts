@@ -6,7 +6,7 @@
  * as its last acknowledged write.
  */
 import test from 'ava';
-import { BULK_FREE_BYTES_MAX, CLASS_MAX_BYTES, bulkFreeBytes, bulkStats, giveBulk, takeBulk } from '../src/common/bulk-pool.js';
+import { BULK_FREE_BYTES_MAX, CLASS_MAX_BYTES, bulkFreeBytes, bulkStats, giveBulk, takeBulk, trimIdleBulk } from '../src/common/bulk-pool.js';
 import { alignmentOf } from '../../native/index.js';
 import { waitFor } from './msg-test-env.js';
 import { OsdHarness } from './osd-harness.js';
@@ -57,6 +57,24 @@ test.serial('bulk pool: a stale class does not crowd out the one in use (the cap
   }
   t.true(bulkStats.reused - reused >= 38, `1 MiB buffers reused (${bulkStats.reused - reused} of 40)`);
   t.true(bulkFreeBytes() <= BULK_FREE_BYTES_MAX);
+});
+
+test.serial('bulk pool: trimIdleBulk forgets the free buffers of classes not taken since the previous trim, keeps the others', (t) => {
+  trimIdleBulk();
+  trimIdleBulk();
+  t.is(bulkFreeBytes(), 0, 'two trims without takes empty the pool');
+  const big = takeBulk(CLASS_MAX_BYTES);
+  const mid = takeBulk(1 << 20);
+  giveBulk(big);
+  giveBulk(mid);
+  trimIdleBulk(); // both classes were taken since the last trim: kept
+  t.is(bulkFreeBytes(), CLASS_MAX_BYTES + (1 << 20));
+  giveBulk(takeBulk(1 << 20)); // only the 1 MiB class is in use now
+  trimIdleBulk();
+  t.is(bulkFreeBytes(), 1 << 20, 'the 4 MiB class went');
+  const reused = bulkStats.reused;
+  giveBulk(takeBulk(1 << 20));
+  t.is(bulkStats.reused, reused + 1, 'the 1 MiB buffer is still there');
 });
 
 test.serial('concurrent large overwrites through three OSDs reuse frame buffers and every replica holds the last acknowledged data', async (t) => {

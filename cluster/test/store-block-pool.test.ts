@@ -41,7 +41,8 @@ test('block pool: live slots never overlap and keep their bytes; pinned frees wa
       if (!bufIds.has(v.buffer)) bufIds.set(v.buffer, bufIds.size);
       return `${bufIds.get(v.buffer)}:${addr(v)}`;
     };
-    const live: { view: Uint8Array; tag: number }[] = [];
+    const live: { view: Uint8Array; tag: number; k: string }[] = [];
+    const liveKeys = new Set<string>();
     let quarantined = new Set<string>();
     let pinned = 0;
     let tag = 0;
@@ -51,13 +52,15 @@ test('block pool: live slots never overlap and keep their bytes; pinned frees wa
         const view = pool.copyIn(image(++tag));
         const k = key(view);
         t.false(quarantined.has(k), `seed ${seed}: a slot freed under a pin was reused at step ${step}`);
-        for (const l of live) t.not(key(l.view), k, `seed ${seed}: overlap at step ${step}`);
-        live.push({ view, tag });
+        if (liveKeys.has(k)) t.fail(`seed ${seed}: overlap at step ${step}`);
+        live.push({ view, tag, k });
+        liveKeys.add(k);
       } else if (r < 0.93) {
         const i = Math.floor(rand() * live.length);
         const [l] = live.splice(i, 1);
-        t.deepEqual(l!.view, image(l!.tag), `seed ${seed}: slot bytes changed at step ${step}`);
-        if (pinned > 0) quarantined.add(key(l!.view));
+        if (Buffer.compare(l!.view, image(l!.tag)) !== 0) t.fail(`seed ${seed}: slot bytes changed at step ${step}`);
+        liveKeys.delete(l!.k);
+        if (pinned > 0) quarantined.add(l!.k);
         pool.free(l!.view);
       } else if (r < 0.97 || pinned === 0) {
         pool.pin();
@@ -66,7 +69,7 @@ test('block pool: live slots never overlap and keep their bytes; pinned frees wa
         pool.unpin();
         if (--pinned === 0) quarantined = new Set();
       }
-      t.is(pool.usedSlots, live.length + quarantined.size, `seed ${seed}: slots held (live + freed under a pin)`);
+      if (pool.usedSlots !== live.length + quarantined.size) t.fail(`seed ${seed}: ${pool.usedSlots} slots held, expected ${live.length + quarantined.size} (live + freed under a pin) at step ${step}`);
     }
     while (pinned > 0) { pool.unpin(); pinned--; }
     for (const l of live) pool.free(l.view);
@@ -133,4 +136,29 @@ test('after the overwrites, the next checkpoint empties the pool and a crash rep
   env.dropTimers();
   env.disk.crash();
   t.deepEqual(readStore(env, openStore(env), oid('o'), 0, N * BLOCK_BYTES), expected, 'replayed');
+});
+
+test('checkpointIfIdle: only after the writes went quiet; then the pool and the journal are empty and a second call does nothing', (t) => {
+  const env = new TestEnv();
+  const s = openStore(env);
+  const results: (Error | null)[] = [];
+  for (let i = 0; i < 300; i++) s.submit(new Transaction().write(oid(`o${i % 7}`), (i % 50) * BLOCK_BYTES, bytes(BLOCK_BYTES, i)), (e) => results.push(e));
+  for (let i = 0; i < 200 && results.length < 300; i++) env.advance(1);
+  t.true(results.length === 300 && results.every((e) => e === null));
+  const before = s.stats();
+  t.true(before.residentBlocks > 0 && before.journalUsedBytes > 0);
+  t.true(before.residentPoolBytes >= 256 * BLOCK_BYTES);
+  t.false(s.checkpointIfIdle(5000), 'writes were just submitted');
+  env.advance(5000);
+  t.true(s.checkpointIfIdle(5000));
+  t.false(s.checkpointIfIdle(5000), 'one is running');
+  for (let i = 0; i < 100 && s.stats().checkpoints === before.checkpoints; i++) env.advance(1);
+  const after = s.stats();
+  t.is(after.checkpoints, before.checkpoints + 1);
+  t.is(after.residentBlocks, 0);
+  t.is(after.journalUsedBytes, 0);
+  t.true(after.residentPoolBytes <= 2 * 256 * BLOCK_BYTES, 'the pool is back to its kept chunks');
+  env.advance(5000);
+  t.false(s.checkpointIfIdle(5000), 'nothing left to checkpoint');
+  t.deepEqual(readStore(env, s, oid('o6'), 48 * BLOCK_BYTES, BLOCK_BYTES), bytes(BLOCK_BYTES, 48));
 });

@@ -97,6 +97,27 @@ export function giveBulk(view: Uint8Array): void {
   }
 }
 
+let takesAtTrim = 0;
+
+/**
+ * Forgets the free buffers of every class not taken from since the previous call. Called
+ * periodically (the OSD's 1 s tick): a class in use keeps its buffers, one the load moved away
+ * from (a 4 MiB prefill followed by 4 KiB writes) gives its memory back.
+ */
+export function trimIdleBulk(): void {
+  for (let c = CLASS_MIN_LOG2; c <= CLASS_MAX_LOG2; c++) {
+    if (lastTake[c]! > takesAtTrim) continue;
+    const list = freeLists[c]!;
+    while (list.length > 0) {
+      const v = list.pop()!;
+      entries.delete(v.buffer);
+      freeBytes -= v.length;
+      bulkStats.dropped++;
+    }
+  }
+  takesAtTrim = takes;
+}
+
 /** Bytes of free buffers the pool holds. */
 export function bulkFreeBytes(): number {
   return freeBytes;

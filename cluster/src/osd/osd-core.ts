@@ -48,6 +48,7 @@ import { PG_LOG_MAX, PG_LOG_MIN } from '../pg/pg-log.js';
 import type { PgLogBounds } from '../pg/pg-log.js';
 import { PgState, pgStateString } from '../pg/pg-state.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { trimIdleBulk } from '../common/bulk-pool.js';
 import { StoreLimits } from '../store/types.js';
 import { ClientOps } from './client-ops.js';
 import type { OsdContext, OsdCoreStats } from './osd-context.js';
@@ -96,6 +97,9 @@ export interface OsdCoreOptions {
   /** PG log bounds (default PG_LOG_MIN while clean, PG_LOG_MAX while degraded; the simulator lowers them). */
   pgLogBounds?: PgLogBounds;
 }
+
+/** Writes quiet for this long: the tick checkpoints the store (ObjectStore.checkpointIfIdle). */
+export const IDLE_CHECKPOINT_MS = 5000;
 
 // Log adoption and a split child must each fit one store transaction (Peering.adoptLog, pg-split.ts).
 assert(2 * PG_LOG_MAX + 3 <= StoreLimits.opsPerTxnMax, 'PG log adoption would exceed the store transaction limit');
@@ -248,6 +252,10 @@ export class OsdCore {
     this.clientOps.retryMapWaits();
     for (const pg of this.pgs.values()) { this.peering.maybeResetHistory(pg); this.peering.maybeClearPgTemp(pg); }
     this.reporter.scheduleReport();
+    // Memory goes back when the load stops: resident blocks after a quiet spell, free frame
+    // buffers of sizes no longer received.
+    this.o.store.checkpointIfIdle(IDLE_CHECKPOINT_MS);
+    trimIdleBulk();
   }
 
   /** Scrub result (JSON to the CLI). */

@@ -98,6 +98,8 @@ export class ObjectStore {
   /** Direct writes that had to be copied into an aligned buffer for O_DIRECT (stats). */
   private unalignedDirect = 0;
   private closing = false;
+  /** When the last transaction was submitted (env clock): `checkpointIfIdle` waits for quiet. */
+  private lastSubmitMs = 0;
   private readonly ctx: ResolveContext;
 
   private constructor(private readonly env: Env, private readonly s: OpenedStore, private readonly o: typeof DEFAULTS) {
@@ -133,6 +135,7 @@ export class ObjectStore {
    * all later writes).
    */
   submit(txn: Transaction, onCommit: CommitCb): void {
+    this.lastSubmitMs = this.env.nowMs();
     const fail = (e: ClusterError): void => void this.env.setImmediate(() => onCommit(e));
     if (this.broken !== undefined) return fail(this.broken);
     if (this.closing) return fail(new ClusterError('CLU_ERR_CANCELLED', 'object store is closing'));
@@ -336,6 +339,22 @@ export class ObjectStore {
   /** PGs that have records. */
   pgKeys(): string[] {
     return [...this.s.index.pgs.keys()].sort();
+  }
+
+  /**
+   * Starts a checkpoint when nothing was submitted for `idleMs` and the journal holds records
+   * (returns true then). Why: a checkpoint otherwise waits for the journal to fill, so an OSD
+   * that went quiet kept its journal-resident blocks in memory (up to ~28 MiB with the default
+   * journal) and a crash would replay them all; after this, neither. The OSD calls it from its
+   * 1 s tick.
+   */
+  checkpointIfIdle(idleMs: number): boolean {
+    const s = this.s;
+    if (this.broken !== undefined || this.closing || s.checkpointer.isRunning || this.queue.length > 0 || s.journal.busy) return false;
+    if (s.journal.usedBytes === 0 && s.index.residentBlocks === 0) return false;
+    if (this.env.nowMs() - this.lastSubmitMs < idleMs) return false;
+    s.checkpointer.request((e) => { if (e) this.setBroken(ioError('checkpoint', e)); });
+    return true;
   }
 
   /** Forces a checkpoint (flush journal-resident data, trim the journal). */
