@@ -219,9 +219,6 @@ function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: 
     const lastBlock = Math.ceil(end / BLOCK_BYTES) - 1;
     let run: Uint8Array[] = [];
     let runFirst = firstBlock;
-    // A handed-off write whose data is a buffer of its own (a received frame's data) lends its
-    // whole blocks to the index as views: no copy, and what they pin is that one write.
-    const wholeData = handOff && ownsBuffer(data);
     for (let b = firstBlock; b <= lastBlock; b++) {
       if (b === direct.first && direct.count > 0) {
         emitBlocks(obj, runFirst, run, emit);
@@ -234,7 +231,9 @@ function resolveWrite(ctx: ResolveContext, obj: ObjectId, offset: number, data: 
       const blockStart = b * BLOCK_BYTES;
       const from = Math.max(offset, blockStart);
       const to = Math.min(end, blockStart + BLOCK_BYTES);
-      const image = to - from === BLOCK_BYTES ? (wholeData ? data.subarray(from - offset, to - offset) : copyBytes(data, from - offset, to - offset)) : baseImage(ctx, o, b);
+      // A whole block is a view of the data: the index copies it into its pool and the journal
+      // encodes it before the caller gets control back, so nothing keeps the view.
+      const image = to - from === BLOCK_BYTES ? data.subarray(from - offset, to - offset) : baseImage(ctx, o, b);
       if (to - from !== BLOCK_BYTES) image.set(data.subarray(from - offset, to - offset), from - blockStart);
       run.push(image);
     }
