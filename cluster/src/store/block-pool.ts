@@ -42,6 +42,8 @@ export class BlockPool {
   private readonly byBuffer = new Map<ArrayBufferLike, Chunk>();
   /** Slots handed out and not yet freed. */
   usedSlots = 0;
+  /** Every chunk below this index exists and is full (where `chunkWithRoom` starts looking). */
+  private firstRoom = 0;
   private pins = 0;
   /** Slots freed while pinned, reusable at the last `unpin`. */
   private deferred: Uint8Array[] = [];
@@ -62,11 +64,6 @@ export class BlockPool {
     const view = c.bytes.subarray(slot * BLOCK_BYTES, (slot + 1) * BLOCK_BYTES);
     view.set(image);
     return view;
-  }
-
-  /** True when `view` is a slot of this pool. */
-  owns(view: Uint8Array): boolean {
-    return this.byBuffer.has(view.buffer);
   }
 
   /** Gives a slot back; the caller's views of it must no longer be used. */
@@ -92,31 +89,32 @@ export class BlockPool {
   slotOrder(view: Uint8Array): number {
     const c = this.byBuffer.get(view.buffer);
     assert(c !== undefined, 'block pool: not a slot');
-    return c.n * SLOTS_PER_CHUNK + (view.byteOffset - c.bytes.byteOffset) / BLOCK_BYTES;
+    return c.n * SLOTS_PER_CHUNK + view.byteOffset / BLOCK_BYTES;
   }
 
   private release(view: Uint8Array): void {
     const c = this.byBuffer.get(view.buffer);
-    assert(c !== undefined && view.length === BLOCK_BYTES && (view.byteOffset - c.bytes.byteOffset) % BLOCK_BYTES === 0, 'block pool: not a slot');
-    const slot = (view.byteOffset - c.bytes.byteOffset) / BLOCK_BYTES;
+    // A chunk's bytes are a buffer of their own: a slot's byteOffset is its place in the chunk.
+    assert(c !== undefined && view.length === BLOCK_BYTES && view.byteOffset % BLOCK_BYTES === 0, 'block pool: not a slot');
+    const slot = view.byteOffset / BLOCK_BYTES;
     assert(c.used[slot] === 1, 'block pool: double free');
     c.used[slot] = 0;
     c.free[c.freeCount++] = slot;
     this.usedSlots--;
+    if (c.n < this.firstRoom) this.firstRoom = c.n;
     if (c.freeCount === SLOTS_PER_CHUNK && c.n >= this.keep) {
       this.chunks[c.n] = undefined;
       this.byBuffer.delete(c.bytes.buffer);
     }
   }
 
+  /** The lowest chunk with a free slot; a new chunk in the lowest hole (or at the end) if none. */
   private chunkWithRoom(): Chunk {
-    let hole = -1;
-    for (let i = 0; i < this.chunks.length; i++) {
-      const c = this.chunks[i];
-      if (c === undefined) { if (hole < 0) hole = i; continue; }
-      if (c.freeCount > 0) return c;
-    }
-    const n = hole >= 0 ? hole : this.chunks.length;
+    let n = this.firstRoom;
+    while (n < this.chunks.length && this.chunks[n] !== undefined && this.chunks[n]!.freeCount === 0) n++;
+    this.firstRoom = n;
+    const found = this.chunks[n];
+    if (found !== undefined) return found;
     const c = new Chunk(n);
     this.chunks[n] = c;
     this.byBuffer.set(c.bytes.buffer, c);
