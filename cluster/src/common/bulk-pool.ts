@@ -89,12 +89,16 @@ export function giveBulk(view: Uint8Array): void {
     for (let c = CLASS_MIN_LOG2; c <= CLASS_MAX_LOG2; c++) {
       if (freeLists[c]!.length > 0 && lastTake[c]! < lastTake[victim]!) victim = c;
     }
-    const v = freeLists[victim]!.pop()!;
-    // Forgotten: a later give of it is ignored, and the GC frees it.
-    entries.delete(v.buffer);
-    freeBytes -= v.length;
-    bulkStats.dropped++;
+    forgetOne(victim);
   }
+}
+
+/** Drops one free buffer of class `c` from the pool: a later give of it is ignored, the GC frees it. */
+function forgetOne(c: number): void {
+  const v = freeLists[c]!.pop()!;
+  entries.delete(v.buffer);
+  freeBytes -= v.length;
+  bulkStats.dropped++;
 }
 
 let takesAtTrim = 0;
@@ -107,13 +111,7 @@ let takesAtTrim = 0;
 export function trimIdleBulk(): void {
   for (let c = CLASS_MIN_LOG2; c <= CLASS_MAX_LOG2; c++) {
     if (lastTake[c]! > takesAtTrim) continue;
-    const list = freeLists[c]!;
-    while (list.length > 0) {
-      const v = list.pop()!;
-      entries.delete(v.buffer);
-      freeBytes -= v.length;
-      bulkStats.dropped++;
-    }
+    while (freeLists[c]!.length > 0) forgetOne(c);
   }
   takesAtTrim = takes;
 }
