@@ -17,10 +17,10 @@ import type { Net } from '../cluster/src/env/net.js';
 import { createRealEnv } from '../cluster/src/env/real.js';
 import { ObjectStore } from '../cluster/src/store/object-store.js';
 import { Transaction } from '../cluster/src/store/types.js';
-import type { ObjectId } from '../cluster/src/store/types.js';
+import type { JournalIo, ObjectId } from '../cluster/src/store/types.js';
 
 const arg = (name: string, dflt: string): string => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
-const journalIoArg = (v: string): 'pool' | 'inline' | 'auto' => (v === 'pool' || v === 'inline' ? v : 'auto');
+const journalIoArg = (v: string): JournalIo => (v === 'pool' || v === 'inline' ? v : 'auto');
 const DIR = arg('dir', '/var/tmp/strata-store-bench');
 const OPS = Number(arg('ops', '2000'));
 const OBJECT_BYTES = 4 * 1024 * 1024;

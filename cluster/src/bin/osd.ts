@@ -40,6 +40,7 @@ import { objectToPg, pgToOsds } from '../placement/placement.js';
 import { DAEMON_FLAGS_HINT, DAEMON_NODE_FLAGS, hasDaemonNodeFlags, tuneDaemonProcess } from '../common/daemon-node-flags.js';
 import { OsdCore } from '../osd/osd-core.js';
 import { ObjectStore } from '../store/object-store.js';
+import type { JournalIo } from '../store/types.js';
 import { EXIT, UsageError, describeError, flushAndExit, loadKeyringFile, parseHostPort, parseIntOption, realEnv, rootLogger } from './bin-util.js';
 
 /** Usage of `strata osd` (the daemon). */
@@ -75,7 +76,7 @@ export const OSD_USAGE = `Usage: strata osd --id N --data DIR --addr HOST:PORT -
 interface OsdArgs {
   id: OsdId; data: string; addr: { host: string; port: number }; mon: { host: string; port: number }; keyring: string;
   host: string; rack: string | undefined; weight: number; beaconMs: number; hbIntervalMs: number; hbGraceMs: number; logLevel: string;
-  scrubMs: number; journalMib: number; journalIo: 'pool' | 'inline' | 'auto'; dataIo: 'direct' | 'buffered';
+  scrubMs: number; journalMib: number; journalIo: JournalIo; dataIo: 'direct' | 'buffered';
   keepaliveIntervalMs: number; keepaliveTimeoutMs: number;
 }
 

@@ -28,6 +28,7 @@ import { copyBytes } from '../common/codec.js';
 import { alignedBytes } from '../common/aligned.js';
 import { assert } from '../common/assert.js';
 import type { DiskError, Env, Fd } from '../env/env.js';
+import type { JournalIo } from './types.js';
 import { HEADER_BYTES, RECORD_ALIGN, RECORD_HEADER_BYTES, RecordKind, parseRecord, recordBytes, sealRecord } from './journal-format.js';
 import type { RecordReject } from './journal-format.js';
 import { StagingRing } from './staging-ring.js';
@@ -37,9 +38,6 @@ import type { Staged } from './staging-ring.js';
 export const STAGING_BYTES_DEFAULT = 2 << 20;
 
 type DurableCb = (err: DiskError | null) => void;
-
-/** Which journal batches are written inline (`Disk.pwriteInline`): see `JournalParams.inline`. */
-export type InlineJournal = 'never' | 'always' | 'single';
 
 interface Pending {
   readonly offset: number;
@@ -65,10 +63,10 @@ export interface JournalParams {
   readonly dsync?: boolean;
   /**
    * With `dsync`, when the disk has `pwriteInline`: which batches are written on this thread
-   * ('always', 'single': a batch of one record) rather than through `disk.pwrite` ('never',
-   * the default).
+   * ('inline': all, 'auto': a batch of one record) rather than through `disk.pwrite` ('pool',
+   * the default). ObjectStoreOptions.journalIo.
    */
-  readonly inline?: InlineJournal;
+  readonly io?: JournalIo;
   /**
    * With `dsync`: a second fd on the journal opened O_DSYNC | O_DIRECT, which batches are
    * written through (views of the 4096-aligned staging ring; records are 512-aligned in
@@ -95,7 +93,7 @@ export class Journal {
   private readonly gen: number;
   private readonly syncData: (cb: DurableCb) => void;
   private readonly dsync: boolean;
-  private readonly inline: InlineJournal;
+  private readonly io: JournalIo;
   /** Where dsync batches are written: the O_DIRECT fd when there is one. */
   private readonly writeFd: Fd;
   private readonly direct: boolean;
@@ -116,7 +114,7 @@ export class Journal {
     this.gen = p.gen;
     this.syncData = p.syncData;
     this.dsync = p.dsync === true;
-    this.inline = this.dsync && p.env.disk.pwriteInline !== undefined ? p.inline ?? 'never' : 'never';
+    this.io = this.dsync && p.env.disk.pwriteInline !== undefined ? p.io ?? 'pool' : 'pool';
     this.direct = this.dsync && p.directFd !== undefined;
     this.writeFd = this.direct ? p.directFd! : p.fd;
     this.ringEnd = p.journalBytes;
@@ -246,9 +244,9 @@ export class Journal {
       if (--left === 0) this.batchDone(batch, failed);
     };
     if (dataSync) this.syncData(one);
-    // 'single': a lone record is a lone client write (QD1), where the thread hand-offs are most
-    // of the cost; with more, the loop had better keep receiving while the device writes.
-    if (this.inline === 'always' || (this.inline === 'single' && batch.length === 1)) {
+    // 'auto': a lone record is a lone client write (QD1), where the thread hand-offs are most of
+    // the cost; with more, the loop had better keep receiving while the device writes.
+    if (this.io === 'inline' || (this.io === 'auto' && batch.length === 1)) {
       // Runs inside the batch's setImmediate, so callbacks still never fire inside `append`.
       for (const run of runs) one(this.env.disk.pwriteInline!(this.writeFd, run.bytes, run.offset));
       return;

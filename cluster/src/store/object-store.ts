@@ -122,7 +122,7 @@ export class ObjectStore {
     }
     const log = envWithLog(env, { component: 'object-store', dir: options.dir });
     const directData = options.dataIo !== 'buffered';
-    openStore(log, { dir: options.dir, journalBytes: o.journalBytes, inlineJournal: options.journalIo === 'inline' ? 'always' : options.journalIo === 'auto' ? 'single' : 'never', directData }, (err, opened) => {
+    openStore(log, { dir: options.dir, journalBytes: o.journalBytes, journalIo: options.journalIo ?? 'pool', directData }, (err, opened) => {
       if (err || opened === undefined) return cb(err ?? new ClusterError('CLU_ERR_IO', 'open failed'));
       cb(null, new ObjectStore(log, opened, o));
     });

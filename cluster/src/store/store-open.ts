@@ -22,7 +22,6 @@ import { Checkpointer } from './checkpoint.js';
 import { readWholeFile, writeFileAtomic } from '../env/disk-file.js';
 import { ioError, readBlocks } from './disk-io.js';
 import { HEADER_BYTES, RECORD_ALIGN, decodeJournalHeader, encodeJournalHeader } from './journal-format.js';
-import type { InlineJournal } from './journal.js';
 import { Journal, journalPayloadMax, readJournal } from './journal.js';
 import type { ReplayRecord } from './journal.js';
 import { decodeMeta, encodeMeta } from './meta-codec.js';
@@ -31,6 +30,7 @@ import { ObjectIndex } from './object-index.js';
 import { OpType, decodeTxnPayload } from './resolved-ops.js';
 import type { ResolvedOp } from './resolved-ops.js';
 import { BLOCK_BYTES } from './types.js';
+import type { JournalIo } from './types.js';
 import { alignedBytes } from '../common/aligned.js';
 
 /** Everything an open store runs on. */
@@ -107,13 +107,13 @@ function zeroFill(disk: Disk, fd: Fd, from: number, to: number, cb: (err: DiskEr
 }
 
 /** Opens (creating when needed) the store in `dir`. */
-export function openStore(env: Env, p: { dir: string; journalBytes: number; inlineJournal?: InlineJournal; directData?: boolean }, cb: Cb<OpenedStore>): void {
+export function openStore(env: Env, p: { dir: string; journalBytes: number; journalIo?: JournalIo; directData?: boolean }, cb: Cb<OpenedStore>): void {
   const disk = env.disk;
   disk.mkdir(p.dir, (err) => {
     if (err) return cb(ioError('mkdir', err));
     disk.readdir(p.dir, (err2, names) => {
       if (err2) return cb(ioError('readdir', err2));
-      const load = (): void => loadStore(env, p.dir, { inlineJournal: p.inlineJournal ?? 'never', directData: p.directData === true }, cb);
+      const load = (): void => loadStore(env, p.dir, { journalIo: p.journalIo ?? 'pool', directData: p.directData === true }, cb);
       const afterTmp = (): void => {
         if (names.includes('meta')) return load();
         env.log.info({ dir: p.dir, journalBytes: p.journalBytes }, 'object store created');
@@ -129,7 +129,7 @@ function decodeFailure(what: string, e: unknown): ClusterError {
   return new ClusterErrorClass('CLU_ERR_DECODE', `object store: ${what}: ${(e as Error).message}`, { cause: e });
 }
 
-function loadStore(env: Env, dir: string, io: { inlineJournal: InlineJournal; directData: boolean }, cb: Cb<OpenedStore>): void {
+function loadStore(env: Env, dir: string, io: { journalIo: JournalIo; directData: boolean }, cb: Cb<OpenedStore>): void {
   const disk = env.disk;
   let replaying = true;
   const allocator = new BlockAllocator();
@@ -163,7 +163,7 @@ function loadStore(env: Env, dir: string, io: { inlineJournal: InlineJournal; di
             env, fd: fds.journalFd, journalBytes: fds.journalBytes, gen, head: end.offset, nextSeq: end.seq,
             syncData: (done) => gates.dataGate.afterCurrent(() => disk.fdatasync(fds.dataFd, done)),
             dsync: disk.dsyncWrites === true,
-            inline: io.inlineJournal,
+            io: io.journalIo,
             ...(fds.journalDirectFd !== undefined ? { directFd: fds.journalDirectFd } : {}),
           });
           checkpointer.attach(journal, gen);

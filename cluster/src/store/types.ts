@@ -137,6 +137,9 @@ export class Transaction {
 }
 
 /** Tunables of `ObjectStore`. */
+/** How durable journal batches are issued (ObjectStoreOptions.journalIo). */
+export type JournalIo = 'pool' | 'inline' | 'auto';
+
 export interface ObjectStoreOptions {
   /** Directory holding `journal`, `data` and `meta`. */
   dir: string;
@@ -161,7 +164,7 @@ export interface ObjectStoreOptions {
    * larger batches (a loaded OSD keeps receiving while the device writes). See
    * docs/object-store.md, "Journal I/O".
    */
-  journalIo?: 'pool' | 'inline' | 'auto';
+  journalIo?: JournalIo;
   /**
    * How direct writes (the aligned middle of a big write) reach the data file: 'direct'
    * (default) with O_DIRECT through a second fd when the disk and file system allow it (no

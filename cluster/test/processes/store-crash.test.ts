@@ -19,13 +19,14 @@ import type { ObjectName, PoolId } from '../../src/common/ids.js';
 import type { Net } from '../../src/env/net.js';
 import { createRealEnv } from '../../src/env/real.js';
 import { ObjectStore } from '../../src/store/object-store.js';
+import type { JournalIo } from '../../src/store/types.js';
 import { OBJECTS, OBJECT_SECTORS, sectorPattern } from './store-writer.js';
 
 const WRITER = join(fileURLToPath(import.meta.url), '../store-writer.js');
 
 interface Submit { id: number; obj: number; sector: number; count: number }
 
-function runWriter(dir: string, firstId: number, seed: number, killAfterMs: number, journalIo: 'pool' | 'inline' | 'auto', dataIo: 'direct' | 'buffered'): Promise<{ submits: Submit[]; committed: Set<number>; info: string }> {
+function runWriter(dir: string, firstId: number, seed: number, killAfterMs: number, journalIo: JournalIo, dataIo: 'direct' | 'buffered'): Promise<{ submits: Submit[]; committed: Set<number>; info: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [WRITER, dir, String(firstId), String(seed), journalIo, dataIo], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
