@@ -1,4 +1,4 @@
-// The real Disk's read path (env/real.ts): page cache first with preadNoWait, the libuv pool
+// The real Disk's read path (env/real.ts): page cache first with preadNoWait, a lone miss inline, the libuv pool
 // for what is not cached, the pool only on tmpfs (EOPNOTSUPP, remembered per fd until close).
 // Each case compares the bytes with the file and checks the callback never runs inside the
 // call, cached or not.
@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { createRealDisk } from '../src/env/real.js';
+import { createRealDisk, readPathCounts } from '../src/env/real.js';
 import type { Disk, Fd } from '../src/env/env.js';
 
 function openP(disk: Disk, file: string): Promise<Fd> {
@@ -52,7 +52,8 @@ for (const [label, dir, viaDd] of [
     }
     const disk = createRealDisk();
     const fd = await openP(disk, file);
-    // Twice: the first read of an uncached range goes to the pool, the second hits the cache.
+    // Twice: the first read of an uncached range goes to the disk (inline: it is alone), the second
+    // hits the cache.
     for (let round = 0; round < 2; round++) {
       const a = await preadP(disk, fd, 4096, 8192);
       t.is(a.n, 4096);
@@ -68,3 +69,33 @@ for (const [label, dir, viaDd] of [
     await closeP(disk, fd);
   });
 }
+
+test.serial('Disk.pread: a lone miss is read inline, misses issued together go to the pool, bytes match either way', async (t) => {
+  const d = fs.mkdtempSync(path.join('/var/tmp', 'strata-rd-'));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  const file = path.join(d, 'data');
+  // 10 MiB, reads 1 MiB apart: a buffered miss reads ahead, so neighbours would be cached.
+  const MIB = 1 << 20;
+  const onDisk = Buffer.from(Array.from({ length: 10 * MIB }, (_, i) => (i * 7 + 3 + (i >> 12)) & 0xff));
+  fs.writeFileSync(`${file}.src`, onDisk);
+  execFileSync('dd', [`if=${file}.src`, `of=${file}`, 'bs=1M', 'oflag=direct', 'status=none']);
+  const disk = createRealDisk();
+  const fd = await openP(disk, file);
+  const c0 = readPathCounts();
+  const lone = await preadP(disk, fd, 4096, 0);
+  t.false(lone.sync, 'callback ran inside pread');
+  t.deepEqual(Buffer.from(lone.buf), onDisk.subarray(0, 4096));
+  const c1 = readPathCounts();
+  t.is(c1.inlineMiss - c0.inlineMiss, 1, 'the lone miss was read on the calling thread');
+  t.is(c1.pool - c0.pool, 0);
+  // Eight misses in one turn: one inline at most, the rest on the pool, in parallel.
+  const many = await Promise.all(Array.from({ length: 8 }, (_, i) => preadP(disk, fd, 4096, (i + 2) * MIB)));
+  many.forEach((r, i) => {
+    t.false(r.sync);
+    t.deepEqual(Buffer.from(r.buf), onDisk.subarray((i + 2) * MIB, (i + 2) * MIB + 4096));
+  });
+  const c2 = readPathCounts();
+  t.true(c2.inlineMiss - c1.inlineMiss <= 1, 'at most one miss per turn blocks the loop');
+  t.true(c2.pool - c1.pool >= 7, 'the others went to the pool');
+  await closeP(disk, fd);
+});

@@ -82,31 +82,98 @@ const EOPNOTSUPP = 95;
  */
 const noWaitRefused = new Set<number>();
 
+/** How the real disk's reads were served (tests and benchmarks read these). */
+export interface ReadPathCounts { cached: number; inlineMiss: number; pool: number }
+const readPaths: ReadPathCounts = { cached: 0, inlineMiss: 0, pool: 0 };
+/** A copy of the process-wide read path counters. */
+export function readPathCounts(): ReadPathCounts { return { ...readPaths }; }
+
 /**
- * A read served from the page cache on the calling thread when it can be, else by libuv's
- * pool. Why: a pool trip costs ~5 futex calls, an eventfd wake-up and two context switches
- * per 4 KiB read (strace of an OSD under 4k random reads: 27,678 futex calls for 5,355
- * preads), while a cached 4 KiB copy costs a microsecond; preadv2(RWF_NOWAIT) never sleeps
- * on the disk, so the event loop is never blocked by a miss. The callback still runs later
- * (a microtask), never inside the call.
+ * A read served from the page cache on the calling thread when it can be; a miss that is alone
+ * is read on the calling thread too; other misses go to libuv's pool.
+ *
+ * Why the page cache inline: a pool trip costs ~5 futex calls, an eventfd wake-up and two
+ * context switches per 4 KiB read (strace of an OSD under 4k random reads: 27,678 futex calls
+ * for 5,355 preads), while a cached 4 KiB copy costs a microsecond; preadv2(RWF_NOWAIT) never
+ * sleeps on the disk.
+ *
+ * Why a lone miss inline: at queue depth 1 the pool trip (wake a pool thread, then wake the
+ * loop) costs more than the disk read itself here (a 4 KiB read of this disk takes ~75 µs;
+ * osd-bench 4k reads of on-disk data at QD1, p50 330 → 280 µs). The loop blocks for one read at
+ * most per turn, only while no read is on the pool, and only while recent inline misses were
+ * fast (smoothed < 1 ms): a slow or failing disk sends every miss to the pool again, so
+ * heartbeats and other sessions are not held up behind it. The callback still runs later (a
+ * microtask), never inside the call.
  */
 function preadCachedFirst(fd: number, buf: Uint8Array, position: number, cb: (err: DiskError | null, n: number) => void): void {
   if (buf.length > 0 && !noWaitRefused.has(fd)) {
     const n = preadNoWait(fd, buf, position);
     if (n === buf.length || n === 0) {
+      readPaths.cached++;
       queueMicrotask(() => cb(null, n));
       return;
     }
-    if (n > 0) return preadAll(fd, buf, position, n, cb);
+    if (n > 0) return preadPool(fd, buf, position, n, cb);
     if (n === -EOPNOTSUPP) noWaitRefused.add(fd);
-    // -EAGAIN (not cached) or any other error: the pool read does it, with Node's error shape.
+    if (n === -EAGAIN && loneMiss()) return preadMissInline(fd, buf, position, cb);
+    // Any other error: the pool read does it, with Node's error shape.
   }
-  preadAll(fd, buf, position, 0, cb);
+  preadPool(fd, buf, position, 0, cb);
+}
+
+const EAGAIN = 11;
+/** Reads on libuv's pool right now (process-wide: every store of an OSD shares one disk). */
+let poolReads = 0;
+/** True after a miss was read inline in the current turn of the event loop. */
+let inlineThisTurn = false;
+/** Smoothed duration of recent inline misses, ms. */
+let inlineMissMs = 0;
+/** Above this smoothed duration, misses go to the pool until it decays below. */
+const INLINE_MISS_LIMIT_MS = 1;
+
+function loneMiss(): boolean {
+  if (poolReads > 0 || inlineThisTurn) return false;
+  if (inlineMissMs > INLINE_MISS_LIMIT_MS) {
+    inlineMissMs *= 0.9; // Decays with each miss, so a disk that recovered is tried again.
+    return false;
+  }
+  return true;
+}
+
+function preadPool(fd: number, buf: Uint8Array, position: number, done: number, cb: (err: DiskError | null, n: number) => void): void {
+  readPaths.pool++;
+  poolReads++;
+  preadAll(fd, buf, position, done, (err, n) => {
+    poolReads--;
+    cb(err, n);
+  });
+}
+
+function preadMissInline(fd: number, buf: Uint8Array, position: number, cb: (err: DiskError | null, n: number) => void): void {
+  readPaths.inlineMiss++;
+  inlineThisTurn = true;
+  setImmediate(() => { inlineThisTurn = false; });
+  const t0 = performance.now();
+  let done = 0;
+  let error: DiskError | null = null;
+  try {
+    while (done < buf.length) {
+      const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+  } catch (err) {
+    error = asDiskError(err as NodeJS.ErrnoException);
+  }
+  inlineMissMs = inlineMissMs * 0.8 + (performance.now() - t0) * 0.2;
+  queueMicrotask(() => cb(error, done));
 }
 
 /**
- * The real disk over `node:fs` callbacks (reads try the page cache inline first); the synchronous API only in `pwriteInline`, which
- * the journal uses when an operator chose inline journal I/O (`journalIo: 'inline'`).
+ * The real disk over `node:fs` callbacks. Synchronous calls in two places only: `pread` serves
+ * page-cache hits and a lone miss on the calling thread (`preadCachedFirst`), and `pwriteInline`
+ * is what the journal uses for inline journal I/O (`journalIo: 'inline'`, or 'auto' for a lone
+ * record).
  */
 export function createRealDisk(): Disk {
   return {
