@@ -13,6 +13,8 @@ interface Rec {
   system: 'ceph' | 'strata';
   workload: string;
   ops: number;
+  /** Ops of strata bench's in-process warm-up (`--warmup-total`): the run's CPU covers them too. */
+  warmupOps?: number;
   iops: number;
   elapsedSec: number;
   mibPerSec?: number;
@@ -50,6 +52,8 @@ const get = (system: string, w: string): Rec | undefined => recs.find((r) => r.s
 const f = (n: number | undefined, d = 0): string => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
 const daemonCpu = (r: Rec): number => Object.values(r.daemons).reduce((a, d) => a + d.cpuSec, 0);
 const perOpUs = (cpuSec: number, ops: number): number => (cpuSec * 1e6) / ops;
+/** Ops the CPU figures cover: the measured ones plus an in-process warm-up's. */
+const cpuOps = (r: Rec): number => r.ops + (r.warmupOps ?? 0);
 
 const lines: string[] = [];
 lines.push('| workload | Ceph IOPS | strata IOPS | strata/Ceph | goal | Ceph MiB/s | strata MiB/s | Ceph lat avg ms¹ | strata lat avg / p50 / p99 ms | CPU µs/op daemons Ceph / strata | CPU µs/op client Ceph / strata |');
@@ -61,7 +65,7 @@ for (const w of Object.keys(GOALS)) {
   const goal = GOALS[w]!;
   const mib = (r: Rec | undefined): number | undefined => (r === undefined ? undefined : (r.iops * IO_BYTES[w]!) / 2 ** 20);
   const cLat = c === undefined ? undefined : (THREADS[w]! * 1000) / c.iops;
-  lines.push(`| ${w} | ${f(c?.iops)} | ${f(s?.iops)} | ${f(ratio, 2)}× ${Number.isFinite(ratio) ? (ratio >= goal ? '✅' : '❌') : ''} | ≥${goal}× | ${f(mib(c), 1)} | ${f(mib(s), 1)} | ${f(cLat, 2)} | ${f(s?.latMsAvg, 2)} / ${f(s?.latMsP50, 2)} / ${f(s?.latMsP99, 2)} | ${c ? f(perOpUs(daemonCpu(c), c.ops)) : '–'} / ${s ? f(perOpUs(daemonCpu(s), s.ops)) : '–'} | ${c ? f(perOpUs(c.client.cpuSec, c.ops)) : '–'} / ${s ? f(perOpUs(s.client.cpuSec, s.ops)) : '–'} |`);
+  lines.push(`| ${w} | ${f(c?.iops)} | ${f(s?.iops)} | ${f(ratio, 2)}× ${Number.isFinite(ratio) ? (ratio >= goal ? '✅' : '❌') : ''} | ≥${goal}× | ${f(mib(c), 1)} | ${f(mib(s), 1)} | ${f(cLat, 2)} | ${f(s?.latMsAvg, 2)} / ${f(s?.latMsP50, 2)} / ${f(s?.latMsP99, 2)} | ${c ? f(perOpUs(daemonCpu(c), cpuOps(c))) : '–'} / ${s ? f(perOpUs(daemonCpu(s), cpuOps(s))) : '–'} | ${c ? f(perOpUs(c.client.cpuSec, cpuOps(c))) : '–'} / ${s ? f(perOpUs(s.client.cpuSec, cpuOps(s))) : '–'} |`);
 }
 lines.push('');
 lines.push('¹ `rbd bench` prints no latency; its average is derived as threads / IOPS.');

@@ -11,7 +11,9 @@
 #   a sparse image are answered without touching the disk), 1M seq write QD16. Before each
 #   measured pair, both systems run the same workload unmeasured for a quarter of its total
 #   (warm-up, like fio's ramp_time: daemons are long-running; strata's JIT and both systems'
-#   caches and allocators reach steady state). --no-warmup measures cold daemons.
+#   caches and allocators reach steady state): `rbd bench` as a separate run, `strata bench` in
+#   the measured process (--warmup-total; its CPU figures then count the warm-up ops too).
+#   --no-warmup measures cold daemons.
 # Records per run: IOPS, MiB/s, latency (strata: p50/p99 measured; rbd bench prints neither, so
 # its average is derived as threads/IOPS), CPU seconds of every daemon and of the client (from
 # /proc/<pid>/stat and /usr/bin/time), RSS of every daemon. scripts/bench-ceph-compare.ts turns
@@ -227,10 +229,12 @@ seqwrite-1m-qd16  write 1M 16 seq  1G   256M
 "
 echo "$workloads" | while read -r name type size threads pattern total warmtotal; do
   [ -n "$name" ] || continue
+  # strata bench warms up in its own process (--warmup-total): its client is JIT-compiled, and a
+  # separate warm-up process would leave the measured one cold. rbd is compiled: a separate run.
+  swarm=(); [ "$warmup" = 1 ] && swarm=(--warmup-total "$warmtotal")
   want ceph && warm ceph "${rbdb[@]}" --io-type "$type" --io-size "$size" --io-threads "$threads" --io-pattern "$pattern" --io-total "$warmtotal"
-  want strata && warm strata "${sb[@]}" --io-type "$type" --io-size "$size" --io-threads "$threads" --io-pattern "$pattern" --io-total "$warmtotal"
   want ceph && run ceph "$name" "${rbdb[@]}" --io-type "$type" --io-size "$size" --io-threads "$threads" --io-pattern "$pattern" --io-total "$total"
-  want strata && run strata "$name" "${sb[@]}" --io-type "$type" --io-size "$size" --io-threads "$threads" --io-pattern "$pattern" --io-total "$total"
+  want strata && run strata "$name" "${sb[@]}" --io-type "$type" --io-size "$size" --io-threads "$threads" --io-pattern "$pattern" --io-total "$total" "${swarm[@]}"
 done
 
 node "$repo/dist/scripts/bench-ceph-compare.js" "$results"

@@ -29,7 +29,7 @@ export const IMAGE_USAGE = `Image commands (pool/image; sizes take K, M, G, T su
   strata image lock ls POOL/NAME                (exclusive-lock holder, lease expiry, fencing epoch)
   strata image lock break POOL/NAME [--holder INSTANCE]   (blocklists the holder, then removes its lock)
   strata bench POOL/NAME --io-type read|write|rw [--io-size 4K] [--io-threads 16] [--io-pattern seq|rand]
-               [--io-total 256M] [--rw-mix-read 70] [--json]
+               [--io-total 256M] [--rw-mix-read 70] [--warmup-total 0] [--json]
 Common options: --mon, --keyring, --name, --json, --timeout-ms (see the admin commands)`;
 
 const K = 1024;
@@ -61,7 +61,7 @@ export function runImageCli(argv: string[], exit: (code: number) => void): void 
       mon: { type: 'string' }, keyring: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' },
       'timeout-ms': { type: 'string' }, size: { type: 'string' }, 'object-size': { type: 'string' }, 'stripe-unit': { type: 'string' },
       'stripe-count': { type: 'string' }, 'allow-shrink': { type: 'boolean' }, 'io-type': { type: 'string' }, 'io-size': { type: 'string' },
-      'io-threads': { type: 'string' }, 'io-pattern': { type: 'string' }, 'io-total': { type: 'string' }, 'rw-mix-read': { type: 'string' },
+      'io-threads': { type: 'string' }, 'io-pattern': { type: 'string' }, 'io-total': { type: 'string' }, 'rw-mix-read': { type: 'string' }, 'warmup-total': { type: 'string' },
       'log-level': { type: 'string' }, holder: { type: 'string' }, help: { type: 'boolean', short: 'h' }, 'no-progress': { type: 'boolean' },
     },
   });
@@ -400,7 +400,7 @@ function roundUp512(n: number): number { return Math.ceil(n / 512) * 512; }
 
 // ----- bench (rbd bench). -----
 
-interface BenchOptions { ioType: 'read' | 'write' | 'rw'; ioSize: number; threads: number; pattern: 'seq' | 'rand'; total: number; mixRead: number }
+interface BenchOptions { ioType: 'read' | 'write' | 'rw'; ioSize: number; threads: number; pattern: 'seq' | 'rand'; total: number; mixRead: number; warmup: number }
 
 function benchOptions(v: Values): BenchOptions {
   const ioType = v['io-type'];
@@ -413,7 +413,8 @@ function benchOptions(v: Values): BenchOptions {
   if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new UsageError('--io-threads must be 1..1024');
   const mixRead = Number(v['rw-mix-read'] ?? 70);
   if (!(mixRead >= 0 && mixRead <= 100)) throw new UsageError('--rw-mix-read must be 0..100');
-  return { ioType, ioSize, threads, pattern, total: parseSize((v['io-total'] as string | undefined) ?? '1G', '--io-total'), mixRead };
+  const warmup = parseSize((v['warmup-total'] as string | undefined) ?? '0', '--warmup-total');
+  return { ioType, ioSize, threads, pattern, total: parseSize((v['io-total'] as string | undefined) ?? '1G', '--io-total'), mixRead, warmup };
 }
 
 async function runBench(ctx: Ctx, spec: { pool: string; image: string }, o: BenchOptions): Promise<string> {
@@ -426,10 +427,18 @@ async function runBench(ctx: Ctx, spec: { pool: string; image: string }, o: Benc
 }
 
 async function benchImage(ctx: Ctx, img: Image, o: BenchOptions): Promise<string> {
-  const env = ctx.env;
-  const ops = Math.max(1, Math.floor(o.total / o.ioSize));
   const slots = Math.floor(img.sizeBytes / o.ioSize);
   if (slots === 0) throw new ClusterError('CLU_ERR_INVALID', `image of ${img.sizeBytes} bytes is smaller than --io-size`);
+  // --warmup-total: the same workload first, unmeasured and silent, in this process (fio's
+  // ramp_time). Why in-process: the client is JIT-compiled, and a daemon that serves an image
+  // runs for days; a fresh process measures V8 compiling the I/O path for its first seconds.
+  const warmOps = Math.floor(o.warmup / o.ioSize);
+  if (warmOps > 0) await benchRun(ctx, img, o, slots, warmOps, 0, true);
+  return benchRun(ctx, img, o, slots, Math.max(1, Math.floor(o.total / o.ioSize)), warmOps, false);
+}
+
+async function benchRun(ctx: Ctx, img: Image, o: BenchOptions, slots: number, ops: number, warmupOps: number, quiet: boolean): Promise<string> {
+  const env = ctx.env;
   const lat = new Float64Array(ops);
   const bufs = Array.from({ length: o.threads }, (_, i) => new Uint8Array(o.ioSize).fill(0x5a ^ i));
   let issued = 0;
@@ -441,7 +450,7 @@ async function benchImage(ctx: Ctx, img: Image, o: BenchOptions): Promise<string
   let x = env.rng.u32() || 1;
   const rnd = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x1_0000_0000; };
   const start = env.nowMs();
-  if (!ctx.json) process.stdout.write(`bench  type ${o.ioType} io_size ${o.ioSize} io_threads ${o.threads} bytes ${ops * o.ioSize} pattern ${o.pattern === 'rand' ? 'random' : 'sequential'}\n  SEC       OPS   OPS/SEC   BYTES/SEC\n`);
+  if (!ctx.json && !quiet) process.stdout.write(`bench  type ${o.ioType} io_size ${o.ioSize} io_threads ${o.threads} bytes ${ops * o.ioSize} pattern ${o.pattern === 'rand' ? 'random' : 'sequential'}\n  SEC       OPS   OPS/SEC   BYTES/SEC\n`);
   let lastReportMs = start;
   let lastReportOps = 0;
   await new Promise<void>((resolve, reject) => {
@@ -457,7 +466,7 @@ async function benchImage(ctx: Ctx, img: Image, o: BenchOptions): Promise<string
         const now = env.nowMs();
         lat[i] = now - t0;
         completed++;
-        if (!ctx.json && now - lastReportMs >= 1000) {
+        if (!ctx.json && !quiet && now - lastReportMs >= 1000) {
           const rate = ((completed - lastReportOps) * 1000) / (now - lastReportMs);
           process.stdout.write(`${String(Math.round((now - start) / 1000)).padStart(5)} ${String(completed).padStart(9)} ${rate.toFixed(1).padStart(9)}   ${humanBytes(rate * o.ioSize)}/s\n`);
           lastReportMs = now;
@@ -474,7 +483,7 @@ async function benchImage(ctx: Ctx, img: Image, o: BenchOptions): Promise<string
   const pct = (p: number): number => lat[Math.min(ops - 1, Math.floor((p / 100) * ops))]!;
   const iops = (ops * 1000) / elapsedMs;
   const r = {
-    ioType: o.ioType, ioSize: o.ioSize, threads: o.threads, pattern: o.pattern, ops, reads, elapsedSec: elapsedMs / 1000,
+    ioType: o.ioType, ioSize: o.ioSize, threads: o.threads, pattern: o.pattern, ops, warmupOps, reads, elapsedSec: elapsedMs / 1000,
     iops, mibPerSec: (iops * o.ioSize) / (1024 * 1024), latMsAvg: lat.reduce((a, b) => a + b, 0) / ops, latMsP50: pct(50), latMsP99: pct(99), latMsMax: lat[ops - 1]!,
   };
   if (ctx.json) return JSON.stringify(r);

@@ -81,8 +81,9 @@ test('strata image and bench commands: exit codes, import/export, bench output',
   const b = JSON.parse(bench.stdout) as { ops: number; iops: number; latMsP99: number };
   t.is(b.ops, 128);
   t.true(b.iops > 0 && b.latMsP99 > 0);
-  const text = await run('bench', 'vms/d9', '--io-type', 'rw', '--io-size', '4K', '--io-threads', '2', '--io-total', '64K');
-  t.regex(text.stdout, /ops\/sec: [\d.]+ .*p99/);
+  const text = await run('bench', 'vms/d9', '--io-type', 'rw', '--io-size', '4K', '--io-threads', '2', '--io-total', '64K', '--warmup-total', '32K');
+  t.regex(text.stdout, /ops: 16 +ops\/sec: [\d.]+ .*p99/); // The warm-up's 8 ops are not counted.
+  t.is(text.stdout.split('bench  type').length, 2, 'one header: the warm-up is silent');
   t.is((await run('image', 'rm', 'vms/d9')).code, 0);
   t.is((await run('image', 'rm', 'vms/d9')).code, 3);
 });
