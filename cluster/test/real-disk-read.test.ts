@@ -97,5 +97,12 @@ test.serial('Disk.pread: a lone miss is read inline, misses issued together go t
   const c2 = readPathCounts();
   t.true(c2.inlineMiss - c1.inlineMiss <= 1, 'at most one miss per turn blocks the loop');
   t.true(c2.pool - c1.pool >= 7, 'the others went to the pool');
+  // A large miss (a recovery copy, a scrub) never holds the loop, even alone.
+  await new Promise((r) => setImmediate(r));
+  const large = await preadP(disk, fd, 1 << 20, 9 * MIB);
+  t.deepEqual(Buffer.from(large.buf), onDisk.subarray(9 * MIB, 10 * MIB));
+  const c3 = readPathCounts();
+  t.is(c3.inlineMiss - c2.inlineMiss, 0, 'a 1 MiB miss is not read inline');
+  t.is(c3.pool - c2.pool, 1);
   await closeP(disk, fd);
 });

@@ -100,7 +100,7 @@ export function readPathCounts(): ReadPathCounts { return { ...readPaths }; }
  * Why a lone miss inline: at queue depth 1 the pool trip (wake a pool thread, then wake the
  * loop) costs more than the disk read itself here (a 4 KiB read of this disk takes ~75 µs;
  * osd-bench 4k reads of on-disk data at QD1, p50 330 → 280 µs). The loop blocks for one read at
- * most per turn, only while no read is on the pool, and only while recent inline misses were
+ * most per turn, of at most 64 KiB, only while no read is on the pool, and only while recent inline misses were
  * fast (smoothed < 1 ms): a slow or failing disk sends every miss to the pool again, so
  * heartbeats and other sessions are not held up behind it. The callback still runs later (a
  * microtask), never inside the call.
@@ -115,7 +115,7 @@ function preadCachedFirst(fd: number, buf: Uint8Array, position: number, cb: (er
     }
     if (n > 0) return preadPool(fd, buf, position, n, cb);
     if (n === -EOPNOTSUPP) noWaitRefused.add(fd);
-    if (n === -EAGAIN && loneMiss()) return preadMissInline(fd, buf, position, cb);
+    if (n === -EAGAIN && buf.length <= INLINE_MISS_MAX_BYTES && loneMiss()) return preadMissInline(fd, buf, position, cb);
     // Any other error: the pool read does it, with Node's error shape.
   }
   preadPool(fd, buf, position, 0, cb);
@@ -130,6 +130,8 @@ let inlineThisTurn = false;
 let inlineMissMs = 0;
 /** Above this smoothed duration, misses go to the pool until it decays below. */
 const INLINE_MISS_LIMIT_MS = 1;
+/** Larger reads (recovery's object copies, scrub) always go to the pool: they would hold the loop. */
+const INLINE_MISS_MAX_BYTES = 64 * 1024;
 
 function loneMiss(): boolean {
   if (poolReads > 0 || inlineThisTurn) return false;
