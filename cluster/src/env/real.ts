@@ -74,7 +74,23 @@ function preadAll(fd: number, buf: Uint8Array, position: number, done: number, c
   });
 }
 
+/** `preadAll` on the calling thread: bytes read, or the error. */
+function preadAllNow(fd: number, buf: Uint8Array, position: number): { n: number; err: DiskError | null } {
+  let done = 0;
+  try {
+    while (done < buf.length) {
+      const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return { n: done, err: null };
+  } catch (err) {
+    return { n: done, err: asDiskError(err as NodeJS.ErrnoException) };
+  }
+}
+
 const EOPNOTSUPP = 95;
+const EAGAIN = 11;
 
 /**
  * fds whose file system refused RWF_NOWAIT (tmpfs answers EOPNOTSUPP): their reads go straight
@@ -88,6 +104,17 @@ const readPaths: ReadPathCounts = { cached: 0, inlineMiss: 0, pool: 0 };
 /** A copy of the process-wide read path counters. */
 export function readPathCounts(): ReadPathCounts { return { ...readPaths }; }
 
+/** Reads on libuv's pool right now (process-wide: every store of an OSD shares one disk). */
+let poolReads = 0;
+/** True after a miss was read inline in the current turn of the event loop. */
+let inlineThisTurn = false;
+/** Smoothed duration of recent inline misses, ms. */
+let inlineMissMs = 0;
+/** Above this smoothed duration, misses go to the pool until it decays below. */
+const INLINE_MISS_LIMIT_MS = 1;
+/** Larger reads (recovery's object copies, scrub) always go to the pool: they would hold the loop. */
+const INLINE_MISS_MAX_BYTES = 64 * 1024;
+
 /**
  * A read served from the page cache on the calling thread when it can be; a miss that is alone
  * is read on the calling thread too; other misses go to libuv's pool.
@@ -100,9 +127,9 @@ export function readPathCounts(): ReadPathCounts { return { ...readPaths }; }
  * Why a lone miss inline: at queue depth 1 the pool trip (wake a pool thread, then wake the
  * loop) costs more than the disk read itself here (a 4 KiB read of this disk takes ~75 µs;
  * osd-bench 4k reads of on-disk data at QD1, p50 330 → 280 µs). The loop blocks for one read at
- * most per turn, of at most 64 KiB, only while no read is on the pool, and only while recent inline misses were
- * fast (smoothed < 1 ms): a slow or failing disk sends every miss to the pool again, so
- * heartbeats and other sessions are not held up behind it. The callback still runs later (a
+ * most per turn, of at most 64 KiB, only while no read is on the pool, and only while recent
+ * inline misses were fast (smoothed < 1 ms): a slow or failing disk sends every miss to the
+ * pool again, so heartbeats and other sessions are not held up behind it. The callback still runs later (a
  * microtask), never inside the call.
  */
 function preadCachedFirst(fd: number, buf: Uint8Array, position: number, cb: (err: DiskError | null, n: number) => void): void {
@@ -115,26 +142,15 @@ function preadCachedFirst(fd: number, buf: Uint8Array, position: number, cb: (er
     }
     if (n > 0) return preadPool(fd, buf, position, n, cb);
     if (n === -EOPNOTSUPP) noWaitRefused.add(fd);
-    if (n === -EAGAIN && buf.length <= INLINE_MISS_MAX_BYTES && loneMiss()) return preadMissInline(fd, buf, position, cb);
+    if (n === -EAGAIN && inlineMissAllowed(buf.length)) return preadMissInline(fd, buf, position, cb);
     // Any other error: the pool read does it, with Node's error shape.
   }
   preadPool(fd, buf, position, 0, cb);
 }
 
-const EAGAIN = 11;
-/** Reads on libuv's pool right now (process-wide: every store of an OSD shares one disk). */
-let poolReads = 0;
-/** True after a miss was read inline in the current turn of the event loop. */
-let inlineThisTurn = false;
-/** Smoothed duration of recent inline misses, ms. */
-let inlineMissMs = 0;
-/** Above this smoothed duration, misses go to the pool until it decays below. */
-const INLINE_MISS_LIMIT_MS = 1;
-/** Larger reads (recovery's object copies, scrub) always go to the pool: they would hold the loop. */
-const INLINE_MISS_MAX_BYTES = 64 * 1024;
-
-function loneMiss(): boolean {
-  if (poolReads > 0 || inlineThisTurn) return false;
+/** Whether a miss of `bytes` may be read on the loop now (the rules above). */
+function inlineMissAllowed(bytes: number): boolean {
+  if (bytes > INLINE_MISS_MAX_BYTES || poolReads > 0 || inlineThisTurn) return false;
   if (inlineMissMs > INLINE_MISS_LIMIT_MS) {
     inlineMissMs *= 0.9; // Decays with each miss, so a disk that recovered is tried again.
     return false;
@@ -156,19 +172,9 @@ function preadMissInline(fd: number, buf: Uint8Array, position: number, cb: (err
   inlineThisTurn = true;
   setImmediate(() => { inlineThisTurn = false; });
   const t0 = performance.now();
-  let done = 0;
-  let error: DiskError | null = null;
-  try {
-    while (done < buf.length) {
-      const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
-      if (n === 0) break;
-      done += n;
-    }
-  } catch (err) {
-    error = asDiskError(err as NodeJS.ErrnoException);
-  }
+  const r = preadAllNow(fd, buf, position);
   inlineMissMs = inlineMissMs * 0.8 + (performance.now() - t0) * 0.2;
-  queueMicrotask(() => cb(error, done));
+  queueMicrotask(() => cb(r.err, r.n));
 }
 
 /**
