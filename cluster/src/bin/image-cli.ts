@@ -432,12 +432,22 @@ async function benchImage(ctx: Ctx, img: Image, o: BenchOptions): Promise<string
   // --warmup-total: the same workload first, unmeasured and silent, in this process (fio's
   // ramp_time). Why in-process: the client is JIT-compiled, and a daemon that serves an image
   // runs for days; a fresh process measures V8 compiling the I/O path for its first seconds.
-  const warmOps = Math.floor(o.warmup / o.ioSize);
-  if (warmOps > 0) await benchRun(ctx, img, o, slots, warmOps, 0, true);
-  return benchRun(ctx, img, o, slots, Math.max(1, Math.floor(o.total / o.ioSize)), warmOps, false);
+  const warmupOps = Math.floor(o.warmup / o.ioSize);
+  if (warmupOps > 0) await benchRun(ctx, img, o, slots, warmupOps, true);
+  const r = { ...await benchRun(ctx, img, o, slots, Math.max(1, Math.floor(o.total / o.ioSize)), false), warmupOps };
+  if (ctx.json) return JSON.stringify(r);
+  return `elapsed: ${r.elapsedSec.toFixed(2)}  ops: ${r.ops}  ops/sec: ${r.iops.toFixed(1)}  bytes/sec: ${r.mibPerSec.toFixed(2)} MiB/s  ` +
+    `lat avg ${r.latMsAvg.toFixed(3)} ms  p50 ${r.latMsP50.toFixed(3)} ms  p99 ${r.latMsP99.toFixed(3)} ms  max ${r.latMsMax.toFixed(3)} ms`;
 }
 
-async function benchRun(ctx: Ctx, img: Image, o: BenchOptions, slots: number, ops: number, warmupOps: number, quiet: boolean): Promise<string> {
+/** What one bench run measured (the JSON output, with `warmupOps` added). */
+interface BenchResult {
+  ioType: string; ioSize: number; threads: number; pattern: string; ops: number; reads: number; elapsedSec: number;
+  iops: number; mibPerSec: number; latMsAvg: number; latMsP50: number; latMsP99: number; latMsMax: number;
+}
+
+/** Runs `ops` I/Os of the workload; `quiet`: no header or per-second lines (the warm-up). */
+async function benchRun(ctx: Ctx, img: Image, o: BenchOptions, slots: number, ops: number, quiet: boolean): Promise<BenchResult> {
   const env = ctx.env;
   const lat = new Float64Array(ops);
   const bufs = Array.from({ length: o.threads }, (_, i) => new Uint8Array(o.ioSize).fill(0x5a ^ i));
@@ -482,13 +492,10 @@ async function benchRun(ctx: Ctx, img: Image, o: BenchOptions, slots: number, op
   lat.sort();
   const pct = (p: number): number => lat[Math.min(ops - 1, Math.floor((p / 100) * ops))]!;
   const iops = (ops * 1000) / elapsedMs;
-  const r = {
-    ioType: o.ioType, ioSize: o.ioSize, threads: o.threads, pattern: o.pattern, ops, warmupOps, reads, elapsedSec: elapsedMs / 1000,
+  return {
+    ioType: o.ioType, ioSize: o.ioSize, threads: o.threads, pattern: o.pattern, ops, reads, elapsedSec: elapsedMs / 1000,
     iops, mibPerSec: (iops * o.ioSize) / (1024 * 1024), latMsAvg: lat.reduce((a, b) => a + b, 0) / ops, latMsP50: pct(50), latMsP99: pct(99), latMsMax: lat[ops - 1]!,
   };
-  if (ctx.json) return JSON.stringify(r);
-  return `elapsed: ${r.elapsedSec.toFixed(2)}  ops: ${ops}  ops/sec: ${iops.toFixed(1)}  bytes/sec: ${r.mibPerSec.toFixed(2)} MiB/s  ` +
-    `lat avg ${r.latMsAvg.toFixed(3)} ms  p50 ${r.latMsP50.toFixed(3)} ms  p99 ${r.latMsP99.toFixed(3)} ms  max ${r.latMsMax.toFixed(3)} ms`;
 }
 
 function finish(log: Logger, exit: (code: number) => void, err: unknown, v: Values): void {
